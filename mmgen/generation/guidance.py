@@ -1,0 +1,45 @@
+"""Classifier-free guidance: mixing and schedules over groups."""
+
+from __future__ import annotations
+
+import torch
+
+GUIDANCE_SCHEDULES = ("constant", "linear", "cutoff")
+
+
+def check_guidance_args(guidance_scale: float, schedule: str, cutoff: int | None) -> None:
+    if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)):
+        raise TypeError(f"guidance_scale must be a number, got {type(guidance_scale).__name__}")
+    if not guidance_scale >= 0 or guidance_scale == float("inf"):
+        raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance_scale}")
+    if schedule not in GUIDANCE_SCHEDULES:
+        raise ValueError(
+            f"guidance_schedule must be one of {list(GUIDANCE_SCHEDULES)}, got {schedule!r}"
+        )
+    if schedule == "cutoff" and (not isinstance(cutoff, int) or cutoff < 0):
+        raise ValueError(f"guidance_cutoff must be an int >= 0 with 'cutoff', got {cutoff!r}")
+
+
+def guidance_scale_at(
+    group: int, num_groups: int, scale: float, schedule: str = "constant", cutoff: int | None = None
+) -> float:
+    """Guidance scale for ``group`` (0-based) of ``num_groups``.
+
+    - ``constant``: ``scale`` everywhere.
+    - ``linear``: from 1 at the first group to ``scale`` at the last (VAR's ramp).
+    - ``cutoff``: ``scale`` for the first ``cutoff`` groups, then 1 (LlamaGen's cfg_interval).
+    """
+    if schedule == "constant":
+        return scale
+    if schedule == "linear":
+        return 1.0 + (scale - 1.0) * group / max(num_groups - 1, 1)
+    if schedule == "cutoff":
+        return scale if group < cutoff else 1.0
+    raise ValueError(f"unknown guidance schedule {schedule!r}")
+
+
+def mix_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
+    """``cond + (scale - 1) * (cond - uncond)``: exactly ``cond`` at scale 1."""
+    if scale == 1.0:
+        return cond
+    return cond + (scale - 1.0) * (cond - uncond)

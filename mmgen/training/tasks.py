@@ -1,0 +1,214 @@
+"""Training tasks: what to build, what data to feed, which loss, how to validate and export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmgen.training.config import RunConfig
+from mmgen.utils.config import from_dict, to_dict
+from mmgen.utils.images import image_grid
+
+
+def render_shapes(num_samples: int, seed: int, *, show_progress: bool) -> tuple[torch.Tensor, list]:
+    """Render the ``shapes`` training set: (N, 3, 64, 64) uint8 images and their prompts."""
+    from tqdm.auto import tqdm
+
+    from mmgen.data.shapes import ShapesDataset
+
+    data = ShapesDataset(num_samples, seed=seed)
+    images = torch.empty(num_samples, 3, 64, 64, dtype=torch.uint8)
+    prompts = []
+    for i in tqdm(range(num_samples), desc="rendering shapes", disable=not show_progress):
+        item = data[i]
+        images[i] = item["image"]
+        prompts.append(item["prompt"])
+    return images, prompts
+
+
+def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
+    return images_uint8.float().div(127.5).sub(1.0)
+
+
+class TokenizerTask:
+    """Train a VQ image tokenizer on ``shapes`` (reconstruction + VQ losses)."""
+
+    def __init__(self, config: RunConfig):
+        from mmgen.tokenizers.vq import VQConfig
+
+        self.config = config
+        self.vq_config = from_dict(VQConfig, config.model, where="model")
+        self.images = None
+
+    def build_model(self) -> nn.Module:
+        from mmgen.tokenizers.vq import VQModel
+
+        return VQModel(self.vq_config)
+
+    def prepare_data(self, accelerator) -> int:
+        d = self.config.data
+        self.images, _ = render_shapes(
+            d.num_samples, d.seed, show_progress=accelerator.is_local_main_process
+        )
+        return d.num_samples
+
+    def get_batch(self, indices, device) -> dict:
+        return {"images": to_unit_range(self.images[indices]).to(device)}
+
+    def loss(self, model, batch, generator):
+        out = model(batch["images"], generator=generator)
+        stats = {
+            "reconstruction_loss": out.reconstruction_loss.item(),
+            "perplexity": out.perplexity.item(),
+        }
+        return out.loss, stats
+
+    def validate(self, model, step: int, output_dir: Path) -> dict:
+        from mmgen.eval.tokenizer_eval import evaluate_reconstruction
+        from mmgen.pipelines.outputs import to_output_type
+
+        metrics = evaluate_reconstruction(model, num_images=100)
+        with torch.no_grad():
+            originals = to_unit_range(self.images[:16]).to(next(model.parameters()).device)
+            recon = model.decode(model.encode(originals))
+        tiles = to_output_type(torch.cat([originals, recon]), "pil")
+        folder = output_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        image_grid(tiles, cols=16, scale=2).save(folder / f"step_{step:07d}.png")
+        return {k: round(v, 4) for k, v in metrics.items() if k != "num_images"}
+
+    def export(self, model, folder: Path) -> dict:
+        from mmgen.eval.tokenizer_eval import evaluate_reconstruction
+        from mmgen.utils.serialization import save_module, write_json
+
+        save_module(model, folder)
+        metrics = evaluate_reconstruction(model, num_images=400)
+        write_json(folder / "eval.json", metrics)
+        print(
+            f"reconstruction pass rate {metrics['reconstruction_pass_rate']:.3f} "
+            f"(originals {metrics['original_pass_rate']:.3f}), codebook utilisation "
+            f"{metrics['codebook_utilisation']:.3f}"
+        )
+        return metrics
+
+
+class TextToImageTask:
+    """Train the transformer on ``shapes`` prompts and VQ codes (next-token order)."""
+
+    def __init__(self, config: RunConfig):
+        from mmgen.generation.loop import SamplingConfig
+        from mmgen.models.transformer import TransformerConfig, transformer_config_from_preset
+        from mmgen.sequence import TokenSpace, text_image_layout
+        from mmgen.tokenizers.text import ByteTokenizer
+        from mmgen.tokenizers.vq import VQModel
+        from mmgen.utils.serialization import load_module
+
+        self.config = config
+        self.vq = load_module(VQModel, config.tokenizer)
+        self.text_tokenizer = ByteTokenizer(config.text_max_length)
+        self.space = TokenSpace(self.text_tokenizer.vocab_size, self.vq.codebook_size)
+        model_fields = dict(config.model)
+        preset = model_fields.pop("preset", None)
+        model_fields.update(vocab_size=self.space.vocab_size, num_codes=self.space.num_codes)
+        if preset is not None:
+            self.model_config = transformer_config_from_preset(preset, **model_fields)
+        else:
+            self.model_config = from_dict(TransformerConfig, model_fields, where="model")
+        self.sampling = from_dict(SamplingConfig, config.sampling, where="sampling")
+        r = config.data.resolution
+        self.layout = text_image_layout(
+            config.text_max_length,
+            self.vq.grid_shape(r, r),
+            flat_positions=self.model_config.rope == "1d",
+        )
+        self.null_ids = self.text_tokenizer("")[0]  # (T,)
+
+    def build_model(self) -> nn.Module:
+        from mmgen.models.transformer import ARTransformer
+
+        return ARTransformer(self.model_config)
+
+    def prepare_data(self, accelerator) -> int:
+        """Render the images and encode them to codes once (cached under output_dir/cache)."""
+        from tqdm.auto import tqdm
+
+        from mmgen.utils.serialization import load_state_dict, save_state_dict
+
+        d = self.config.data
+        cache = Path(self.config.output_dir) / "cache" / f"shapes_{d.num_samples}_{d.seed}.safetensors"
+        images, prompts = render_shapes(
+            d.num_samples, d.seed, show_progress=accelerator.is_local_main_process
+        )
+        self.text_ids = self.text_tokenizer(prompts)  # (N, T)
+        if cache.is_file():
+            self.codes = load_state_dict(cache)["codes"]
+        else:
+            codes = []
+            with torch.no_grad():
+                for start in tqdm(
+                    range(0, d.num_samples, 256),
+                    desc="encoding images",
+                    disable=not accelerator.is_local_main_process,
+                ):
+                    codes.append(self.vq.encode(to_unit_range(images[start : start + 256])))
+            self.codes = torch.cat(codes).reshape(d.num_samples, -1)  # (N, h*w)
+            if accelerator.is_main_process:
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                save_state_dict({"codes": self.codes}, cache)
+        return d.num_samples
+
+    def get_batch(self, indices, device) -> dict:
+        return {"text_ids": self.text_ids[indices].to(device), "codes": self.codes[indices].to(device)}
+
+    def loss(self, model, batch, generator):
+        from mmgen.sequence import IGNORE_INDEX, build_training_batch, drop_condition
+
+        text_ids = drop_condition(
+            batch["text_ids"], self.null_ids, self.config.training.condition_dropout, generator
+        )
+        input_ids, targets = build_training_batch(text_ids, batch["codes"], self.space)
+        layout, device, T = self.layout, input_ids.device, self.layout.text_length
+        # only image rows carry targets: (B, N, V)
+        logits = model(
+            input_ids, layout.positions.to(device), layout.kv_end.to(device), logits_from=T
+        )
+        loss = F.cross_entropy(
+            logits.flatten(0, 1).float(), targets[:, T:].flatten(), ignore_index=IGNORE_INDEX
+        )
+        return loss, {"tokens": int(targets.numel())}
+
+    def pipeline(self, model):
+        from mmgen.pipelines.text_to_image import TextToImagePipeline
+
+        return TextToImagePipeline(
+            model,
+            self.vq.to(model.device),
+            self.text_tokenizer,
+            image_size=self.config.data.resolution,
+            sampling=self.sampling,
+            training_config=to_dict(self.config),
+        )
+
+    def validate(self, model, step: int, output_dir: Path) -> dict:
+        from mmgen.eval.shapes_verifier import verify
+
+        pipe = self.pipeline(model)
+        prompts = self.config.validation_prompts
+        images = pipe(prompts, num_images_per_prompt=4, generator=torch.Generator().manual_seed(0)).images
+        marks = [verify(img, prompts[i // 4]).passed for i, img in enumerate(images)]
+        folder = output_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        image_grid(images, cols=8, marks=marks, scale=2).save(folder / f"step_{step:07d}.png")
+        return {"validation_pass_rate": sum(marks) / len(marks)}
+
+    def export(self, model, folder: Path) -> dict:
+        self.pipeline(model).save_pretrained(folder)
+        return {}
+
+
+def build_task(config: RunConfig):
+    """The task object for ``config.task``."""
+    return {"tokenizer": TokenizerTask, "text_to_image": TextToImageTask}[config.task](config)

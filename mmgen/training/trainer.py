@@ -1,0 +1,176 @@
+"""One accelerate training loop for every task (tokenizer or generator)."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Protocol
+
+import torch
+from torch import nn
+
+from mmgen.training.checkpoints import resolve_resume, save_checkpoint
+from mmgen.training.config import RunConfig
+from mmgen.utils.config import to_dict
+
+
+class Task(Protocol):
+    """What the loop needs from a task (see ``mmgen.training.tasks``)."""
+
+    def build_model(self) -> nn.Module: ...
+    def prepare_data(self, accelerator) -> int: ...  # returns the number of examples
+    def get_batch(self, indices: torch.Tensor, device: torch.device) -> dict: ...
+    def loss(self, model: nn.Module, batch: dict, generator: torch.Generator) -> tuple: ...
+    def validate(self, model: nn.Module, step: int, output_dir: Path) -> dict: ...
+    def export(self, model: nn.Module, folder: Path) -> dict: ...
+
+
+class TrainState:
+    """Step counter and the training generator, saved with every checkpoint."""
+
+    def __init__(self, seed: int):
+        self.step = 0
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "generator": self.generator.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+        self.generator.set_state(state["generator"])
+
+
+def lr_lambda(schedule: str, warmup: int, total: int):
+    def fn(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+
+    return fn
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Decay matrices only; norms, biases and 1-D parameters are not decayed."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    rest = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
+
+
+def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None = None) -> dict:
+    """Train ``task`` as described by ``config``; returns the final export's metrics."""
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+    from tqdm.auto import tqdm
+
+    tc = config.training
+    output_dir = Path(config.output_dir)
+    accelerator = Accelerator(
+        mixed_precision=tc.mixed_precision,
+        gradient_accumulation_steps=tc.gradient_accumulation_steps,
+        log_with=config.report_to,
+        project_config=ProjectConfiguration(
+            project_dir=str(output_dir), logging_dir=str(output_dir / "logs")
+        ),
+    )
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        import yaml
+
+        (output_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    with torch.random.fork_rng():  # model init is seeded without touching global state
+        torch.manual_seed(config.seed)
+        model = task.build_model()
+    num_examples = task.prepare_data(accelerator)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, tc.weight_decay),
+        lr=tc.learning_rate,
+        betas=(tc.adam_beta1, tc.adam_beta2),
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lr_lambda(tc.lr_schedule, tc.warmup_steps, tc.max_steps)
+    )
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    state = TrainState(config.seed)
+    accelerator.register_for_checkpointing(state)
+    resume = resolve_resume(output_dir, resume_from_checkpoint)
+    if resume is not None:
+        accelerator.load_state(str(resume))
+        accelerator.print(f"resumed from {resume} at step {state.step}")
+    if config.report_to:
+        accelerator.init_trackers("mmgen", config={"task": config.task, "seed": config.seed})
+
+    world, rank = accelerator.num_processes, accelerator.process_index
+    metrics_path = output_dir / "logs" / "metrics.jsonl"
+    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    bar = tqdm(
+        total=tc.max_steps,
+        initial=state.step,
+        desc=f"train {config.task}",
+        disable=not accelerator.is_local_main_process,
+    )
+    window_loss, window_micro, window_items, window_tokens = 0.0, 0, 0, 0
+    window_start = time.perf_counter()
+    model.train()
+    while state.step < tc.max_steps:
+        for _ in range(tc.gradient_accumulation_steps):
+            with accelerator.accumulate(model):
+                # all ranks draw the same global batch from the shared generator, then shard it
+                indices = torch.randint(
+                    num_examples, (tc.batch_size * world,), generator=state.generator
+                )[rank::world]
+                batch = task.get_batch(indices, accelerator.device)
+                loss, stats = task.loss(model, batch, state.generator)
+                accelerator.backward(loss)
+                if accelerator.sync_gradients and tc.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            window_loss += loss.item()
+            window_micro += 1
+            window_items += len(indices)
+            window_tokens += stats.get("tokens", 0)
+        state.step += 1
+        bar.update(1)
+        if state.step % tc.log_steps == 0 or state.step == tc.max_steps:
+            elapsed = time.perf_counter() - window_start
+            record = {
+                "step": state.step,
+                "loss": window_loss / window_micro,
+                "lr": scheduler.get_last_lr()[0],
+                "samples_per_s": window_items * world / elapsed,
+                "tokens_per_s": window_tokens * world / elapsed,
+                **{k: v for k, v in stats.items() if k != "tokens"},
+            }
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            accelerator.log(record, step=state.step)
+            if accelerator.is_main_process:
+                with open(metrics_path, "a") as handle:
+                    handle.write(json.dumps(record) + "\n")
+            window_loss, window_micro, window_items, window_tokens = 0.0, 0, 0, 0
+            window_start = time.perf_counter()
+        if state.step % tc.checkpointing_steps == 0 or state.step == tc.max_steps:
+            save_checkpoint(accelerator, output_dir, state.step, tc.checkpoints_total_limit)
+        if accelerator.is_main_process and (
+            state.step % tc.validation_steps == 0 or state.step == tc.max_steps
+        ):
+            model.eval()
+            stats = task.validate(accelerator.unwrap_model(model), state.step, output_dir)
+            model.train()
+            if stats:
+                accelerator.log(stats, step=state.step)
+                bar.write(f"step {state.step}: " + ", ".join(f"{k}={v}" for k, v in stats.items()))
+    bar.close()
+    result = {}
+    if accelerator.is_main_process:
+        model.eval()
+        result = task.export(accelerator.unwrap_model(model), output_dir / "final")
+        accelerator.print(f"saved {output_dir / 'final'}")
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return result
