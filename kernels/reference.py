@@ -23,7 +23,9 @@ def kv_end_mask(kv_end: torch.Tensor, num_keys: int) -> torch.Tensor:
 def _is_plain_causal(kv_end: torch.Tensor, num_keys: int) -> bool:
     if kv_end.dim() != 1 or kv_end.numel() != num_keys:
         return False
-    return torch.equal(kv_end, torch.arange(1, num_keys + 1, device=kv_end.device, dtype=kv_end.dtype))
+    return torch.equal(
+        kv_end, torch.arange(1, num_keys + 1, device=kv_end.device, dtype=kv_end.dtype)
+    )
 
 
 def group_causal_attention_sdpa(

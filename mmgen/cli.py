@@ -85,8 +85,10 @@ def run_train(args) -> dict:
         seed=args.seed,
         report_to=args.report_to,
         tokenizer=getattr(args, "tokenizer", None),
-        **{"training.max_steps": args.max_train_steps,
-           "training.mixed_precision": args.mixed_precision},
+        **{
+            "training.max_steps": args.max_train_steps,
+            "training.mixed_precision": args.mixed_precision,
+        },
     )
     expected = {"tokenizer": "tokenizer", "model": "text_to_image"}[args.what]
     if config.task != expected:
@@ -95,8 +97,14 @@ def run_train(args) -> dict:
 
 
 def _sampling_kwargs(args) -> dict:
-    names = ["guidance_scale", "guidance_schedule", "guidance_cutoff", "temperature", "top_k",
-             "top_p"]
+    names = [
+        "guidance_scale",
+        "guidance_schedule",
+        "guidance_cutoff",
+        "temperature",
+        "top_k",
+        "top_p",
+    ]
     return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
 
 
@@ -128,7 +136,9 @@ def run_eval(args) -> dict:
         from mmgen.tokenizers.vq import VQModel
         from mmgen.utils.serialization import load_module
 
-        metrics = evaluate_reconstruction(load_module(VQModel, args.model), num_images=args.num_images)
+        metrics = evaluate_reconstruction(
+            load_module(VQModel, args.model), num_images=args.num_images
+        )
         for key, value in metrics.items():
             print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
         return metrics
@@ -138,8 +148,12 @@ def run_eval(args) -> dict:
     pipe = TextToImagePipeline.from_pretrained(args.model, device=args.device)
     out_dir = Path(args.out_dir or "eval_shapes")
     report = evaluate_shapes(
-        pipe, num_prompts=args.num_prompts, seed=args.seed, batch_size=args.batch_size,
-        out_dir=out_dir, **_sampling_kwargs(args),
+        pipe,
+        num_prompts=args.num_prompts,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        out_dir=out_dir,
+        **_sampling_kwargs(args),
     )
     print(format_report(report))
     print(f"report: {out_dir / 'report.json'}  samples: {out_dir / 'samples.png'}")
@@ -150,17 +164,31 @@ def run_demo(args) -> Path:
     """Train the demo recipes (a few minutes on a CPU), then draw a grid."""
     configs = Path(__file__).resolve().parent.parent / "configs"
     out = Path(args.output_dir)
-    ns = argparse.Namespace(output_dir=str(out / "vq"), max_train_steps=None, mixed_precision=None,
-                            report_to=None, seed=None, resume_from_checkpoint="latest")
+    ns = argparse.Namespace(
+        output_dir=str(out / "vq"),
+        max_train_steps=None,
+        mixed_precision=None,
+        report_to=None,
+        seed=None,
+        resume_from_checkpoint="latest",
+    )
     run_train(argparse.Namespace(**vars(ns), what="tokenizer", config=configs / "demo_vq.yaml"))
     ns.output_dir = str(out / "t2i")
     ns.tokenizer = str(out / "vq" / "final")
     run_train(argparse.Namespace(**vars(ns), what="model", config=configs / "demo_t2i.yaml"))
     gen = argparse.Namespace(
-        model=str(out / "t2i" / "final"), negative_prompt=None, num_images=4, seed=0,
-        prompt=["a red circle", "a blue square", "two green triangles",
-                "a yellow circle above a purple square"],
-        out=args.out, device="cpu",
+        model=str(out / "t2i" / "final"),
+        negative_prompt=None,
+        num_images=4,
+        seed=0,
+        prompt=[
+            "a red circle",
+            "a blue square",
+            "two green triangles",
+            "a yellow circle above a purple square",
+        ],
+        out=args.out,
+        device="cpu",
     )
     return run_generate_image(gen)
 

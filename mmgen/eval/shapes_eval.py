@@ -47,8 +47,12 @@ def evaluate_shapes(
         for prompt, image in zip(batch, out):
             verdict = verify(image, prompt)
             results.append(
-                {"prompt": prompt.text, "family": prompt.family, "passed": verdict.passed,
-                 "reason": verdict.reason}
+                {
+                    "prompt": prompt.text,
+                    "family": prompt.family,
+                    "passed": verdict.passed,
+                    "reason": verdict.reason,
+                }
             )
             images.append(image)
     families = {}
@@ -71,8 +75,9 @@ def evaluate_shapes(
         out_dir.mkdir(parents=True, exist_ok=True)
         write_json(out_dir / "report.json", report)
         shown = min(len(images), 64)
-        image_grid(images[:shown], cols=8, marks=[r["passed"] for r in results[:shown]],
-                   scale=2).save(out_dir / "samples.png")
+        image_grid(
+            images[:shown], cols=8, marks=[r["passed"] for r in results[:shown]], scale=2
+        ).save(out_dir / "samples.png")
     return report
 
 

@@ -105,7 +105,10 @@ def generate_codes(
         logits = group_logits(model, input_ids, layout, start, end, caches)  # (B', n, V)
         if guided:
             scale = guidance_scale_at(
-                g, len(groups), sampling.guidance_scale, sampling.guidance_schedule,
+                g,
+                len(groups),
+                sampling.guidance_scale,
+                sampling.guidance_schedule,
                 sampling.guidance_cutoff,
             )
             logits = mix_guidance(logits[:B], logits[B:], scale)

@@ -45,7 +45,9 @@ class KVCache(nn.Module):
         """
         end = start + k.shape[2]
         if end > self.max_length:
-            raise ValueError(f"KV cache overflow: writing up to {end} > max_length {self.max_length}")
+            raise ValueError(
+                f"KV cache overflow: writing up to {end} > max_length {self.max_length}"
+            )
         self.k[:, :, start:end] = k
         self.v[:, :, start:end] = v
         return self.k[:, :, :end], self.v[:, :, :end]

@@ -148,7 +148,9 @@ class ARTransformer(nn.Module):
         """One preallocated KV cache per layer."""
         c = self.config
         return [
-            KVCache(batch_size, c.kv_heads, max_length, c.head_dim, dtype=self.dtype, device=self.device)
+            KVCache(
+                batch_size, c.kv_heads, max_length, c.head_dim, dtype=self.dtype, device=self.device
+            )
             for _ in range(c.num_layers)
         ]
 

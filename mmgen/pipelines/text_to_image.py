@@ -123,9 +123,8 @@ class TextToImagePipeline:
             raise CheckpointError(f"{folder}: pipeline folder not found")
         index = read_json(folder / MODEL_INDEX)
         if index.get("_class_name") != cls.__name__:
-            raise CheckpointError(
-                f"{folder / MODEL_INDEX}: holds a {index.get('_class_name')!r}, not a {cls.__name__}"
-            )
+            found = index.get("_class_name")
+            raise CheckpointError(f"{folder / MODEL_INDEX}: holds a {found!r}, not a {cls.__name__}")
         training_config = None
         if (folder / TRAINING_CONFIG).is_file():
             import yaml
@@ -141,7 +140,9 @@ class TextToImagePipeline:
                 training_config=training_config,
             )
         except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"{folder / MODEL_INDEX}: inconsistent pipeline ({err})") from None
+            raise CheckpointError(
+                f"{folder / MODEL_INDEX}: inconsistent pipeline ({err})"
+            ) from None
         return pipe.to(device) if device is not None else pipe
 
     # ------------------------------------------------------------------ generation
@@ -179,7 +180,9 @@ class TextToImagePipeline:
         if num_images_per_prompt < 1:
             raise ValueError(f"num_images_per_prompt must be >= 1, got {num_images_per_prompt}")
         if output_type not in OUTPUT_TYPES:
-            raise ValueError(f"output_type must be one of {list(OUTPUT_TYPES)}, got {output_type!r}")
+            raise ValueError(
+                f"output_type must be one of {list(OUTPUT_TYPES)}, got {output_type!r}"
+            )
         return prompts, negatives
 
     @torch.no_grad()
@@ -236,7 +239,9 @@ class TextToImagePipeline:
         d = self.sampling
         sampling = SamplingConfig(
             guidance_scale=d.guidance_scale if guidance_scale is None else guidance_scale,
-            guidance_schedule=d.guidance_schedule if guidance_schedule is None else guidance_schedule,
+            guidance_schedule=d.guidance_schedule
+            if guidance_schedule is None
+            else guidance_schedule,
             guidance_cutoff=d.guidance_cutoff if guidance_cutoff is None else guidance_cutoff,
             temperature=d.temperature if temperature is None else temperature,
             top_k=d.top_k if top_k is None else top_k,

@@ -31,7 +31,9 @@ def resolve_resume(output_dir: str | Path, resume: str | None) -> Path | None:
     return path
 
 
-def save_checkpoint(accelerator, output_dir: str | Path, step: int, total_limit: int | None) -> Path:
+def save_checkpoint(
+    accelerator, output_dir: str | Path, step: int, total_limit: int | None
+) -> Path:
     """``accelerator.save_state`` into a temporary folder, then rename; prune old ones."""
     folder = Path(output_dir) / "checkpoints"
     final = folder / f"checkpoint-{step}"

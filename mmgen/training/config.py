@@ -59,9 +59,9 @@ class TrainingConfig:
                 f"got {self.mixed_precision!r}"
             )
         if self.lr_schedule not in ("cosine", "constant"):
-            raise ConfigError(f"training.lr_schedule must be 'cosine' or 'constant'")
+            raise ConfigError("training.lr_schedule must be 'cosine' or 'constant'")
         if not 0 <= self.condition_dropout < 1:
-            raise ConfigError(f"training.condition_dropout must be in [0, 1)")
+            raise ConfigError("training.condition_dropout must be in [0, 1)")
 
 
 @dataclass(kw_only=True)

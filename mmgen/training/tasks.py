@@ -138,7 +138,9 @@ class TextToImageTask:
         from mmgen.utils.serialization import load_state_dict, save_state_dict
 
         d = self.config.data
-        cache = Path(self.config.output_dir) / "cache" / f"shapes_{d.num_samples}_{d.seed}.safetensors"
+        cache = (
+            Path(self.config.output_dir) / "cache" / f"shapes_{d.num_samples}_{d.seed}.safetensors"
+        )
         images, prompts = render_shapes(
             d.num_samples, d.seed, show_progress=accelerator.is_local_main_process
         )
@@ -161,7 +163,10 @@ class TextToImageTask:
         return d.num_samples
 
     def get_batch(self, indices, device) -> dict:
-        return {"text_ids": self.text_ids[indices].to(device), "codes": self.codes[indices].to(device)}
+        return {
+            "text_ids": self.text_ids[indices].to(device),
+            "codes": self.codes[indices].to(device),
+        }
 
     def loss(self, model, batch, generator):
         from mmgen.sequence import IGNORE_INDEX, build_training_batch, drop_condition
@@ -197,7 +202,9 @@ class TextToImageTask:
 
         pipe = self.pipeline(model)
         prompts = self.config.validation_prompts
-        images = pipe(prompts, num_images_per_prompt=4, generator=torch.Generator().manual_seed(0)).images
+        images = pipe(
+            prompts, num_images_per_prompt=4, generator=torch.Generator().manual_seed(0)
+        ).images
         marks = [verify(img, prompts[i // 4]).passed for i, img in enumerate(images)]
         folder = output_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)

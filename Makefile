@@ -1,0 +1,35 @@
+# Two commands for a newcomer:  `make demo`  and  `make test`.
+# Both create a virtual environment in .venv (torch 2.14.1 + torchvision 0.29.1 come from the
+# machine's local wheels through plain pip) and install mmgen in editable mode.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.mmgen-installed
+
+.PHONY: setup demo test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/mmgen demo
+
+test: setup
+	$(BIN)/pytest -q
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: setup
+	$(BIN)/python tools/bench_import.py
+
+clean:
+	rm -rf runs eval_shapes demo_grid.png

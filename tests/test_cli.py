@@ -1,0 +1,76 @@
+import json
+import subprocess
+import sys
+
+from PIL import Image
+
+from mmgen.cli import main
+from tests.conftest import make_tiny_pipeline
+
+
+def test_generate_image_writes_grid(tmp_path, capsys):
+    make_tiny_pipeline().save_pretrained(tmp_path / "pipe")
+    out = tmp_path / "grid.png"
+    main(
+        [
+            "generate",
+            "image",
+            "--model",
+            str(tmp_path / "pipe"),
+            "--prompt",
+            "a red circle",
+            "--prompt",
+            "a blue square",
+            "--num-images",
+            "3",
+            "--seed",
+            "0",
+            "--out",
+            str(out),
+        ]
+    )
+    grid = Image.open(out)
+    assert grid.size == (3 * (32 + 4), 2 * (32 + 4))  # 3 per row, 2 rows, 2x scale, 2 px pad
+    assert "wrote 6 images" in capsys.readouterr().out
+
+
+def test_eval_shapes_prints_table_and_writes_report(tmp_path, capsys):
+    make_tiny_pipeline().save_pretrained(tmp_path / "pipe")
+    main(
+        [
+            "eval",
+            "shapes",
+            "--model",
+            str(tmp_path / "pipe"),
+            "--num-prompts",
+            "12",
+            "--batch-size",
+            "6",
+            "--out-dir",
+            str(tmp_path / "eval"),
+        ]
+    )
+    report = json.loads((tmp_path / "eval" / "report.json").read_text())
+    assert sum(report["counts"].values()) == 12 and len(report["results"]) == 12
+    assert set(report["families"]) == {"single", "pair", "count", "relation"}
+    assert (tmp_path / "eval" / "samples.png").is_file()
+    printed = capsys.readouterr().out
+    assert "overall" in printed and "relation" in printed
+
+
+def test_import_mmgen_does_not_import_heavy_libraries():
+    code = (
+        "import sys, mmgen; from mmgen import TextToImagePipeline; "
+        "print([m for m in ('diffusers', 'accelerate', 'timm', 'imageio') if m in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_console_script_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "mmgen.cli", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "train" in result.stdout and "generate" in result.stdout and "eval" in result.stdout
