@@ -124,7 +124,7 @@ class TextToImagePipeline:
         index = read_json(folder / MODEL_INDEX)
         if index.get("_class_name") != cls.__name__:
             found = index.get("_class_name")
-            raise CheckpointError(f"{folder / MODEL_INDEX}: holds a {found!r}, not a {cls.__name__}")
+            raise CheckpointError(f"{folder / MODEL_INDEX}: holds a {found!r}, not {cls.__name__}")
         training_config = None
         if (folder / TRAINING_CONFIG).is_file():
             import yaml
