@@ -150,3 +150,14 @@ def test_unknown_recipe_key_is_rejected_by_name(tmp_path):
     )
     with pytest.raises(ConfigError, match="bad.yaml.*'batchsize'.*section 'training'"):
         load_run_config(path)
+
+
+def test_gradient_accumulation_and_bf16_mixed_precision_run(trained_vq, tmp_path):
+    recipe = t2i_recipe(
+        tmp_path, trained_vq[0] / "final", name="accum",
+        gradient_accumulation_steps=2, mixed_precision="bf16", max_steps=2,
+    )
+    run(recipe)
+    logged = losses(tmp_path / "accum")
+    assert sorted(logged) == [1, 2]
+    assert all(0 < value < 10 for value in logged.values())
