@@ -45,7 +45,8 @@ class VQConfig:
         commitment_beta: weight of the commitment loss.
         usage_decay: EMA decay of the per-code usage share, in [0, 1).
         dead_code_threshold: usage share below which a code is restarted; in
-            [0, 1 / codebook_size).
+            [0, 1 / codebook_size). None (the default) means half the uniform share,
+            ``0.5 / codebook_size``, so every codebook size gets a valid threshold.
         mid_block_attention: self-attention in the encoder/decoder mid blocks.
     """
 
@@ -58,7 +59,7 @@ class VQConfig:
     codebook_dim: int = 8
     commitment_beta: float = 0.25
     usage_decay: float = 0.99
-    dead_code_threshold: float = 1e-3
+    dead_code_threshold: float | None = None
     mid_block_attention: bool = False
 
     def __post_init__(self) -> None:
@@ -91,6 +92,8 @@ class VQConfig:
         self.usage_decay = _check_float("usage_decay", self.usage_decay)
         if not 0.0 <= self.usage_decay < 1.0:
             raise ValueError(f"usage_decay must be in [0, 1), got {self.usage_decay}")
+        if self.dead_code_threshold is None:
+            self.dead_code_threshold = 0.5 / self.codebook_size
         self.dead_code_threshold = _check_float("dead_code_threshold", self.dead_code_threshold)
         if not 0.0 <= self.dead_code_threshold * self.codebook_size < 1.0:
             raise ValueError(

@@ -188,3 +188,9 @@ def test_mid_block_attention_builds_and_runs():
 def test_importing_vq_does_not_import_diffusers():
     code = "import sys, mmgen.tokenizers.vq; assert 'diffusers' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_default_dead_code_threshold_is_valid_for_any_codebook_size():
+    for size in (16, 512, 1024, 16384):
+        config = VQConfig(codebook_size=size)
+        assert config.dead_code_threshold == 0.5 / size
