@@ -154,8 +154,12 @@ def test_unknown_recipe_key_is_rejected_by_name(tmp_path):
 
 def test_gradient_accumulation_and_bf16_mixed_precision_run(trained_vq, tmp_path):
     recipe = t2i_recipe(
-        tmp_path, trained_vq[0] / "final", name="accum",
-        gradient_accumulation_steps=2, mixed_precision="bf16", max_steps=2,
+        tmp_path,
+        trained_vq[0] / "final",
+        name="accum",
+        gradient_accumulation_steps=2,
+        mixed_precision="bf16",
+        max_steps=2,
     )
     run(recipe)
     logged = losses(tmp_path / "accum")
