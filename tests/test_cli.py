@@ -74,3 +74,36 @@ def test_console_script_help():
         [sys.executable, "-m", "mmgen.cli", "--help"], capture_output=True, text=True, check=True
     )
     assert "train" in result.stdout and "generate" in result.stdout and "eval" in result.stdout
+
+
+def test_tools_scripts_take_the_cli_options(tmp_path):
+    from pathlib import Path
+
+    tools = Path(__file__).resolve().parent.parent / "tools"
+    make_tiny_pipeline().save_pretrained(tmp_path / "pipe")
+    out = tmp_path / "g.png"
+    subprocess.run(
+        [
+            sys.executable,
+            str(tools / "generate_image.py"),
+            "--model",
+            str(tmp_path / "pipe"),
+            "--prompt",
+            "a red circle",
+            "--num-images",
+            "2",
+            "--out",
+            str(out),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    assert Image.open(out).size == (2 * 36, 36)
+    for script in ("train.py", "train_tokenizer.py", "eval_shapes.py"):
+        result = subprocess.run(
+            [sys.executable, str(tools / script), "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "--config" in result.stdout or "--model" in result.stdout
