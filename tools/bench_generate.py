@@ -1,0 +1,53 @@
+"""Generation speed with and without the KV cache, measured in the same run.
+
+    python tools/bench_generate.py --model runs/shapes_t2i/final [--num-images 16] [--repeats 2]
+
+Times ``pipe(prompts, ...)`` after loading (the first call is a warm-up) with ``use_cache=True``
+and with ``use_cache=False`` (full recompute of the prefix at every group), and prints the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def main() -> None:
+    from mmgen.pipelines.text_to_image import TextToImagePipeline
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--model", required=True)
+    parser.add_argument("--num-images", type=int, default=16)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    pipe = TextToImagePipeline.from_pretrained(args.model, device=args.device)
+    prompts = ["a red circle to the left of a blue square"] * args.num_images
+
+    def timed(use_cache: bool) -> float:
+        start = time.perf_counter()
+        pipe(prompts, generator=torch.Generator().manual_seed(0), use_cache=use_cache)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    timed(True)  # warm-up
+    cached = statistics.median(timed(True) for _ in range(args.repeats))
+    full = statistics.median(timed(False) for _ in range(args.repeats))
+    groups = len(pipe.layout.image_groups)
+    print(
+        f"model {args.model}: {groups} groups per image, {args.num_images} images, "
+        f"{torch.get_num_threads()} CPU threads, device {args.device}"
+    )
+    print(f"{'path':<28} {'seconds':>8} {'images/s':>9}")
+    print(f"{'KV cache':<28} {cached:>8.2f} {args.num_images / cached:>9.2f}")
+    print(f"{'no cache (full recompute)':<28} {full:>8.2f} {args.num_images / full:>9.2f}")
+    print(f"speed-up from the cache: {full / cached:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
