@@ -24,6 +24,8 @@ class DataConfig:
     def __post_init__(self):
         if self.name not in ("shapes",):
             raise ConfigError(f"data.name must be 'shapes', got {self.name!r}")
+        if self.name == "shapes" and self.resolution != 64:
+            raise ConfigError(f"data.resolution must be 64 for shapes, got {self.resolution}")
         if self.num_samples < 1:
             raise ConfigError(f"data.num_samples must be >= 1, got {self.num_samples}")
 
