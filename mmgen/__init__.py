@@ -12,6 +12,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "TextToImagePipeline": "mmgen.pipelines.text_to_image",
+    "ClassToImagePipeline": "mmgen.pipelines.class_to_image",
     "ImagePipelineOutput": "mmgen.pipelines.outputs",
     "ARTransformer": "mmgen.models.transformer",
     "TransformerConfig": "mmgen.models.transformer",

@@ -1,0 +1,33 @@
+"""Built-in models shipped inside the package, loaded by name with no network."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+BUILTIN_DIR = Path(__file__).resolve().parent
+
+#: name -> (folder under mmgen/builtin, one-line description)
+BUILTIN_MODELS: dict[str, str] = {
+    "shapes-t2i": "text-to-image on the built-in shapes task, 64x64 (next-token over VQ codes)",
+}
+
+
+def resolve_model_path(name_or_path: str | Path) -> Path:
+    """A folder path as is; a built-in model name -> its folder inside the package.
+
+    Raises:
+        FileNotFoundError: neither an existing folder nor a known built-in name.
+    """
+    path = Path(name_or_path)
+    if path.is_dir():
+        return path
+    name = str(name_or_path)
+    if name in BUILTIN_MODELS:
+        folder = BUILTIN_DIR / name
+        if not folder.is_dir():
+            raise FileNotFoundError(f"built-in model {name!r} is missing from {BUILTIN_DIR}")
+        return folder
+    raise FileNotFoundError(
+        f"{name!r} is neither a model folder nor a built-in model "
+        f"(built-in: {sorted(BUILTIN_MODELS)})"
+    )

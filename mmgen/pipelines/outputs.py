@@ -24,7 +24,7 @@ class ImagePipelineOutput:
 
 
 def to_output_type(images: torch.Tensor, output_type: str) -> Any:
-    """Convert (B, 3, H, W) images in [-1, 1] to the requested output type."""
+    """Convert (B, C, H, W) images in [-1, 1] (C = 3, or 1 for grey) to the output type."""
     images = ((images.float().clamp(-1, 1) + 1) / 2).cpu()  # (B, 3, H, W) in [0, 1]
     if output_type == "pt":
         return images
@@ -33,7 +33,10 @@ def to_output_type(images: torch.Tensor, output_type: str) -> Any:
         return array
     from PIL import Image
 
-    return [Image.fromarray(np.round(a * 255).astype(np.uint8)) for a in array]
+    pixels = np.round(array * 255).astype(np.uint8)
+    if pixels.shape[-1] == 1:  # grey images become mode "L"
+        return [Image.fromarray(p[..., 0]) for p in pixels]
+    return [Image.fromarray(p) for p in pixels]
 
 
 def image_to_tensor(image) -> torch.Tensor:
