@@ -8,13 +8,15 @@ from typing import Any
 
 from mmgen.utils.config import ConfigError, from_dict, load_yaml
 
-TASKS = ("tokenizer", "text_to_image")
+TASKS = ("tokenizer", "text_to_image", "class_to_image")
+DATA_RESOLUTION = {"shapes": 64, "digits": 32}
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
 
 @dataclass(kw_only=True)
 class DataConfig:
-    """Training data. ``name`` is a built-in task (``shapes``)."""
+    """Training data. ``name`` is a built-in task: ``shapes`` (64x64 RGB, prompts) or
+    ``digits`` (32x32 grey, class labels; the training split, ``num_samples`` is ignored)."""
 
     name: str = "shapes"
     num_samples: int = 20000
@@ -22,10 +24,15 @@ class DataConfig:
     resolution: int = 64
 
     def __post_init__(self):
-        if self.name not in ("shapes",):
-            raise ConfigError(f"data.name must be 'shapes', got {self.name!r}")
-        if self.name == "shapes" and self.resolution != 64:
-            raise ConfigError(f"data.resolution must be 64 for shapes, got {self.resolution}")
+        if self.name not in DATA_RESOLUTION:
+            raise ConfigError(
+                f"data.name must be one of {list(DATA_RESOLUTION)}, got {self.name!r}"
+            )
+        if self.resolution != DATA_RESOLUTION[self.name]:
+            raise ConfigError(
+                f"data.resolution must be {DATA_RESOLUTION[self.name]} for {self.name}, "
+                f"got {self.resolution}"
+            )
         if self.num_samples < 1:
             raise ConfigError(f"data.num_samples must be >= 1, got {self.num_samples}")
 
@@ -106,8 +113,11 @@ class RunConfig:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {list(TASKS)}, got {self.task!r}")
-        if self.task == "text_to_image" and not self.tokenizer:
-            raise ConfigError("task text_to_image needs 'tokenizer': a trained VQ folder")
+        if self.task != "tokenizer" and not self.tokenizer:
+            raise ConfigError(f"task {self.task} needs 'tokenizer': a trained VQ folder")
+        expected = {"text_to_image": "shapes", "class_to_image": "digits"}.get(self.task)
+        if expected and self.data.name != expected:
+            raise ConfigError(f"task {self.task} trains on data.name {expected!r}")
         if self.report_to not in (None, "tensorboard"):
             raise ConfigError(f"report_to must be 'tensorboard' or null, got {self.report_to!r}")
 

@@ -33,8 +33,18 @@ def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.float().div(127.5).sub(1.0)
 
 
+def load_training_images(data, *, show_progress: bool) -> tuple[torch.Tensor, list]:
+    """(N, C, H, W) uint8 images and their conditions (prompts or class labels)."""
+    if data.name == "digits":
+        from mmgen.data.digits import load_digits_split
+
+        images, labels = load_digits_split("train")
+        return images, labels.tolist()
+    return render_shapes(data.num_samples, data.seed, show_progress=show_progress)
+
+
 class TokenizerTask:
-    """Train a VQ image tokenizer on ``shapes`` (reconstruction + VQ losses)."""
+    """Train a VQ image tokenizer on ``shapes`` or ``digits`` (reconstruction + VQ losses)."""
 
     def __init__(self, config: RunConfig):
         from mmgen.tokenizers.vq import VQConfig
@@ -49,14 +59,22 @@ class TokenizerTask:
         return VQModel(self.vq_config)
 
     def prepare_data(self, accelerator) -> int:
-        d = self.config.data
-        self.images, _ = render_shapes(
-            d.num_samples, d.seed, show_progress=accelerator.is_local_main_process
+        self.images, _ = load_training_images(
+            self.config.data, show_progress=accelerator.is_local_main_process
         )
-        return d.num_samples
+        return len(self.images)
 
     def get_batch(self, indices, device) -> dict:
         return {"images": to_unit_range(self.images[indices]).to(device)}
+
+    def evaluate(self, model, num_images: int) -> dict:
+        if self.config.data.name == "digits":
+            from mmgen.eval.tokenizer_eval import evaluate_digits_reconstruction
+
+            return evaluate_digits_reconstruction(model)
+        from mmgen.eval.tokenizer_eval import evaluate_reconstruction
+
+        return evaluate_reconstruction(model, num_images=num_images)
 
     def loss(self, model, batch, generator):
         out = model(batch["images"], generator=generator)
@@ -67,10 +85,9 @@ class TokenizerTask:
         return out.loss, stats
 
     def validate(self, model, step: int, output_dir: Path) -> dict:
-        from mmgen.eval.tokenizer_eval import evaluate_reconstruction
         from mmgen.pipelines.outputs import to_output_type
 
-        metrics = evaluate_reconstruction(model, num_images=100)
+        metrics = self.evaluate(model, num_images=100)
         with torch.no_grad():
             originals = to_unit_range(self.images[:16]).to(next(model.parameters()).device)
             recon = model.decode(model.encode(originals))
@@ -81,35 +98,44 @@ class TokenizerTask:
         return {k: round(v, 4) for k, v in metrics.items() if k != "num_images"}
 
     def export(self, model, folder: Path) -> dict:
-        from mmgen.eval.tokenizer_eval import evaluate_reconstruction
         from mmgen.utils.serialization import save_module, write_json
 
         save_module(model, folder)
-        metrics = evaluate_reconstruction(model, num_images=400)
+        metrics = self.evaluate(model, num_images=400)
         write_json(folder / "eval.json", metrics)
-        print(
-            f"reconstruction pass rate {metrics['reconstruction_pass_rate']:.3f} "
-            f"(originals {metrics['original_pass_rate']:.3f}), codebook utilisation "
-            f"{metrics['codebook_utilisation']:.3f}"
-        )
+        print("tokenizer: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
         return metrics
 
 
-class TextToImageTask:
-    """Train the transformer on ``shapes`` prompts and VQ codes (next-token order)."""
+class GenerationTask:
+    """Train the transformer on VQ codes (next-token order) with a condition prefix:
+    prompts for ``text_to_image`` (shapes), class labels for ``class_to_image`` (digits)."""
 
     def __init__(self, config: RunConfig):
         from mmgen.generation.loop import SamplingConfig
         from mmgen.models.transformer import TransformerConfig, transformer_config_from_preset
         from mmgen.sequence import TokenSpace, text_image_layout
-        from mmgen.tokenizers.text import ByteTokenizer
         from mmgen.tokenizers.vq import VQModel
         from mmgen.utils.serialization import load_module
 
         self.config = config
         self.vq = load_module(VQModel, config.tokenizer)
-        self.text_tokenizer = ByteTokenizer(config.text_max_length)
-        self.space = TokenSpace(self.text_tokenizer.vocab_size, self.vq.codebook_size)
+        if config.task == "class_to_image":
+            from mmgen.data.digits import NUM_CLASSES
+            from mmgen.pipelines.class_to_image import ClassToImagePipeline
+            from mmgen.tokenizers.label import ClassLabelTokenizer
+
+            self.condition_tokenizer = ClassLabelTokenizer(NUM_CLASSES)
+            self.pipeline_class = ClassToImagePipeline
+            self.null_ids = self.condition_tokenizer([None])[0]  # (1,)
+        else:
+            from mmgen.pipelines.text_to_image import TextToImagePipeline
+            from mmgen.tokenizers.text import ByteTokenizer
+
+            self.condition_tokenizer = ByteTokenizer(config.text_max_length)
+            self.pipeline_class = TextToImagePipeline
+            self.null_ids = self.condition_tokenizer("")[0]  # (T,)
+        self.space = TokenSpace(self.condition_tokenizer.vocab_size, self.vq.codebook_size)
         model_fields = dict(config.model)
         preset = model_fields.pop("preset", None)
         model_fields.update(vocab_size=self.space.vocab_size, num_codes=self.space.num_codes)
@@ -120,11 +146,10 @@ class TextToImageTask:
         self.sampling = from_dict(SamplingConfig, config.sampling, where="sampling")
         r = config.data.resolution
         self.layout = text_image_layout(
-            config.text_max_length,
+            self.condition_tokenizer.max_length,
             self.vq.grid_shape(r, r),
             flat_positions=self.model_config.rope == "1d",
         )
-        self.null_ids = self.text_tokenizer("")[0]  # (T,)
 
     def build_model(self) -> nn.Module:
         from mmgen.models.transformer import ARTransformer
@@ -132,49 +157,51 @@ class TextToImageTask:
         return ARTransformer(self.model_config)
 
     def prepare_data(self, accelerator) -> int:
-        """Render the images and encode them to codes once (cached under output_dir/cache)."""
+        """Load the images and encode them to codes once (cached under output_dir/cache)."""
         from tqdm.auto import tqdm
 
         from mmgen.utils.serialization import load_state_dict, save_state_dict
 
         d = self.config.data
-        cache = (
-            Path(self.config.output_dir) / "cache" / f"shapes_{d.num_samples}_{d.seed}.safetensors"
+        name = f"{d.name}_{d.num_samples}_{d.seed}" if d.name == "shapes" else d.name
+        cache = Path(self.config.output_dir) / "cache" / f"{name}.safetensors"
+        images, conditions = load_training_images(
+            d, show_progress=accelerator.is_local_main_process
         )
-        images, prompts = render_shapes(
-            d.num_samples, d.seed, show_progress=accelerator.is_local_main_process
-        )
-        self.text_ids = self.text_tokenizer(prompts)  # (N, T)
+        self.condition_ids = self.condition_tokenizer(conditions)  # (N, T)
         if cache.is_file():
             self.codes = load_state_dict(cache)["codes"]
         else:
             codes = []
             with torch.no_grad():
                 for start in tqdm(
-                    range(0, d.num_samples, 256),
+                    range(0, len(images), 256),
                     desc="encoding images",
                     disable=not accelerator.is_local_main_process,
                 ):
                     codes.append(self.vq.encode(to_unit_range(images[start : start + 256])))
-            self.codes = torch.cat(codes).reshape(d.num_samples, -1)  # (N, h*w)
+            self.codes = torch.cat(codes).reshape(len(images), -1)  # (N, h*w)
             if accelerator.is_main_process:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 save_state_dict({"codes": self.codes}, cache)
-        return d.num_samples
+        return len(images)
 
     def get_batch(self, indices, device) -> dict:
         return {
-            "text_ids": self.text_ids[indices].to(device),
+            "condition_ids": self.condition_ids[indices].to(device),
             "codes": self.codes[indices].to(device),
         }
 
     def loss(self, model, batch, generator):
         from mmgen.sequence import IGNORE_INDEX, build_training_batch, drop_condition
 
-        text_ids = drop_condition(
-            batch["text_ids"], self.null_ids, self.config.training.condition_dropout, generator
+        condition_ids = drop_condition(
+            batch["condition_ids"],
+            self.null_ids,
+            self.config.training.condition_dropout,
+            generator,
         )
-        input_ids, targets = build_training_batch(text_ids, batch["codes"], self.space)
+        input_ids, targets = build_training_batch(condition_ids, batch["codes"], self.space)
         layout, device, T = self.layout, input_ids.device, self.layout.text_length
         # only image rows carry targets: (B, N, V)
         logits = model(
@@ -186,30 +213,40 @@ class TextToImageTask:
         return loss, {"tokens": int(targets.numel())}
 
     def pipeline(self, model):
-        from mmgen.pipelines.text_to_image import TextToImagePipeline
-
-        return TextToImagePipeline(
+        return self.pipeline_class(
             model,
             self.vq.to(model.device),
-            self.text_tokenizer,
+            self.condition_tokenizer,
             image_size=self.config.data.resolution,
             sampling=self.sampling,
             training_config=to_dict(self.config),
         )
 
     def validate(self, model, step: int, output_dir: Path) -> dict:
-        from mmgen.eval.shapes_verifier import verify
-
         pipe = self.pipeline(model)
-        prompts = self.config.validation_prompts
-        images = pipe(
-            prompts, num_images_per_prompt=4, generator=torch.Generator().manual_seed(0)
-        ).images
-        marks = [verify(img, prompts[i // 4]).passed for i, img in enumerate(images)]
+        generator = torch.Generator().manual_seed(0)
+        if self.config.task == "class_to_image":
+            from mmgen.eval.digits_eval import classifier_accuracy, train_classifier
+            from mmgen.pipelines.outputs import to_output_type
+
+            labels = list(range(self.condition_tokenizer.num_classes))
+            out = pipe(labels, num_images_per_class=4, output_type="pt", generator=generator)
+            images_unit = out.images * 2 - 1  # (B, 1, H, W) in [-1, 1]
+            targets = torch.tensor(labels).repeat_interleave(4)
+            accuracy = classifier_accuracy(train_classifier(), images_unit, targets)
+            images = to_output_type(images_unit, "pil")
+            marks, metrics = None, {"validation_accuracy": accuracy}
+        else:
+            from mmgen.eval.shapes_verifier import verify
+
+            prompts = self.config.validation_prompts
+            images = pipe(prompts, num_images_per_prompt=4, generator=generator).images
+            marks = [verify(img, prompts[i // 4]).passed for i, img in enumerate(images)]
+            metrics = {"validation_pass_rate": sum(marks) / len(marks)}
         folder = output_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         image_grid(images, cols=8, marks=marks, scale=2).save(folder / f"step_{step:07d}.png")
-        return {"validation_pass_rate": sum(marks) / len(marks)}
+        return metrics
 
     def export(self, model, folder: Path) -> dict:
         self.pipeline(model).save_pretrained(folder)
@@ -218,4 +255,4 @@ class TextToImageTask:
 
 def build_task(config: RunConfig):
     """The task object for ``config.task``."""
-    return {"tokenizer": TokenizerTask, "text_to_image": TextToImageTask}[config.task](config)
+    return TokenizerTask(config) if config.task == "tokenizer" else GenerationTask(config)

@@ -165,3 +165,96 @@ def test_gradient_accumulation_and_bf16_mixed_precision_run(trained_vq, tmp_path
     logged = losses(tmp_path / "accum")
     assert sorted(logged) == [1, 2]
     assert all(0 < value < 10 for value in logged.values())
+
+
+def test_digits_tokenizer_and_class_to_image_end_to_end(tmp_path, capsys):
+    from accelerate.state import AcceleratorState, GradientState
+
+    from mmgen import ClassToImagePipeline
+    from mmgen.cli import main
+
+    vq = write(
+        tmp_path / "dvq.yaml",
+        {
+            "task": "tokenizer",
+            "output_dir": str(tmp_path / "dvq"),
+            "data": {"name": "digits", "resolution": 32},
+            "model": {
+                "in_channels": 1,
+                "block_out_channels": [8, 8],
+                "norm_num_groups": 4,
+                "latent_channels": 8,
+                "codebook_size": 16,
+            },
+            "training": {
+                "batch_size": 8,
+                "max_steps": 2,
+                "warmup_steps": 1,
+                "log_steps": 1,
+                "checkpointing_steps": 2,
+                "validation_steps": 2,
+            },
+        },
+    )
+    metrics = run(vq)
+    assert set(metrics) >= {"reconstruction_accuracy", "original_accuracy", "mse"}
+    assert metrics["original_accuracy"] > 0.95  # the verifier classifier on real held-out digits
+    AcceleratorState._reset_state(True)
+    GradientState._reset_state()
+    c2i = write(
+        tmp_path / "c2i.yaml",
+        {
+            "task": "class_to_image",
+            "output_dir": str(tmp_path / "c2i"),
+            "tokenizer": str(tmp_path / "dvq" / "final"),
+            "data": {"name": "digits", "resolution": 32},
+            "model": {"preset": "debug"},
+            "training": {
+                "batch_size": 8,
+                "max_steps": 2,
+                "warmup_steps": 1,
+                "log_steps": 1,
+                "checkpointing_steps": 2,
+                "validation_steps": 2,
+            },
+        },
+    )
+    run(c2i)
+    assert (tmp_path / "c2i" / "samples" / "step_0000002.png").is_file()
+    pipe = ClassToImagePipeline.from_pretrained(tmp_path / "c2i" / "final")
+    assert pipe(3, output_type="np", generator=torch.Generator().manual_seed(0)).images.shape == (
+        1,
+        32,
+        32,
+        1,
+    )
+    main(
+        [
+            "eval",
+            "digits",
+            "--model",
+            str(tmp_path / "c2i" / "final"),
+            "--num-per-class",
+            "2",
+            "--out-dir",
+            str(tmp_path / "ev"),
+        ]
+    )
+    report = json.loads((tmp_path / "ev" / "report.json").read_text())
+    assert report["num_images"] == 20 and 0 <= report["accuracy"] <= 1
+    assert report["real_accuracy"] > 0.95 and report["frechet_distance"] > report["frechet_floor"]
+    assert "frechet distance" in capsys.readouterr().out
+
+
+def test_recipe_task_and_data_must_agree(tmp_path):
+    path = write(
+        tmp_path / "bad.yaml",
+        {
+            "task": "class_to_image",
+            "output_dir": str(tmp_path),
+            "tokenizer": "x",
+            "data": {"name": "shapes"},
+        },
+    )
+    with pytest.raises(ConfigError, match="class_to_image trains on data.name 'digits'"):
+        load_run_config(path)
