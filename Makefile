@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmgen-installed
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo demo-train test lint bench clean
 
 setup: $(STAMP)
 
@@ -20,6 +20,9 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	$(BIN)/mmgen demo
+
+demo-train: setup
+	$(BIN)/mmgen demo --train
 
 test: setup
 	$(BIN)/pytest -q

@@ -28,7 +28,9 @@ def _add_generate(sub) -> None:
 
 
 def add_generate_image_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="pipeline folder (save_pretrained output)")
+    p.add_argument(
+        "--model", default="shapes-t2i", help="built-in model name or save_pretrained folder"
+    )
     p.add_argument("--prompt", action="append", required=True, help="repeat for several prompts")
     p.add_argument("--negative-prompt", default=None)
     p.add_argument("--num-images", type=int, default=4, help="images per prompt")
@@ -47,7 +49,7 @@ def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="score a model on a built-in task")
     what = p.add_subparsers(dest="what", required=True)
     s = what.add_parser("shapes", help="text-to-image pass rate on shapes")
-    s.add_argument("--model", required=True)
+    s.add_argument("--model", required=True, help="built-in model name or pipeline folder")
     s.add_argument("--num-prompts", type=int, default=400)
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=50)
@@ -57,6 +59,16 @@ def _add_eval(sub) -> None:
     s.add_argument("--top-k", type=int)
     s.add_argument("--top-p", type=float)
     s.add_argument("--device", default="cpu")
+    g = what.add_parser("digits", help="class-to-image accuracy and Frechet distance on digits")
+    g.add_argument("--model", default="digits-c2i", help="built-in model name or pipeline folder")
+    g.add_argument("--num-per-class", type=int, default=100)
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--out-dir", default=None, help="report folder (default: eval_digits/)")
+    g.add_argument("--guidance-scale", type=float)
+    g.add_argument("--temperature", type=float)
+    g.add_argument("--top-k", type=int)
+    g.add_argument("--top-p", type=float)
+    g.add_argument("--device", default="cpu")
     t = what.add_parser("tokenizer", help="reconstruction pass rate of a VQ tokenizer")
     t.add_argument("--model", required=True, help="VQ folder (config.json + model.safetensors)")
     t.add_argument("--num-images", type=int, default=400)
@@ -68,9 +80,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_generate(sub)
     _add_eval(sub)
-    d = sub.add_parser("demo", help="train a tiny tokenizer and model, then generate a grid")
-    d.add_argument("--output_dir", default="runs/demo")
+    d = sub.add_parser("demo", help="generate a grid with the built-in shapes-t2i model")
     d.add_argument("--out", default="demo_grid.png")
+    d.add_argument(
+        "--train",
+        action="store_true",
+        help="instead train a small tokenizer and model from scratch (minutes), then generate",
+    )
+    d.add_argument("--output_dir", default="runs/demo", help="where --train puts its runs")
     return parser
 
 
@@ -130,7 +147,47 @@ def run_generate_image(args) -> Path:
     return out
 
 
+def run_eval_digits(args) -> dict:
+    import torch
+
+    from mmgen.eval.digits_eval import evaluate_digits, format_digits_report
+    from mmgen.pipelines.class_to_image import ClassToImagePipeline
+    from mmgen.utils.images import image_grid
+    from mmgen.utils.serialization import write_json
+
+    pipe = ClassToImagePipeline.from_pretrained(args.model, device=args.device)
+    labels = list(range(pipe.condition_tokenizer.num_classes))
+    images = pipe(
+        labels,
+        num_images_per_class=args.num_per_class,
+        output_type="pt",
+        generator=torch.Generator().manual_seed(args.seed),
+        show_progress=True,
+        **_sampling_kwargs(args),
+    ).images  # (N, 1, H, W) in [0, 1]
+    targets = torch.tensor(labels).repeat_interleave(args.num_per_class)
+    report = evaluate_digits(images * 2 - 1, targets)
+    report["sampling"] = _sampling_kwargs(args)
+    out_dir = Path(args.out_dir or "eval_digits")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "report.json", report)
+    from mmgen.pipelines.outputs import to_output_type
+
+    shown = images.view(len(labels), args.num_per_class, *images.shape[1:])[:, :8].flatten(0, 1)
+    grid = image_grid(
+        to_output_type(shown * 2 - 1, "pil"), cols=min(8, args.num_per_class), scale=2
+    )
+    grid.save(out_dir / "samples.png")
+    print(format_digits_report(report))
+    print(
+        f"report: {out_dir / 'report.json'}  samples: {out_dir / 'samples.png'} (a row per class)"
+    )
+    return report
+
+
 def run_eval(args) -> dict:
+    if args.what == "digits":
+        return run_eval_digits(args)
     if args.what == "tokenizer":
         from mmgen.eval.tokenizer_eval import evaluate_reconstruction
         from mmgen.tokenizers.vq import VQModel
@@ -160,8 +217,29 @@ def run_eval(args) -> dict:
     return report
 
 
+DEMO_PROMPTS = [
+    "a red circle",
+    "two blue squares",
+    "a green triangle and a yellow circle",
+    "a purple square to the left of a black circle",
+]
+
+
 def run_demo(args) -> Path:
-    """Train the demo recipes (a few minutes on a CPU), then draw a grid."""
+    """Generate a grid with the built-in model, or (``--train``) train the demo recipes first."""
+    gen = argparse.Namespace(
+        model="shapes-t2i",
+        negative_prompt=None,
+        num_images=4,
+        seed=0,
+        prompt=DEMO_PROMPTS,
+        out=args.out,
+        device="cpu",
+    )
+    if not args.train:
+        path = run_generate_image(gen)
+        print(f"one row per prompt: {DEMO_PROMPTS}")
+        return path
     configs = Path(__file__).resolve().parent.parent / "configs"
     out = Path(args.output_dir)
     ns = argparse.Namespace(
@@ -176,20 +254,7 @@ def run_demo(args) -> Path:
     ns.output_dir = str(out / "t2i")
     ns.tokenizer = str(out / "vq" / "final")
     run_train(argparse.Namespace(**vars(ns), what="model", config=configs / "demo_t2i.yaml"))
-    gen = argparse.Namespace(
-        model=str(out / "t2i" / "final"),
-        negative_prompt=None,
-        num_images=4,
-        seed=0,
-        prompt=[
-            "a red circle",
-            "a blue square",
-            "two green triangles",
-            "a yellow circle above a purple square",
-        ],
-        out=args.out,
-        device="cpu",
-    )
+    gen.model = str(out / "t2i" / "final")
     return run_generate_image(gen)
 
 

@@ -9,6 +9,7 @@ BUILTIN_DIR = Path(__file__).resolve().parent
 #: name -> (folder under mmgen/builtin, one-line description)
 BUILTIN_MODELS: dict[str, str] = {
     "shapes-t2i": "text-to-image on the built-in shapes task, 64x64 (next-token over VQ codes)",
+    "digits-c2i": "class-to-image on scikit-learn's handwritten digits, 32x32 grey",
 }
 
 

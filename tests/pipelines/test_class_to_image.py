@@ -1,11 +1,11 @@
 import pytest
 import torch
+from mmgen.tokenizers.label import ClassLabelTokenizer
+from mmgen.tokenizers.vq import VQConfig, VQModel
 
 from mmgen import ClassToImagePipeline
 from mmgen.models.transformer import ARTransformer, transformer_config_from_preset
 from mmgen.sequence import TokenSpace
-from mmgen.tokenizers.label import ClassLabelTokenizer
-from mmgen.tokenizers.vq import VQConfig, VQModel
 
 
 @pytest.fixture
@@ -13,18 +13,29 @@ def class_pipeline():
     labels = ClassLabelTokenizer(10)
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        vq = VQModel(VQConfig(in_channels=1, block_out_channels=(16, 16), norm_num_groups=8,
-                              latent_channels=16, codebook_size=32))
+        vq = VQModel(
+            VQConfig(
+                in_channels=1,
+                block_out_channels=(16, 16),
+                norm_num_groups=8,
+                latent_channels=16,
+                codebook_size=32,
+            )
+        )
         space = TokenSpace(labels.vocab_size, vq.codebook_size)
-        model = ARTransformer(transformer_config_from_preset(
-            "debug", vocab_size=space.vocab_size, num_codes=space.num_codes))
+        model = ARTransformer(
+            transformer_config_from_preset(
+                "debug", vocab_size=space.vocab_size, num_codes=space.num_codes
+            )
+        )
         torch.nn.init.normal_(model.head.weight, std=0.3)
     return ClassToImagePipeline(model, vq, labels, image_size=16)
 
 
 def test_grey_images_per_class(class_pipeline):
-    images = class_pipeline([3, 7], num_images_per_class=2,
-                            generator=torch.Generator().manual_seed(0)).images
+    images = class_pipeline(
+        [3, 7], num_images_per_class=2, generator=torch.Generator().manual_seed(0)
+    ).images
     assert len(images) == 4 and images[0].mode == "L" and images[0].size == (16, 16)
     arr = class_pipeline(1, output_type="np", generator=torch.Generator().manual_seed(0)).images
     assert arr.shape == (1, 16, 16, 1)
@@ -32,14 +43,21 @@ def test_grey_images_per_class(class_pipeline):
 
 def test_class_changes_the_output_and_guidance_is_reproducible(class_pipeline):
     def run(label, **kw):
-        return class_pipeline(label, num_images_per_class=4, output_type="pt",
-                              generator=torch.Generator().manual_seed(0), **kw).images
+        return class_pipeline(
+            label,
+            num_images_per_class=4,
+            output_type="pt",
+            generator=torch.Generator().manual_seed(0),
+            **kw,
+        ).images
 
     assert not torch.equal(run(0), run(5))
-    a = class_pipeline(2, output_type="pt", guidance_scale=3.0,
-                       generator=torch.Generator().manual_seed(4)).images
-    b = class_pipeline(2, output_type="pt", guidance_scale=3.0,
-                       generator=torch.Generator().manual_seed(4)).images
+    a = class_pipeline(
+        2, output_type="pt", guidance_scale=3.0, generator=torch.Generator().manual_seed(4)
+    ).images
+    b = class_pipeline(
+        2, output_type="pt", guidance_scale=3.0, generator=torch.Generator().manual_seed(4)
+    ).images
     assert torch.equal(a, b)
 
 
@@ -54,8 +72,13 @@ def test_save_load_is_bit_identical(class_pipeline, tmp_path):
 
 @pytest.mark.parametrize(
     "labels, error, match",
-    [(10, ValueError, "class label"), (-1, ValueError, "class label"), ("3", TypeError, "class"),
-     ([], TypeError, "class_labels"), ([1.5], TypeError, "class label")],
+    [
+        (10, ValueError, "class label"),
+        (-1, ValueError, "class label"),
+        ("3", TypeError, "class"),
+        ([], TypeError, "class_labels"),
+        ([1.5], TypeError, "class label"),
+    ],
 )
 def test_bad_labels_raise_clear_errors(class_pipeline, labels, error, match):
     with pytest.raises(error, match=match):
