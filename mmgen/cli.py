@@ -107,8 +107,8 @@ def run_train(args) -> dict:
             "training.mixed_precision": args.mixed_precision,
         },
     )
-    expected = {"tokenizer": "tokenizer", "model": "text_to_image"}[args.what]
-    if config.task != expected:
+    is_tokenizer = config.task == "tokenizer"
+    if is_tokenizer != (args.what == "tokenizer"):
         raise SystemExit(f"{args.config} is a '{config.task}' recipe, not a {args.what} recipe")
     return train(config, build_task(config), resume_from_checkpoint=args.resume_from_checkpoint)
 

@@ -107,3 +107,22 @@ def test_tools_scripts_take_the_cli_options(tmp_path):
             check=True,
         )
         assert "--config" in result.stdout or "--model" in result.stdout
+
+
+def test_train_refuses_a_recipe_of_the_other_kind(tmp_path):
+    import pytest
+    import yaml
+
+    recipe = tmp_path / "c2i.yaml"
+    recipe.write_text(
+        yaml.safe_dump(
+            {
+                "task": "class_to_image",
+                "output_dir": str(tmp_path),
+                "tokenizer": "x",
+                "data": {"name": "digits", "resolution": 32},
+            }
+        )
+    )
+    with pytest.raises(SystemExit, match="'class_to_image' recipe, not a tokenizer recipe"):
+        main(["train", "tokenizer", "--config", str(recipe)])

@@ -1,0 +1,47 @@
+"""Copy a trained pipeline folder into the package as a built-in model.
+
+    python tools/install_builtin.py --source runs/shapes_t2i_ds8/final --name shapes-t2i
+
+Only model_index.json, training_config.yaml and the components' config.json +
+model.safetensors are copied; the folder is loaded back once to check it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+
+def main() -> None:
+    from mmgen.builtin import BUILTIN_DIR, BUILTIN_MODELS
+    from mmgen.pipelines.class_to_image import ClassToImagePipeline
+    from mmgen.pipelines.text_to_image import TextToImagePipeline
+    from mmgen.utils.serialization import read_json
+
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--source", required=True, help="save_pretrained folder")
+    parser.add_argument("--name", required=True, choices=sorted(BUILTIN_MODELS))
+    args = parser.parse_args()
+
+    source, target = Path(args.source), BUILTIN_DIR / args.name
+    classes = {c.__name__: c for c in (TextToImagePipeline, ClassToImagePipeline)}
+    pipeline_class = classes[read_json(source / "model_index.json")["_class_name"]]
+    pipeline_class.from_pretrained(source)  # fails loudly on anything inconsistent
+    if target.exists():
+        shutil.rmtree(target)
+    for relative in ("model_index.json", "training_config.yaml"):
+        if (source / relative).is_file():
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / relative, target / relative)
+    for component in ("transformer", "vq"):
+        (target / component).mkdir(parents=True, exist_ok=True)
+        for name in ("config.json", "model.safetensors"):
+            shutil.copy2(source / component / name, target / component / name)
+    pipeline_class.from_pretrained(args.name)
+    size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file()) / 2**20
+    print(f"installed {source} as built-in {args.name!r} ({size:.1f} MiB) in {target}")
+
+
+if __name__ == "__main__":
+    main()
