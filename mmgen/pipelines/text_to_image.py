@@ -32,9 +32,6 @@ class TextToImagePipeline(ARImagePipeline):
 
     condition_key = "text_tokenizer"
 
-    def __init__(self, transformer, vq, text_tokenizer, **kwargs):
-        super().__init__(transformer, vq, text_tokenizer, **kwargs)
-
     @property
     def text_tokenizer(self):
         return self.condition_tokenizer
