@@ -1,0 +1,37 @@
+import pytest
+import torch
+
+from mmgen import TextToImagePipeline
+from mmgen.builtin import BUILTIN_DIR, BUILTIN_MODELS, resolve_model_path
+from mmgen.utils.serialization import CheckpointError
+
+
+def test_every_builtin_model_is_shipped_with_safetensors_weights():
+    for name in BUILTIN_MODELS:
+        folder = resolve_model_path(name)
+        assert folder == BUILTIN_DIR / name
+        weights = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.safetensors"))
+        assert weights == ["transformer/model.safetensors", "vq/model.safetensors"]
+        assert not [p for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".pkl")]
+
+
+def test_builtin_weights_stay_under_30_mb():
+    total = sum(p.stat().st_size for p in BUILTIN_DIR.rglob("*") if p.is_file())
+    assert total < 30 * 1024 * 1024
+
+
+def test_shapes_t2i_loads_by_name_and_generates():
+    pipe = TextToImagePipeline.from_pretrained("shapes-t2i")
+    images = pipe(
+        "a red circle",
+        num_images_per_prompt=2,
+        output_type="np",
+        generator=torch.Generator().manual_seed(0),
+    ).images
+    assert images.shape == (2, 64, 64, 3)
+    assert pipe.training_config is not None and pipe.training_config["task"] == "text_to_image"
+
+
+def test_unknown_name_lists_the_builtin_models():
+    with pytest.raises(CheckpointError, match="shapes-t2i"):
+        TextToImagePipeline.from_pretrained("no-such-model")
