@@ -35,13 +35,18 @@ def add_generate_image_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--negative-prompt", default=None)
     p.add_argument("--num-images", type=int, default=4, help="images per prompt")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="grid.png", help="where the grid PNG goes")
+    add_sampling_args(p)
+
+
+def add_sampling_args(p: argparse.ArgumentParser) -> None:
+    """Sampling knobs (left out: the pipeline's saved defaults) and the device."""
     p.add_argument("--guidance-scale", type=float)
     p.add_argument("--guidance-schedule", choices=["constant", "linear", "cutoff"])
     p.add_argument("--guidance-cutoff", type=int)
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-k", type=int)
     p.add_argument("--top-p", type=float)
-    p.add_argument("--out", default="grid.png", help="where the grid PNG goes")
     p.add_argument("--device", default="cpu")
 
 
@@ -54,21 +59,13 @@ def _add_eval(sub) -> None:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--batch-size", type=int, default=50)
     s.add_argument("--out-dir", default=None, help="report folder (default: eval_shapes/)")
-    s.add_argument("--guidance-scale", type=float)
-    s.add_argument("--temperature", type=float)
-    s.add_argument("--top-k", type=int)
-    s.add_argument("--top-p", type=float)
-    s.add_argument("--device", default="cpu")
+    add_sampling_args(s)
     g = what.add_parser("digits", help="class-to-image accuracy and Frechet distance on digits")
     g.add_argument("--model", default="digits-c2i", help="built-in model name or pipeline folder")
     g.add_argument("--num-per-class", type=int, default=100)
     g.add_argument("--seed", type=int, default=0)
     g.add_argument("--out-dir", default=None, help="report folder (default: eval_digits/)")
-    g.add_argument("--guidance-scale", type=float)
-    g.add_argument("--temperature", type=float)
-    g.add_argument("--top-k", type=int)
-    g.add_argument("--top-p", type=float)
-    g.add_argument("--device", default="cpu")
+    add_sampling_args(g)
     t = what.add_parser("tokenizer", help="reconstruction pass rate of a VQ tokenizer")
     t.add_argument("--model", required=True, help="VQ folder (config.json + model.safetensors)")
     t.add_argument("--num-images", type=int, default=400)
