@@ -13,15 +13,19 @@ from mmgen.training.trainer import train
 from mmgen.utils.config import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def fresh_accelerate_state():
+def reset_accelerate() -> None:
+    """accelerate keeps process-wide singletons; each in-process run needs fresh ones."""
     from accelerate.state import AcceleratorState, GradientState
 
     AcceleratorState._reset_state(True)
     GradientState._reset_state()
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    reset_accelerate()
     yield
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate()
 
 
 def write(path, data):
@@ -91,12 +95,9 @@ def losses(output_dir):
 
 @pytest.fixture(scope="module")
 def trained_vq(tmp_path_factory):
-    from accelerate.state import AcceleratorState, GradientState
-
     tmp_path = tmp_path_factory.mktemp("vq")
     metrics = run(vq_recipe(tmp_path))
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate()
     return tmp_path / "vq", metrics
 
 
@@ -124,17 +125,13 @@ def test_text_to_image_training_end_to_end(trained_vq, tmp_path):
 
 
 def test_resume_from_latest_reproduces_uninterrupted_losses(trained_vq, tmp_path):
-    from accelerate.state import AcceleratorState, GradientState
-
     # a constant schedule, so stopping early by lowering max_steps does not change the lr curve
     tokenizer = trained_vq[0] / "final"
     run(t2i_recipe(tmp_path, tokenizer, name="full", lr_schedule="constant"))
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate()
     recipe = t2i_recipe(tmp_path, tokenizer, name="split", lr_schedule="constant")
     run(recipe, **{"training.max_steps": 2})
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate()
     run(recipe, resume="latest")
     assert losses(tmp_path / "split") == losses(tmp_path / "full")
 
@@ -168,8 +165,6 @@ def test_gradient_accumulation_and_bf16_mixed_precision_run(trained_vq, tmp_path
 
 
 def test_digits_tokenizer_and_class_to_image_end_to_end(tmp_path, capsys):
-    from accelerate.state import AcceleratorState, GradientState
-
     from mmgen import ClassToImagePipeline
     from mmgen.cli import main
 
@@ -199,8 +194,7 @@ def test_digits_tokenizer_and_class_to_image_end_to_end(tmp_path, capsys):
     metrics = run(vq)
     assert set(metrics) >= {"reconstruction_accuracy", "original_accuracy", "mse"}
     assert metrics["original_accuracy"] > 0.95  # the verifier classifier on real held-out digits
-    AcceleratorState._reset_state(True)
-    GradientState._reset_state()
+    reset_accelerate()
     c2i = write(
         tmp_path / "c2i.yaml",
         {
