@@ -1,9 +1,13 @@
 """Copy a trained pipeline folder into the package as a built-in model.
 
-    python tools/install_builtin.py --source runs/shapes_t2i_ds8/final --name shapes-t2i
+    python tools/install_builtin.py --source runs/shapes_t2i/final --name shapes-t2i \
+        --weights-dtype float16
 
 Only model_index.json, training_config.yaml and the components' config.json +
 model.safetensors are copied; the folder is loaded back once to check it.
+``--weights-dtype float16`` stores floating-point weights at half size (the package's size
+budget); they load into float32 modules unchanged, so the pipeline computes in float32 and
+reloads bit-identically.
 """
 
 from __future__ import annotations
@@ -12,16 +16,24 @@ import argparse
 import shutil
 from pathlib import Path
 
+import torch
+
 
 def main() -> None:
     from mmgen.builtin import BUILTIN_DIR, BUILTIN_MODELS
     from mmgen.pipelines.class_to_image import ClassToImagePipeline
     from mmgen.pipelines.text_to_image import TextToImagePipeline
-    from mmgen.utils.serialization import read_json
+    from mmgen.utils.serialization import load_state_dict, read_json, save_state_dict
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--source", required=True, help="save_pretrained folder")
     parser.add_argument("--name", required=True, choices=sorted(BUILTIN_MODELS))
+    parser.add_argument(
+        "--weights-dtype",
+        choices=["float32", "float16", "bfloat16"],
+        default=None,
+        help="cast floating-point weights to this dtype when copying (default: as trained)",
+    )
     args = parser.parse_args()
 
     source, target = Path(args.source), BUILTIN_DIR / args.name
@@ -36,8 +48,12 @@ def main() -> None:
             shutil.copy2(source / relative, target / relative)
     for component in ("transformer", "vq"):
         (target / component).mkdir(parents=True, exist_ok=True)
-        for name in ("config.json", "model.safetensors"):
-            shutil.copy2(source / component / name, target / component / name)
+        shutil.copy2(source / component / "config.json", target / component / "config.json")
+        weights = load_state_dict(source / component / "model.safetensors")
+        if args.weights_dtype is not None:
+            dtype = getattr(torch, args.weights_dtype)
+            weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
+        save_state_dict(weights, target / component / "model.safetensors")
     pipeline_class.from_pretrained(args.name)
     size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file()) / 2**20
     print(f"installed {source} as built-in {args.name!r} ({size:.1f} MiB) in {target}")

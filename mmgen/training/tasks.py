@@ -150,6 +150,7 @@ class GenerationTask:
             self.vq.grid_shape(r, r),
             flat_positions=self.model_config.rope == "1d",
         )
+        self.device_layout = {}
 
     def build_model(self) -> nn.Module:
         from mmgen.models.transformer import ARTransformer
@@ -158,8 +159,6 @@ class GenerationTask:
 
     def prepare_data(self, accelerator) -> int:
         """Load the images and encode them to codes once (cached under output_dir/cache)."""
-        from tqdm.auto import tqdm
-
         from mmgen.utils.serialization import load_state_dict, save_state_dict
 
         d = self.config.data
@@ -172,24 +171,42 @@ class GenerationTask:
         if cache.is_file():
             self.codes = load_state_dict(cache)["codes"]
         else:
-            codes = []
-            with torch.no_grad():
-                for start in tqdm(
-                    range(0, len(images), 256),
-                    desc="encoding images",
-                    disable=not accelerator.is_local_main_process,
-                ):
-                    codes.append(self.vq.encode(to_unit_range(images[start : start + 256])))
-            self.codes = torch.cat(codes).reshape(len(images), -1)  # (N, h*w)
+            self.codes = self.encode_images(images, accelerator)
             if accelerator.is_main_process:
                 cache.parent.mkdir(parents=True, exist_ok=True)
                 save_state_dict({"codes": self.codes}, cache)
         return len(images)
 
+    def encode_images(self, images: torch.Tensor, accelerator, batch_size: int = 256):
+        """(N, C, H, W) uint8 images -> (N, h*w) codes, encoded on the accelerator's device and
+        stored compactly (int16 where the codebook allows) on the CPU."""
+        from tqdm.auto import tqdm
+
+        vq = self.vq.to(accelerator.device)
+        dtype = (
+            torch.int16 if self.vq.codebook_size <= torch.iinfo(torch.int16).max else torch.int32
+        )
+        codes = []
+        with torch.no_grad():
+            for start in tqdm(
+                range(0, len(images), batch_size),
+                desc="encoding images",
+                disable=not accelerator.is_local_main_process,
+            ):
+                chunk = to_unit_range(images[start : start + batch_size].to(accelerator.device))
+                codes.append(vq.encode(chunk).flatten(1).to("cpu", dtype))
+        self.vq.to("cpu")
+        return torch.cat(codes)
+
     def get_batch(self, indices, device) -> dict:
+        if device not in self.device_layout:  # positions and kv_end copied once per device
+            self.device_layout[device] = (
+                self.layout.positions.to(device),
+                self.layout.kv_end.to(device),
+            )
         return {
             "condition_ids": self.condition_ids[indices].to(device),
-            "codes": self.codes[indices].to(device),
+            "codes": self.codes[indices].to(device, torch.long),
         }
 
     def loss(self, model, batch, generator):
@@ -202,11 +219,10 @@ class GenerationTask:
             generator,
         )
         input_ids, targets = build_training_batch(condition_ids, batch["codes"], self.space)
-        layout, device, T = self.layout, input_ids.device, self.layout.text_length
+        positions, kv_end = self.device_layout[input_ids.device]
+        T = self.layout.text_length
         # only image rows carry targets: (B, N, V)
-        logits = model(
-            input_ids, layout.positions.to(device), layout.kv_end.to(device), logits_from=T
-        )
+        logits = model(input_ids, positions, kv_end, logits_from=T)
         loss = F.cross_entropy(
             logits.flatten(0, 1).float(), targets[:, T:].flatten(), ignore_index=IGNORE_INDEX
         )

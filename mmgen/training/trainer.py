@@ -131,7 +131,7 @@ def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None =
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-            window_loss += loss.item()
+            window_loss += loss.detach()  # no host sync per step; read at log steps
             window_micro += 1
             window_items += len(indices)
             window_tokens += stats.get("tokens", 0)
@@ -141,7 +141,7 @@ def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None =
             elapsed = time.perf_counter() - window_start
             record = {
                 "step": state.step,
-                "loss": window_loss / window_micro,
+                "loss": float(window_loss) / window_micro,
                 "lr": scheduler.get_last_lr()[0],
                 "samples_per_s": window_items * world / elapsed,
                 "tokens_per_s": window_tokens * world / elapsed,
