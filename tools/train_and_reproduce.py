@@ -42,7 +42,7 @@ def log(message: str) -> None:
 def mmgen(*args: str) -> list[str]:
     """The ``mmgen`` command: the installed script, else ``python -m mmgen.cli``."""
     script = shutil.which("mmgen")
-    return [script, *args] if script else [sys.executable, "-m", "mmgen.cli", *args]
+    return [script, *args] if script else [sys.executable, "-P", "-m", "mmgen.cli", *args]
 
 
 def write_recipe(source: Path, target: Path, changes: dict) -> None:

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
+# fault injection for the crash tests: "STEP:SECONDS" sleeps between writing the temporary folder
+# of checkpoint STEP and renaming it, so that a test can kill the process mid-save
+FAULT_PAUSE_ENV = "MMGEN_FAULT_PAUSE_BEFORE_RENAME"
+
+
+def _fault_pause(step: int) -> None:
+    spec = os.environ.get(FAULT_PAUSE_ENV)
+    if spec:
+        pause_step, seconds = spec.split(":")
+        if int(pause_step) == step:
+            time.sleep(float(seconds))
 
 
 def list_checkpoints(output_dir: str | Path) -> list[Path]:
@@ -42,6 +55,7 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp), safe_serialization=True)
+    _fault_pause(step)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if final.exists():

@@ -57,6 +57,7 @@ class TrainingConfig:
     validation_steps: int = 500
     log_steps: int = 20
     condition_dropout: float = 0.1
+    ema_decay: float = 0.0
 
     def __post_init__(self):
         for name in ("batch_size", "max_steps", "gradient_accumulation_steps", "log_steps"):
@@ -71,6 +72,10 @@ class TrainingConfig:
             raise ConfigError("training.lr_schedule must be 'cosine' or 'constant'")
         if not 0 <= self.condition_dropout < 1:
             raise ConfigError("training.condition_dropout must be in [0, 1)")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(
+                f"training.ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}"
+            )
 
 
 @dataclass(kw_only=True)

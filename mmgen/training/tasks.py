@@ -199,13 +199,15 @@ class GenerationTask:
         return torch.cat(codes)
 
     def get_batch(self, indices, device) -> dict:
+        condition_ids = self.condition_ids[indices].to(device)
+        device = condition_ids.device  # "cuda" -> "cuda:0", the key loss() looks up
         if device not in self.device_layout:  # positions and kv_end copied once per device
             self.device_layout[device] = (
                 self.layout.positions.to(device),
                 self.layout.kv_end.to(device),
             )
         return {
-            "condition_ids": self.condition_ids[indices].to(device),
+            "condition_ids": condition_ids,
             "codes": self.codes[indices].to(device, torch.long),
         }
 

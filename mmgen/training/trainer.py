@@ -13,6 +13,10 @@ from torch import nn
 
 from mmgen.training.checkpoints import resolve_resume, save_checkpoint
 from mmgen.training.config import RunConfig
+from mmgen.training.ema import ema_weights
+from mmgen.training.slots import draw_step_slots
+from mmgen.training.stop import StopRequest
+from mmgen.training.summary import write_run_summary
 from mmgen.utils.config import to_dict
 
 
@@ -97,6 +101,12 @@ def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None =
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
     state = TrainState(config.seed)
     accelerator.register_for_checkpointing(state)
+    ema = None
+    if tc.ema_decay > 0:
+        from diffusers.training_utils import EMAModel
+
+        ema = EMAModel(model.parameters(), decay=tc.ema_decay)
+        accelerator.register_for_checkpointing(ema)
     resume = resolve_resume(output_dir, resume_from_checkpoint)
     if resume is not None:
         accelerator.load_state(str(resume))
@@ -105,26 +115,26 @@ def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None =
         accelerator.init_trackers("mmgen", config={"task": config.task, "seed": config.seed})
 
     world, rank = accelerator.num_processes, accelerator.process_index
+    accumulation = tc.gradient_accumulation_steps
     metrics_path = output_dir / "logs" / "metrics.jsonl"
     metrics_path.parent.mkdir(parents=True, exist_ok=True)
     bar = tqdm(
         total=tc.max_steps,
         initial=state.step,
         desc=f"train {config.task}",
-        disable=not accelerator.is_local_main_process,
+        disable=not accelerator.is_main_process,
     )
     window_loss, window_micro, window_items, window_tokens = 0.0, 0, 0, 0
     window_start = time.perf_counter()
+    stop = StopRequest(accelerator)
     model.train()
     while state.step < tc.max_steps:
-        for _ in range(tc.gradient_accumulation_steps):
+        slots = draw_step_slots(state.generator, num_examples, tc.batch_size, accumulation, world)
+        for micro in range(accumulation):
             with accelerator.accumulate(model):
-                # all ranks draw the same global batch from the shared generator, then shard it
-                indices = torch.randint(
-                    num_examples, (tc.batch_size * world,), generator=state.generator
-                )[rank::world]
+                indices, generator = slots[micro * world + rank]
                 batch = task.get_batch(indices, accelerator.device)
-                loss, stats = task.loss(model, batch, state.generator)
+                loss, stats = task.loss(model, batch, generator)
                 accelerator.backward(loss)
                 if accelerator.sync_gradients and tc.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
@@ -135,16 +145,23 @@ def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None =
             window_micro += 1
             window_items += len(indices)
             window_tokens += stats.get("tokens", 0)
+        if ema is not None:
+            ema.step(model.parameters())
         state.step += 1
         bar.update(1)
         if state.step % tc.log_steps == 0 or state.step == tc.max_steps:
             elapsed = time.perf_counter() - window_start
+            # mean over every micro-batch of every process
+            loss_sum = accelerator.reduce(
+                torch.as_tensor(window_loss, device=accelerator.device).float(), "sum"
+            )
             record = {
                 "step": state.step,
-                "loss": float(window_loss) / window_micro,
+                "loss": float(loss_sum) / (window_micro * world),
                 "lr": scheduler.get_last_lr()[0],
                 "samples_per_s": window_items * world / elapsed,
                 "tokens_per_s": window_tokens * world / elapsed,
+                "num_processes": world,
                 **{k: v for k, v in stats.items() if k != "tokens"},
             }
             bar.set_postfix(loss=f"{record['loss']:.4f}")
@@ -154,23 +171,34 @@ def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None =
                     handle.write(json.dumps(record) + "\n")
             window_loss, window_micro, window_items, window_tokens = 0.0, 0, 0, 0
             window_start = time.perf_counter()
-        if state.step % tc.checkpointing_steps == 0 or state.step == tc.max_steps:
+        stopping = stop.requested()
+        if state.step % tc.checkpointing_steps == 0 or state.step == tc.max_steps or stopping:
             save_checkpoint(accelerator, output_dir, state.step, tc.checkpoints_total_limit)
+        if stopping:
+            stop.release()
+            bar.close()
+            accelerator.print(f"stopped by SIGTERM at step {state.step}; checkpoint saved")
+            accelerator.end_training()
+            return {"stopped_at_step": state.step}
         if accelerator.is_main_process and (
             state.step % tc.validation_steps == 0 or state.step == tc.max_steps
         ):
             model.eval()
-            stats = task.validate(accelerator.unwrap_model(model), state.step, output_dir)
+            with ema_weights(ema, model):
+                stats = task.validate(accelerator.unwrap_model(model), state.step, output_dir)
             model.train()
             if stats:
                 accelerator.log(stats, step=state.step)
                 bar.write(f"step {state.step}: " + ", ".join(f"{k}={v}" for k, v in stats.items()))
     bar.close()
+    stop.release()
     result = {}
     if accelerator.is_main_process:
         model.eval()
-        result = task.export(accelerator.unwrap_model(model), output_dir / "final")
+        with ema_weights(ema, model):
+            result = task.export(accelerator.unwrap_model(model), output_dir / "final")
         accelerator.print(f"saved {output_dir / 'final'}")
+        write_run_summary(output_dir)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return result
