@@ -17,6 +17,12 @@ def _add_train(sub) -> None:
     p.add_argument("--report_to", choices=["tensorboard"])
     p.add_argument("--seed", type=int)
     p.add_argument(
+        "--strict_data",
+        action="store_true",
+        default=None,
+        help="raise at the first bad entry of a data folder instead of skipping it",
+    )
+    p.add_argument(
         "--resume_from_checkpoint", help="a checkpoint folder, or 'latest' in output_dir"
     )
 
@@ -102,6 +108,7 @@ def run_train(args) -> dict:
         **{
             "training.max_steps": args.max_train_steps,
             "training.mixed_precision": args.mixed_precision,
+            "data.strict": args.strict_data,
         },
     )
     is_tokenizer = config.task == "tokenizer"

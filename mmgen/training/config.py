@@ -9,30 +9,38 @@ from typing import Any
 from mmgen.utils.config import ConfigError, from_dict, load_yaml
 
 TASKS = ("tokenizer", "text_to_image", "class_to_image")
-DATA_RESOLUTION = {"shapes": 64, "digits": 32}
+DATA_RESOLUTION = {"shapes": 64, "digits": 32}  # fixed by the built-in tasks
+DATA_NAMES = (*DATA_RESOLUTION, "imagefolder")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
 
 @dataclass(kw_only=True)
 class DataConfig:
-    """Training data. ``name`` is a built-in task: ``shapes`` (64x64 RGB, prompts) or
-    ``digits`` (32x32 grey, class labels; the training split, ``num_samples`` is ignored)."""
+    """Training data. ``name`` is a built-in task, ``shapes`` (64x64 RGB, prompts) or ``digits``
+    (32x32 grey, class labels; the training split, ``num_samples`` is ignored), or
+    ``imagefolder``: ``path`` holds images and a metadata.jsonl of ``file_name`` + ``text`` lines,
+    resized and centre-cropped to ``resolution``. Bad entries are skipped with one warning that
+    counts them, or raise with ``strict`` (``--strict_data``)."""
 
     name: str = "shapes"
     num_samples: int = 20000
     seed: int = 0
     resolution: int = 64
+    path: str | None = None
+    strict: bool = False
 
     def __post_init__(self):
-        if self.name not in DATA_RESOLUTION:
-            raise ConfigError(
-                f"data.name must be one of {list(DATA_RESOLUTION)}, got {self.name!r}"
-            )
-        if self.resolution != DATA_RESOLUTION[self.name]:
+        if self.name not in DATA_NAMES:
+            raise ConfigError(f"data.name must be one of {list(DATA_NAMES)}, got {self.name!r}")
+        if self.name in DATA_RESOLUTION and self.resolution != DATA_RESOLUTION[self.name]:
             raise ConfigError(
                 f"data.resolution must be {DATA_RESOLUTION[self.name]} for {self.name}, "
                 f"got {self.resolution}"
             )
+        if self.resolution < 8:
+            raise ConfigError(f"data.resolution must be >= 8, got {self.resolution}")
+        if self.name == "imagefolder" and not self.path:
+            raise ConfigError("data.name imagefolder needs data.path: a folder with metadata.jsonl")
         if self.num_samples < 1:
             raise ConfigError(f"data.num_samples must be >= 1, got {self.num_samples}")
 
@@ -120,9 +128,10 @@ class RunConfig:
             raise ConfigError(f"task must be one of {list(TASKS)}, got {self.task!r}")
         if self.task != "tokenizer" and not self.tokenizer:
             raise ConfigError(f"task {self.task} needs 'tokenizer': a trained VQ folder")
-        expected = {"text_to_image": "shapes", "class_to_image": "digits"}.get(self.task)
-        if expected and self.data.name != expected:
-            raise ConfigError(f"task {self.task} trains on data.name {expected!r}")
+        expected = {"text_to_image": ("shapes", "imagefolder"), "class_to_image": ("digits",)}
+        allowed = expected.get(self.task)
+        if allowed and self.data.name not in allowed:
+            raise ConfigError(f"task {self.task} trains on data.name {' or '.join(allowed)}")
         if self.report_to not in (None, "tensorboard"):
             raise ConfigError(f"report_to must be 'tensorboard' or null, got {self.report_to!r}")
 

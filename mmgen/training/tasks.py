@@ -40,6 +40,12 @@ def load_training_images(data, *, show_progress: bool) -> tuple[torch.Tensor, li
 
         images, labels = load_digits_split("train")
         return images, labels.tolist()
+    if data.name == "imagefolder":
+        from mmgen.data.folders import read_image_folder
+
+        return read_image_folder(
+            data.path, data.resolution, strict=data.strict, show_progress=show_progress
+        )
     return render_shapes(data.num_samples, data.seed, show_progress=show_progress)
 
 
@@ -68,6 +74,13 @@ class TokenizerTask:
         return {"images": to_unit_range(self.images[indices]).to(device)}
 
     def evaluate(self, model, num_images: int) -> dict:
+        if self.config.data.name == "imagefolder":  # no verifier for user data: pixel error
+            with torch.no_grad():
+                originals = to_unit_range(self.images[:num_images]).to(
+                    next(model.parameters()).device
+                )
+                mse = F.mse_loss(model.decode(model.encode(originals)), originals).item()
+            return {"mse": mse, "num_images": len(originals)}
         if self.config.data.name == "digits":
             from mmgen.eval.tokenizer_eval import evaluate_digits_reconstruction
 
@@ -162,7 +175,10 @@ class GenerationTask:
         from mmgen.utils.serialization import load_state_dict, save_state_dict
 
         d = self.config.data
-        name = f"{d.name}_{d.num_samples}_{d.seed}" if d.name == "shapes" else d.name
+        name = {
+            "shapes": f"shapes_{d.num_samples}_{d.seed}",
+            "imagefolder": f"imagefolder_{Path(d.path or '').name}_{d.resolution}",
+        }.get(d.name, d.name)
         cache = Path(self.config.output_dir) / "cache" / f"{name}.safetensors"
         images, conditions = load_training_images(
             d, show_progress=accelerator.is_local_main_process
@@ -254,6 +270,10 @@ class GenerationTask:
             accuracy = classifier_accuracy(train_classifier(), images_unit, targets)
             images = to_output_type(images_unit, "pil")
             marks, metrics = None, {"validation_accuracy": accuracy}
+        elif self.config.data.name == "imagefolder":  # user data: samples, no verifier
+            prompts = self.config.validation_prompts
+            images = pipe(prompts, num_images_per_prompt=4, generator=generator).images
+            marks, metrics = None, {}
         else:
             from mmgen.eval.shapes_verifier import verify
 

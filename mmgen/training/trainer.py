@@ -103,7 +103,11 @@ def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None =
     accelerator.register_for_checkpointing(state)
     ema = None
     if tc.ema_decay > 0:
+        from accelerate.utils import DistributedType
         from diffusers.training_utils import EMAModel
+
+        if accelerator.distributed_type == DistributedType.FSDP:
+            raise ValueError("training.ema_decay > 0 is not supported with FSDP (sharded weights)")
 
         ema = EMAModel(model.parameters(), decay=tc.ema_decay)
         accelerator.register_for_checkpointing(ema)

@@ -21,7 +21,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-
 def test_two_processes_match_one_process_with_gradient_accumulation(trained_vq, tmp_path):
     tokenizer = trained_vq[0] / "final"
     # condition dropout on, so that per-slot random draws are part of what must match

@@ -163,3 +163,17 @@ def test_recipe_task_and_data_must_agree(tmp_path):
     )
     with pytest.raises(ConfigError, match="class_to_image trains on data.name 'digits'"):
         load_run_config(path)
+
+
+def test_report_to_tensorboard_writes_loss_and_throughput_scalars(trained_vq, tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    recipe = t2i_recipe(tmp_path, trained_vq[0] / "final", name="tb")
+    run(recipe, report_to="tensorboard")
+    event_files = list((tmp_path / "tb" / "logs").rglob("events.out.tfevents.*"))
+    assert event_files
+    events = EventAccumulator(str(event_files[0].parent))
+    events.Reload()
+    tags = set(events.Tags()["scalars"])
+    assert {"loss", "samples_per_s", "tokens_per_s"} <= tags
+    assert [e.step for e in events.Scalars("loss")] == [1, 2, 3, 4]
