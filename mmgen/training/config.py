@@ -131,7 +131,9 @@ class RunConfig:
         expected = {"text_to_image": ("shapes", "imagefolder"), "class_to_image": ("digits",)}
         allowed = expected.get(self.task)
         if allowed and self.data.name not in allowed:
-            raise ConfigError(f"task {self.task} trains on data.name {' or '.join(allowed)}")
+            raise ConfigError(
+                f"task {self.task} trains on data.name {' or '.join(map(repr, allowed))}"
+            )
         if self.report_to not in (None, "tensorboard"):
             raise ConfigError(f"report_to must be 'tensorboard' or null, got {self.report_to!r}")
 
