@@ -85,9 +85,9 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(trained_vq, tmp_path):
 
 def test_sigkill_during_a_checkpoint_save_resumes_from_the_previous_one(trained_vq, tmp_path):
     tokenizer = trained_vq[0] / "final"
-    recipe = t2i_recipe(
-        tmp_path, tokenizer, name="kill", lr_schedule="constant", max_steps=6, checkpointing_steps=2
-    )
+    # cosine schedule and EMA on: the scheduler and the EMA must be restored too
+    common = dict(max_steps=6, warmup_steps=2, ema_decay=0.9)
+    recipe = t2i_recipe(tmp_path, tokenizer, name="kill", checkpointing_steps=2, **common)
     out = tmp_path / "kill"
     tmp_folder = out / "checkpoints" / ".tmp-checkpoint-4"
     # the process sleeps between writing checkpoint 4's files and renaming its folder
@@ -108,8 +108,11 @@ def test_sigkill_during_a_checkpoint_save_resumes_from_the_previous_one(trained_
     ]
     assert not tmp_folder.exists()
     reset_accelerate()
-    run(t2i_recipe(tmp_path, tokenizer, name="ref", lr_schedule="constant", max_steps=6))
-    assert losses(out) == pytest.approx(losses(tmp_path / "ref"), rel=1e-6)
+    run(t2i_recipe(tmp_path, tokenizer, name="ref", **common))
+    assert losses(out) == losses(tmp_path / "ref")  # exactly
+    weights = "final/transformer/model.safetensors"
+    resumed, reference = load_file(out / weights), load_file(tmp_path / "ref" / weights)
+    assert all(resumed[k].equal(reference[k]) for k in reference)
 
 
 def test_ema_weights_are_exported_and_restored_on_resume(trained_vq, tmp_path):
