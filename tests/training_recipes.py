@@ -17,6 +17,11 @@ def reset_accelerate() -> None:
     GradientState._reset_state()
 
 
+# two steps of batch 8, everything logged, saved and validated at the end
+TINY_TRAINING = {"batch_size": 8, "max_steps": 2, "warmup_steps": 1, "log_steps": 1,
+                 "checkpointing_steps": 2, "validation_steps": 2}  # fmt: skip
+
+
 def write(path, data):
     path.write_text(yaml.safe_dump(data))
     return path

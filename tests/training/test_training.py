@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 import yaml
-from training_recipes import losses, reset_accelerate, run, t2i_recipe, write
+from training_recipes import TINY_TRAINING, losses, reset_accelerate, run, t2i_recipe, write
 
 from mmgen import TextToImagePipeline
 from mmgen.training.config import load_run_config
@@ -92,14 +92,7 @@ def test_digits_tokenizer_and_class_to_image_end_to_end(tmp_path, capsys):
                 "latent_channels": 8,
                 "codebook_size": 16,
             },
-            "training": {
-                "batch_size": 8,
-                "max_steps": 2,
-                "warmup_steps": 1,
-                "log_steps": 1,
-                "checkpointing_steps": 2,
-                "validation_steps": 2,
-            },
+            "training": TINY_TRAINING,
         },
     )
     metrics = run(vq)
@@ -114,14 +107,7 @@ def test_digits_tokenizer_and_class_to_image_end_to_end(tmp_path, capsys):
             "tokenizer": str(tmp_path / "dvq" / "final"),
             "data": {"name": "digits", "resolution": 32},
             "model": {"preset": "debug"},
-            "training": {
-                "batch_size": 8,
-                "max_steps": 2,
-                "warmup_steps": 1,
-                "log_steps": 1,
-                "checkpointing_steps": 2,
-                "validation_steps": 2,
-            },
+            "training": TINY_TRAINING,
         },
     )
     run(c2i)

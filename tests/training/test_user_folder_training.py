@@ -4,7 +4,7 @@ import json
 
 import pytest
 from PIL import Image
-from training_recipes import reset_accelerate, run, write
+from training_recipes import TINY_TRAINING, reset_accelerate, run, write
 
 from mmgen import TextToImagePipeline
 from mmgen.cli import main as cli_main
@@ -29,13 +29,11 @@ def shapes_folder(tmp_path):
 
 
 def folder_recipe(tmp_path, folder, task, **extra):
-    steps = {"batch_size": 4, "max_steps": 2, "warmup_steps": 1, "log_steps": 1,
-             "checkpointing_steps": 2, "validation_steps": 2}  # fmt: skip
     recipe = {
         "task": task,
         "output_dir": str(tmp_path / task),
         "data": {"name": "imagefolder", "path": str(folder), "resolution": 32},
-        "training": steps,
+        "training": TINY_TRAINING,
         **extra,
     }
     if task == "tokenizer":
