@@ -5,20 +5,36 @@ from __future__ import annotations
 import torch
 
 ATTENTION_BACKENDS = ("sdpa", "flex", "triton", "xformers")
-_AVAILABLE = ("sdpa",)
+# what each backend needs installed (checked when a model selects it)
+_REQUIRES = {
+    "flex": "torch.nn.attention.flex_attention",
+    "triton": "triton",
+    "xformers": "xformers",
+}
 
 
 def check_attention_backend(name: str) -> str:
-    """Validate a backend name; a known but not yet available one raises a clear error."""
+    """Validate a backend name; one whose package is missing raises a clear error."""
+    import importlib.util
+
     if name not in ATTENTION_BACKENDS:
         raise ValueError(
             f"unknown attention_backend {name!r}; choose one of {list(ATTENTION_BACKENDS)}"
         )
-    if name not in _AVAILABLE:
-        raise NotImplementedError(
-            f"attention_backend {name!r} is not available in this version of mmgen; "
-            f"available: {list(_AVAILABLE)}"
-        )
+    module = _REQUIRES.get(name)
+    if module is not None:
+        top = module.split(".")[0]
+        found = importlib.util.find_spec(top) is not None
+        if found and "." in module:
+            try:
+                found = importlib.util.find_spec(module) is not None
+            except ModuleNotFoundError:
+                found = False
+        if not found:
+            raise RuntimeError(
+                f"attention_backend {name!r} needs {module}, which is not installed"
+                + (" (pip install 'mmgen[xformers]')" if name == "xformers" else "")
+            )
     return name
 
 
@@ -37,12 +53,21 @@ def group_causal_attention(
         q: (B, H, Lq, D); k, v: (B, Hkv, Lk, D).
         kv_end: (Lq,) or (B, Lq) int, absolute key indices.
         bias: optional additive bias on allowed pairs, (Lq, Lk) or (B, Lq, Lk).
-        backend: one of ``ATTENTION_BACKENDS``.
+        backend: one of ``ATTENTION_BACKENDS``: ``sdpa`` (dense mask, or ``is_causal`` when the
+            mask is plain causal), ``flex`` (BlockMask), ``triton`` (our fused kernel; CUDA),
+            ``xformers`` (CUDA).
     """
-    check_attention_backend(backend)
-    from mmgen.kernels import group_causal_attention_sdpa
+    import mmgen.kernels as kernels
 
-    return group_causal_attention_sdpa(q, k, v, kv_end, bias)
+    implementation = {
+        "sdpa": kernels.group_causal_attention_sdpa,
+        "flex": kernels.group_causal_attention_flex,
+        "triton": kernels.group_causal_attention,
+        "xformers": kernels.group_causal_attention_xformers,
+    }.get(backend)
+    if implementation is None:
+        check_attention_backend(backend)  # raises the unknown-name error
+    return implementation(q, k, v, kv_end, bias)
 
 
 def kv_end_from_group_ids(group_ids: torch.Tensor) -> torch.Tensor:

@@ -85,6 +85,8 @@ def test_decode_rows_against_longer_key_prefix():
 def test_unknown_backend_is_a_value_error_and_missing_one_is_explicit():
     with pytest.raises(ValueError, match="unknown attention_backend 'cuda'"):
         check_attention_backend("cuda")
-    for name in ("flex", "triton", "xformers"):
-        with pytest.raises(NotImplementedError, match=name):
-            check_attention_backend(name)
+    for name in ("sdpa", "flex", "triton"):  # installed here
+        assert check_attention_backend(name) == name
+    # xformers is an optional extra, not installed in CI
+    with pytest.raises(RuntimeError, match=r"'xformers' needs xformers.*mmgen\[xformers\]"):
+        check_attention_backend("xformers")

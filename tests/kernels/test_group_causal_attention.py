@@ -1,0 +1,149 @@
+"""Our Triton kernel (under the Triton interpreter on CPU) and the FlexAttention backend against
+an fp64 SDPA reference: forward and gradients, for every layout the engine builds."""
+
+import pytest
+import torch
+from mmgen.kernels import (
+    group_causal_attention,
+    group_causal_attention_flex,
+    group_causal_attention_sdpa,
+    triton_runs_on,
+)
+
+from mmgen.models.attention import kv_end_from_group_ids
+
+pytestmark = pytest.mark.skipif(
+    not triton_runs_on(torch.device("cpu")), reason="conftest sets TRITON_INTERPRET=1 on CPU"
+)
+
+
+def causal(length):
+    return kv_end_from_group_ids(torch.arange(length))
+
+
+def frames(length, frame=12):
+    return kv_end_from_group_ids(torch.arange(length) // frame)
+
+
+def scales(sides=(1, 2, 3, 4, 5)):  # VAR: one group per scale of side s (s*s tokens)
+    sizes = torch.tensor([s * s for s in sides])
+    return kv_end_from_group_ids(torch.repeat_interleave(torch.arange(len(sides)), sizes))
+
+
+def token_shuffle(text=9, groups=10, shuffle=4):  # text prefix, then groups of s*s codes
+    ids = torch.cat(
+        [torch.zeros(text, dtype=torch.long), 1 + torch.arange(groups * shuffle) // shuffle]
+    )
+    return kv_end_from_group_ids(ids)
+
+
+def random_boundaries(length, generator):  # any non-decreasing kv_end with kv_end[i] >= 1
+    return torch.randint(1, length + 1, (length,), generator=generator).sort().values.int()
+
+
+LAYOUTS = {
+    "causal": lambda g: causal(45),
+    "frame_causal": lambda g: frames(60),
+    "scale": lambda g: scales(),
+    "token_shuffle": lambda g: token_shuffle(),
+    "random": lambda g: random_boundaries(53, g),
+}
+
+
+def inputs(B, H, H_kv, Lq, Lk, D, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, H, Lq, D, generator=g).to(dtype)
+    k = torch.randn(B, H_kv, Lk, D, generator=g).to(dtype)
+    v = torch.randn(B, H_kv, Lk, D, generator=g).to(dtype)
+    return q, k, v, g
+
+
+def rel(a, b):
+    return ((a.double() - b.double()).norm() / b.double().norm()).item()
+
+
+def check_against_reference(attention, q, k, v, kv_end, bias=None, tol=1e-5, grads=True):
+    leaves = [x.clone().requires_grad_(grads) for x in (q, k, v)]
+    out = attention(*leaves, kv_end, bias)
+    ref_leaves = [x.detach().double().requires_grad_(grads) for x in (q, k, v)]
+    ref = group_causal_attention_sdpa(*ref_leaves, kv_end, None if bias is None else bias.double())
+    assert out.dtype == q.dtype and out.shape == q.shape
+    assert rel(out, ref) < tol, ("forward", rel(out, ref))
+    if not grads:
+        return
+    grad = torch.randn(out.shape, generator=torch.Generator().manual_seed(7)).to(out.dtype)
+    out.backward(grad)
+    ref.backward(grad.double())
+    for name, mine, theirs in zip("qkv", leaves, ref_leaves):
+        assert rel(mine.grad, theirs.grad) < tol, (name, rel(mine.grad, theirs.grad))
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+@pytest.mark.parametrize(("heads", "kv_heads", "head_dim"), [(2, 2, 16), (4, 2, 32), (2, 1, 64)])
+def test_triton_kernel_matches_fp64_reference(layout, heads, kv_heads, head_dim):
+    g = torch.Generator().manual_seed(0)
+    kv_end = LAYOUTS[layout](g)
+    L = kv_end.numel()
+    q, k, v, _ = inputs(2, heads, kv_heads, L, L, head_dim, torch.float32, seed=1)
+    check_against_reference(group_causal_attention, q, k, v, kv_end)
+
+
+def test_triton_kernel_per_batch_kv_end_and_frame_distance_bias():
+    g = torch.Generator().manual_seed(3)
+    kv_end = torch.stack([frames(48, 8), random_boundaries(48, g)])  # (B, L): one per sample
+    frame = torch.arange(48) // 8
+    bias = -0.2 * (frame[:, None] - frame[None, :]).abs().float()  # FlexRoPE-style decay
+    q, k, v, _ = inputs(2, 4, 2, 48, 48, 16, torch.float32, seed=4)
+    check_against_reference(group_causal_attention, q, k, v, kv_end, bias)
+    check_against_reference(group_causal_attention, q, k, v, kv_end, bias.expand(2, 48, 48) * 0.5)
+
+
+def test_triton_kernel_decode_rows_against_a_long_cache():
+    # one group of 4 new rows against 70 cached keys (absolute kv_end), and single-token decode
+    q, k, v, _ = inputs(3, 4, 1, 4, 70, 32, torch.float32, seed=5)
+    check_against_reference(
+        group_causal_attention, q, k, v, torch.full((4,), 70, dtype=torch.int32)
+    )
+    check_against_reference(
+        group_causal_attention, q, k, v, torch.arange(67, 71, dtype=torch.int32)
+    )
+    check_against_reference(
+        group_causal_attention, q[:, :, :1], k, v, torch.tensor([70], dtype=torch.int32)
+    )
+
+
+def test_triton_kernel_half_precision():
+    kv_end = frames(40, 10)
+    q, k, v, _ = inputs(1, 2, 2, 40, 40, 32, torch.float16, seed=6)
+    check_against_reference(group_causal_attention, q, k, v, kv_end, tol=5e-3)
+
+
+def test_rows_that_attend_nothing_output_zeros():
+    kv_end = torch.tensor([0, 0, 3, 3, 5, 5, 8, 8] * 2).sort().values.int()
+    q, k, v, _ = inputs(1, 2, 2, 16, 16, 16, torch.float32, seed=8)
+    out = group_causal_attention(q, k, v, kv_end)
+    zero_rows = kv_end == 0
+    assert out[:, :, zero_rows].abs().max() == 0
+    check_against_reference(group_causal_attention, q[:, :, ~zero_rows], k, v, kv_end[~zero_rows])
+
+
+def test_triton_kernel_input_errors_name_the_problem():
+    q, k, v, _ = inputs(1, 3, 2, 8, 8, 16, torch.float32, seed=9)
+    with pytest.raises(ValueError, match="multiple of kv heads"):
+        group_causal_attention(q, k, v, causal(8))
+    q, k, v, _ = inputs(1, 2, 2, 8, 8, 24, torch.float32, seed=9)
+    with pytest.raises(ValueError, match="power-of-two head dim"):
+        group_causal_attention(q, k, v, causal(8))
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_flex_backend_matches_fp64_reference(layout):
+    # forward only: FlexAttention has no backward on CPU (it runs on GPUs, compiled)
+    g = torch.Generator().manual_seed(0)
+    kv_end = LAYOUTS[layout](g)
+    L = kv_end.numel()
+    q, k, v, _ = inputs(2, 4, 2, L, L, 16, torch.float32, seed=2)
+    check_against_reference(group_causal_attention_flex, q, k, v, kv_end, grads=False)
+    frame = torch.arange(L) // 7
+    bias = -0.1 * (frame[:, None] - frame[None, :]).abs().float()
+    check_against_reference(group_causal_attention_flex, q, k, v, kv_end, bias, grads=False)
