@@ -141,6 +141,7 @@ def main() -> None:
     parser.add_argument("--head-dims", default="64,128")
     parser.add_argument("--tokens", type=int, default=16384, help="B * L per case")
     parser.add_argument("--no-backward", action="store_true")
+    parser.add_argument("--only", default="", help="comma-separated name prefixes to keep")
     parser.add_argument("--dry-run", action="store_true", help="tiny shapes on CPU (interpreter)")
     parser.add_argument("--out", type=Path, default=None, help="write the rows as JSON here")
     args = parser.parse_args()
@@ -181,6 +182,8 @@ def main() -> None:
             )  # fp32 math on the first sample and two heads
             flops = 4 * B * H * D * pairs
             for name, (attend, setup_s) in implementations(kv_end, L, device, dtype).items():
+                if args.only and not any(name.startswith(p) for p in args.only.split(",")):
+                    continue
                 case = f"{mask:5} {L:6d} {B:3d} {D:4d} {name:22}"
                 try:
                     out = attend(q, k, v)

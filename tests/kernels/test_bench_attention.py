@@ -24,3 +24,17 @@ def test_dry_run_prints_and_writes_every_implementation(tmp_path):
     for row in rows:
         assert row["max_abs_error"] < 1e-4, row
         assert row["fwd_ms"] > 0
+
+
+def test_bench_train_dry_run_times_each_variant():
+    command = [sys.executable, str(REPO / "tools" / "bench_train.py"), "--dry-run",
+               "--variants", "eager-sdpa,eager-triton,eager-flex"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = [line.split() for line in done.stdout.splitlines()]
+    timed = {parts[0]: float(parts[3]) for parts in lines if parts and parts[0].startswith("eager")
+             and parts[1] != "failed:"}  # fmt: skip
+    assert set(timed) == {"eager-sdpa", "eager-triton"}
+    assert all(tokens_per_s > 0 for tokens_per_s in timed.values())
+    # FlexAttention has no backward on CPU: the variant is reported as failed, not dropped
+    assert "eager-flex       failed: NotImplementedError" in done.stdout
