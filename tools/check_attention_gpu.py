@@ -5,8 +5,8 @@ causal, frame-causal and VAR layouts, GQA, bias, decode rows; forward and gradie
 """
 
 import torch
-
 from mmgen.kernels import group_causal_attention, group_causal_attention_sdpa
+
 from mmgen.models.attention import kv_end_from_group_ids
 
 
