@@ -40,8 +40,13 @@ def group_logits(
     start: int,
     end: int,
     caches: list[KVCache] | None,
+    decoder=None,
 ) -> torch.Tensor:
-    """Logits (B, end - start, V) of one group, from the cache or by full recompute."""
+    """Logits (B, end - start, V) of one group: compiled step, cache, or full recompute."""
+    if decoder is not None:
+        return decoder(
+            input_ids[:, start:end], layout.positions[start:end], layout.kv_end[start:end], start
+        )
     if caches is not None:
         hidden = model(
             input_ids[:, start:end],
@@ -68,6 +73,7 @@ def generate_codes(
     generator: torch.Generator | None = None,
     use_cache: bool = True,
     progress_bar=None,
+    decoder=None,
 ) -> torch.Tensor:
     """Sample the image codes of a batch, group by group.
 
@@ -81,6 +87,8 @@ def generate_codes(
         generator: source of every random draw.
         use_cache: False recomputes the full prefix per group (the reference path).
         progress_bar: optional callable wrapping the group iterator (e.g. tqdm).
+        decoder: optional :class:`~mmgen.generation.compiled.CompiledDecoder` for the groups
+            (its persistent caches are prefilled here); needs ``use_cache``.
 
     Returns:
         (B, N) codes in raster order.
@@ -93,7 +101,10 @@ def generate_codes(
     input_ids = torch.full((rows.shape[0], L), space.start_id, dtype=torch.long, device=device)
     input_ids[:, :T] = rows.to(device)
     layout = _layout_to(layout, device)
-    caches = model.make_caches(rows.shape[0], L) if use_cache else None
+    if decoder is not None and use_cache:
+        caches = decoder.caches_for(rows.shape[0], L)
+    else:
+        caches, decoder = (model.make_caches(rows.shape[0], L) if use_cache else None), None
     if caches is not None:
         prefill(model, input_ids, layout, caches)
 
@@ -102,7 +113,7 @@ def generate_codes(
     iterator = progress_bar(range(len(groups))) if progress_bar else range(len(groups))
     for g in iterator:
         start, end = groups[g]
-        logits = group_logits(model, input_ids, layout, start, end, caches)  # (B', n, V)
+        logits = group_logits(model, input_ids, layout, start, end, caches, decoder)  # (B', n, V)
         if guided:
             scale = guidance_scale_at(
                 g,

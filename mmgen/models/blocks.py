@@ -54,7 +54,7 @@ class Attention(nn.Module):
         sin: torch.Tensor,
         kv_end: torch.Tensor,
         cache: KVCache | None = None,
-        start: int = 0,
+        start: int | torch.Tensor = 0,
     ) -> torch.Tensor:
         B, L, _ = x.shape
         H, Hkv, Dh = self.num_heads, self.num_kv_heads, self.head_dim
@@ -64,7 +64,7 @@ class Attention(nn.Module):
         v = v.view(B, L, Hkv, Dh).transpose(1, 2)
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None:
-            k, v = cache.update(start, k, v)  # (B, Hkv, start + L, Dh)
+            k, v = cache.update(start, k, v)  # (B, Hkv, start + L or Lmax, Dh)
         out = group_causal_attention(q, k, v, kv_end, backend=self.backend)  # (B, H, L, Dh)
         return self.proj(out.transpose(1, 2).reshape(B, L, H * Dh))
 

@@ -37,12 +37,19 @@ class KVCache(nn.Module):
         return self.k.shape[2]
 
     def update(
-        self, start: int, k: torch.Tensor, v: torch.Tensor
+        self, start: int | torch.Tensor, k: torch.Tensor, v: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write (B, Hkv, L, D) keys/values at positions ``[start, start + L)``.
 
-        Returns the cached keys and values for positions ``[0, start + L)``.
+        Returns the cached keys and values for positions ``[0, start + L)``; with ``start`` a
+        tensor (compiled decoding: static shapes, no host sync) the whole buffers, whose
+        unwritten tail the caller's ``kv_end`` masks.
         """
+        if isinstance(start, torch.Tensor):
+            index = start + torch.arange(k.shape[2], device=k.device)  # (L,)
+            self.k.index_copy_(2, index, k)
+            self.v.index_copy_(2, index, v)
+            return self.k, self.v
         end = start + k.shape[2]
         if end > self.max_length:
             raise ValueError(

@@ -161,7 +161,7 @@ class ARTransformer(nn.Module):
         kv_end: torch.Tensor,
         *,
         caches: list[KVCache] | None = None,
-        start: int = 0,
+        start: int | torch.Tensor = 0,
         logits_from: int | None = None,
     ) -> torch.Tensor:
         """Hidden states after the final norm, or logits of rows ``[logits_from, L)``.
@@ -171,7 +171,8 @@ class ARTransformer(nn.Module):
             positions: (L, 3) or (B, L, 3) integer (t, h, w) positions.
             kv_end: (L,) or (B, L) absolute key prefix ends (``start`` included).
             caches: per-layer KV caches; keys of this chunk are written at ``start``.
-            start: absolute index of the first token of this chunk.
+            start: absolute index of the first token of this chunk (a 0-d tensor for the
+                static-shape decode step, see ``KVCache.update``).
             logits_from: when given, apply the head to rows ``[logits_from, L)`` and return
                 their logits (training uses this so wrapped models need no ``.head`` access).
 

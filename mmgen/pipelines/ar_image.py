@@ -61,6 +61,7 @@ class ARImagePipeline:
         self.image_size = image_size
         self.sampling = sampling or SamplingConfig()
         self.training_config = training_config
+        self.decoder = None  # set by enable_compile()
         self.space = TokenSpace(condition_tokenizer.vocab_size, vq.codebook_size)
         if transformer.config.vocab_size != self.space.vocab_size:
             raise ValueError(
@@ -96,6 +97,22 @@ class ARImagePipeline:
         """Move both models (like ``nn.Module.to``); returns self."""
         self.transformer.to(device=device, dtype=dtype)
         self.vq.to(device=device, dtype=dtype)
+        if self.decoder is not None:  # its caches and graphs belong to the old device
+            self.enable_compile(self.decoder.mode)
+        return self
+
+    def enable_compile(self, mode: str | None = None):
+        """Decode each group with a compiled static-shape step (``torch.compile``; CUDA graphs
+        with the default ``mode`` on GPUs) against caches that persist across calls. The first
+        call compiles (seconds to a minute); later ones replay. Returns self."""
+        from mmgen.generation.compiled import CompiledDecoder
+
+        self.decoder = CompiledDecoder(self.transformer, mode)
+        return self
+
+    def disable_compile(self):
+        """Back to the eager group loop; returns self."""
+        self.decoder = None
         return self
 
     def save_pretrained(self, folder: str | Path) -> Path:
@@ -217,6 +234,7 @@ class ARImagePipeline:
             generator=generator,
             use_cache=use_cache,
             progress_bar=progress,
+            decoder=self.decoder,
         )  # (B, N)
         gh, gw = self.layout.grid
         images = self.vq.decode(codes.view(-1, gh, gw).to(self.vq_device))  # (B, C, H, W)
