@@ -1,4 +1,4 @@
-"""tools/bench_attention.py runs end to end (tiny shapes on CPU, Triton interpreter)."""
+"""The GPU benchmark scripts run end to end (--dry-run: tiny shapes on CPU, Triton interpreter)."""
 
 import json
 import subprocess
@@ -38,3 +38,13 @@ def test_bench_train_dry_run_times_each_variant():
     assert all(tokens_per_s > 0 for tokens_per_s in timed.values())
     # FlexAttention has no backward on CPU: the variant is reported as failed, not dropped
     assert "eager-flex       failed: NotImplementedError" in done.stdout
+
+
+def test_bench_decode_dry_run_reports_eager_and_compiled_steps():
+    command = [sys.executable, str(REPO / "tools" / "bench_decode.py"), "--dry-run",
+               "--backends", "sdpa"]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("sdpa")]
+    assert [r[1] for r in rows] == ["eager", "compiled"]  # neither failed
+    assert all(float(r[-3]) > 0 for r in rows)  # ms per step
