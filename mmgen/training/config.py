@@ -47,7 +47,10 @@ class DataConfig:
 
 @dataclass(kw_only=True)
 class TrainingConfig:
-    """Optimisation and bookkeeping (flag names follow diffusers' training scripts)."""
+    """Optimisation and bookkeeping (flag names follow diffusers' training scripts).
+
+    ``ema_decay`` > 0 keeps an EMA of the weights for validation and export; ``compile`` runs
+    the model through ``torch.compile`` (accelerate's ``dynamo_backend="inductor"``)."""
 
     batch_size: int = 32
     learning_rate: float = 3e-4
@@ -66,6 +69,7 @@ class TrainingConfig:
     log_steps: int = 20
     condition_dropout: float = 0.1
     ema_decay: float = 0.0
+    compile: bool = False
 
     def __post_init__(self):
         for name in ("batch_size", "max_steps", "gradient_accumulation_steps", "log_steps"):

@@ -77,6 +77,7 @@ def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None =
         mixed_precision=tc.mixed_precision,
         gradient_accumulation_steps=tc.gradient_accumulation_steps,
         log_with=config.report_to,
+        dynamo_backend="inductor" if tc.compile else "no",
         project_config=ProjectConfiguration(
             project_dir=str(output_dir), logging_dir=str(output_dir / "logs")
         ),
@@ -189,7 +190,11 @@ def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None =
         ):
             model.eval()
             with ema_weights(ema, model):
-                stats = task.validate(accelerator.unwrap_model(model), state.step, output_dir)
+                stats = task.validate(
+                    accelerator.unwrap_model(model, keep_torch_compile=False),
+                    state.step,
+                    output_dir,
+                )
             model.train()
             if stats:
                 accelerator.log(stats, step=state.step)
@@ -200,7 +205,9 @@ def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None =
     if accelerator.is_main_process:
         model.eval()
         with ema_weights(ema, model):
-            result = task.export(accelerator.unwrap_model(model), output_dir / "final")
+            result = task.export(
+                accelerator.unwrap_model(model, keep_torch_compile=False), output_dir / "final"
+            )
         accelerator.print(f"saved {output_dir / 'final'}")
         write_run_summary(output_dir)
     accelerator.wait_for_everyone()

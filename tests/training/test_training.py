@@ -163,3 +163,15 @@ def test_report_to_tensorboard_writes_loss_and_throughput_scalars(trained_vq, tm
     tags = set(events.Tags()["scalars"])
     assert {"loss", "samples_per_s", "tokens_per_s"} <= tags
     assert [e.step for e in events.Scalars("loss")] == [1, 2, 3, 4]
+
+
+def test_compiled_training_matches_eager_losses(trained_vq, tmp_path):
+    tokenizer = trained_vq[0] / "final"
+    run(t2i_recipe(tmp_path, tokenizer, name="eager", max_steps=3))
+    reset_accelerate()
+    run(t2i_recipe(tmp_path, tokenizer, name="compiled", max_steps=3, compile=True))
+    compiled = yaml.safe_load((tmp_path / "compiled" / "config.yaml").read_text())
+    assert compiled["training"]["compile"] is True
+    assert losses(tmp_path / "compiled") == pytest.approx(losses(tmp_path / "eager"), rel=1e-4)
+    pipe = TextToImagePipeline.from_pretrained(tmp_path / "compiled" / "final")  # plain weights
+    assert not any(k.startswith("_orig_mod") for k in pipe.transformer.state_dict())
