@@ -25,6 +25,16 @@ LOG2E = 1.4426950408889634
 
 
 @triton.jit
+def _query_tile_bounds(end_ptr, offs_m, row_ok, Lk, BLOCK_N: tl.constexpr):
+    """Rows' kv_end (clamped to Lk), the end of the key tiles every row sees entirely (full
+    tiles: no mask) and the end of the tiles any row sees (boundary tiles until there)."""
+    end = tl.minimum(tl.load(end_ptr + offs_m, mask=row_ok, other=0), Lk)
+    lo = tl.min(tl.where(row_ok, end, Lk), 0)  # every row of the tile sees [0, lo)
+    hi = tl.max(end, 0)  # no row sees past hi
+    return end, (lo // BLOCK_N) * BLOCK_N, hi
+
+
+@triton.jit
 def _fwd_tile(acc, m_i, l_i, q, k_base, v_base, start_n, offs_m, offs_n, offs_d, end, row_ok,
               bias_base, stride_kn, stride_kd, stride_vn, stride_vd, stride_bm, stride_bn,
               Lk, qk_scale, MASKED: tl.constexpr, HAS_BIAS: tl.constexpr):  # fmt: skip
@@ -77,11 +87,7 @@ def _fwd_kernel(Q, K, V, KV_END, BIAS, OUT, LSE,
     row_ok = offs_m < Lq
     q = tl.load(Q + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm
                 + offs_d[None, :] * stride_qd, mask=row_ok[:, None], other=0.0)  # fmt: skip
-    end = tl.load(KV_END + b * stride_eb + offs_m, mask=row_ok, other=0)
-    end = tl.minimum(end, Lk)
-    lo = tl.min(tl.where(row_ok, end, Lk), 0)  # every row of the tile sees [0, lo)
-    hi = tl.max(end, 0)  # no row sees past hi
-    full_end = (lo // BLOCK_N) * BLOCK_N
+    end, full_end, hi = _query_tile_bounds(KV_END + b * stride_eb, offs_m, row_ok, Lk, BLOCK_N)
     k_base = K + b * stride_kb + hk * stride_kh
     v_base = V + b * stride_vb + hk * stride_vh
     bias_base = BIAS + b * stride_bb
@@ -236,11 +242,7 @@ def _bwd_dq_kernel(Q, K, V, KV_END, BIAS, DO, LSE, DELTA, DQ,
                  + offs_d[None, :] * stride_od, mask=row_ok[:, None], other=0.0)  # fmt: skip
     lse = tl.load(LSE + pid_bh * Lq + offs_m, mask=row_ok, other=float("-inf"))
     delta = tl.load(DELTA + pid_bh * Lq + offs_m, mask=row_ok, other=0.0)
-    end = tl.load(KV_END + b * stride_eb + offs_m, mask=row_ok, other=0)
-    end = tl.minimum(end, Lk)
-    lo = tl.min(tl.where(row_ok, end, Lk), 0)
-    hi = tl.max(end, 0)
-    full_end = (lo // BLOCK_N) * BLOCK_N
+    end, full_end, hi = _query_tile_bounds(KV_END + b * stride_eb, offs_m, row_ok, Lk, BLOCK_N)
     k_base = K + b * stride_kb + hk * stride_kh
     v_base = V + b * stride_vb + hk * stride_vh
     bias_base = BIAS + b * stride_bb
