@@ -20,6 +20,7 @@ Examples:
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -144,6 +145,29 @@ def train_classifier(
         return _train_cached(int(seed), int(epochs), str(torch.device(device)))
 
 
+VERIFIER_WEIGHTS = Path(__file__).resolve().parents[1] / "builtin" / "digits-verifier.safetensors"
+
+
+@cache
+def _shipped_verifier(device: str) -> DigitsClassifier:
+    from mmgen.utils.serialization import load_state_dict, load_weights_into
+
+    classifier = DigitsClassifier()
+    load_weights_into(classifier, load_state_dict(VERIFIER_WEIGHTS), source=VERIFIER_WEIGHTS)
+    return classifier.to(device).eval().requires_grad_(False)
+
+
+def verifier_classifier(*, seed: int = 0, device: str | torch.device = "cpu") -> DigitsClassifier:
+    """The classifier that scores digits: for ``seed`` 0 the frozen copy shipped in the package
+    (``train_classifier(seed=0)`` trained once, on one CPU thread, by
+    ``tools/freeze_digits_verifier.py``), so scores do not depend on this machine's thread
+    count; other seeds are trained here."""
+    device = str(torch.device(device))
+    if seed == 0 and VERIFIER_WEIGHTS.is_file():
+        return _shipped_verifier(device)
+    return train_classifier(seed=seed, device=device)
+
+
 @torch.no_grad()
 def _features_and_predictions(
     classifier: DigitsClassifier, images: torch.Tensor
@@ -223,7 +247,7 @@ def frechet_distance(features_a, features_b) -> float:
 @cache
 def _real_reference(seed: int, device: str) -> tuple[torch.Tensor, float, float]:
     """Held-out features, held-out accuracy and the train-vs-held-out floor for one seed."""
-    classifier = train_classifier(seed=seed, device=device)
+    classifier = verifier_classifier(seed=seed, device=device)
     test_images, test_labels = load_digits_split("test")
     train_images, _ = load_digits_split("train")
     test_feats_NF, test_preds_N = _features_and_predictions(classifier, test_images)
@@ -244,7 +268,7 @@ def evaluate_digits(
     Args:
         images: ``(N, 1, 32, 32)`` generated images, uint8 in 0..255 or float in [-1, 1]; N >= 2.
         labels: ``(N,)`` class each image was generated for.
-        seed: Seed of the verifier classifier (see :func:`train_classifier`).
+        seed: Seed of the verifier classifier (see :func:`verifier_classifier`).
         device: Device to run the classifier on.
 
     Returns:
@@ -256,7 +280,7 @@ def evaluate_digits(
         compare sets of similar size.
     """
     device = str(torch.device(device))
-    classifier = train_classifier(seed=seed, device=device)
+    classifier = verifier_classifier(seed=seed, device=device)
     test_feats_NF, real_accuracy, floor = _real_reference(int(seed), device)
     feats_NF, preds_N = _features_and_predictions(classifier, images)
     labels_N = torch.as_tensor(labels).to(torch.int64).reshape(-1).cpu()

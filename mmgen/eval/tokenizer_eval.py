@@ -51,7 +51,7 @@ def evaluate_digits_reconstruction(vq) -> dict:
     """Digits tokenizer quality on the held-out split: classifier accuracy on reconstructions
     (beside the real images' accuracy), MSE and code usage."""
     from mmgen.data.digits import load_digits_split
-    from mmgen.eval.digits_eval import classifier_accuracy, train_classifier
+    from mmgen.eval.digits_eval import classifier_accuracy, verifier_classifier
 
     images, labels = load_digits_split("test")
     device = next(vq.parameters()).device
@@ -61,7 +61,7 @@ def evaluate_digits_reconstruction(vq) -> dict:
     ids = vq.encode(real)
     recon = vq.decode(ids)
     vq.train(was_training)
-    classifier = train_classifier()
+    classifier = verifier_classifier()
     return {
         "reconstruction_accuracy": classifier_accuracy(classifier, recon.cpu(), labels),
         "original_accuracy": classifier_accuracy(classifier, real.cpu(), labels),

@@ -260,14 +260,14 @@ class GenerationTask:
         pipe = self.pipeline(model)
         generator = torch.Generator().manual_seed(0)
         if self.config.task == "class_to_image":
-            from mmgen.eval.digits_eval import classifier_accuracy, train_classifier
+            from mmgen.eval.digits_eval import classifier_accuracy, verifier_classifier
             from mmgen.pipelines.outputs import to_output_type
 
             labels = list(range(self.condition_tokenizer.num_classes))
             out = pipe(labels, num_images_per_class=4, output_type="pt", generator=generator)
             images_unit = out.images * 2 - 1  # (B, 1, H, W) in [-1, 1]
             targets = torch.tensor(labels).repeat_interleave(4)
-            accuracy = classifier_accuracy(train_classifier(), images_unit, targets)
+            accuracy = classifier_accuracy(verifier_classifier(), images_unit, targets)
             images = to_output_type(images_unit, "pil")
             marks, metrics = None, {"validation_accuracy": accuracy}
         elif self.config.data.name == "imagefolder":  # user data: samples, no verifier

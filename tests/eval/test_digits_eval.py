@@ -128,3 +128,16 @@ def test_format_report_shows_both_accuracies_and_both_distances():
         assert number in text
     accuracy_line = next(line for line in text.splitlines() if line.startswith("accuracy"))
     assert "0.5000" in accuracy_line and "0.9900" in accuracy_line
+
+
+def test_shipped_verifier_is_frozen_and_used_for_seed_zero():
+    from mmgen.data.digits import load_digits_split
+    from mmgen.eval.digits_eval import VERIFIER_WEIGHTS, verifier_classifier
+
+    assert VERIFIER_WEIGHTS.is_file()
+    shipped = verifier_classifier()
+    assert verifier_classifier() is shipped  # loaded once
+    assert not any(p.requires_grad for p in shipped.parameters())
+    images, labels = load_digits_split("test")
+    assert classifier_accuracy(shipped, images, labels) >= 0.995  # 358/359 when it was frozen
+    assert verifier_classifier(seed=1, device="cpu") is not shipped  # other seeds train here
