@@ -50,7 +50,9 @@ class TrainingConfig:
     """Optimisation and bookkeeping (flag names follow diffusers' training scripts).
 
     ``ema_decay`` > 0 keeps an EMA of the weights for validation and export; ``compile`` runs
-    the model through ``torch.compile`` (accelerate's ``dynamo_backend="inductor"``)."""
+    the model through ``torch.compile`` (accelerate's ``dynamo_backend="inductor"``);
+    ``deterministic`` turns on ``torch.use_deterministic_algorithms`` for the run (multi-threaded
+    CPU backward of the convolutional VQ is otherwise not bitwise repeatable)."""
 
     batch_size: int = 32
     learning_rate: float = 3e-4
@@ -70,6 +72,7 @@ class TrainingConfig:
     condition_dropout: float = 0.1
     ema_decay: float = 0.0
     compile: bool = False
+    deterministic: bool = False
 
     def __post_init__(self):
         for name in ("batch_size", "max_steps", "gradient_accumulation_steps", "log_steps"):

@@ -67,6 +67,20 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 
 def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None = None) -> dict:
     """Train ``task`` as described by ``config``; returns the final export's metrics."""
+    if not config.training.deterministic:
+        return _train(config, task, resume_from_checkpoint)
+    previous = (
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    torch.use_deterministic_algorithms(True, warn_only=True)  # warn where an op has no such path
+    try:
+        return _train(config, task, resume_from_checkpoint)
+    finally:
+        torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
+
+
+def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) -> dict:
     from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
     from tqdm.auto import tqdm

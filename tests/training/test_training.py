@@ -5,7 +5,15 @@ import json
 import pytest
 import torch
 import yaml
-from training_recipes import TINY_TRAINING, losses, reset_accelerate, run, t2i_recipe, write
+from training_recipes import (
+    TINY_TRAINING,
+    losses,
+    reset_accelerate,
+    run,
+    t2i_recipe,
+    vq_recipe,
+    write,
+)
 
 from mmgen import TextToImagePipeline
 from mmgen.training.config import load_run_config
@@ -175,3 +183,24 @@ def test_compiled_training_matches_eager_losses(trained_vq, tmp_path):
     assert losses(tmp_path / "compiled") == pytest.approx(losses(tmp_path / "eager"), rel=1e-4)
     pipe = TextToImagePipeline.from_pretrained(tmp_path / "compiled" / "final")  # plain weights
     assert not any(k.startswith("_orig_mod") for k in pipe.transformer.state_dict())
+
+
+def test_deterministic_tokenizer_runs_are_bit_identical_on_two_threads(tmp_path):
+    from safetensors.torch import load_file
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        weights = []
+        for name in ("a", "b"):
+            folder = tmp_path / name
+            folder.mkdir()
+            recipe = vq_recipe(folder, max_steps=40, deterministic=True, checkpointing_steps=40,
+                               validation_steps=40, log_steps=10)  # fmt: skip
+            run(recipe)
+            reset_accelerate()
+            weights.append(load_file(folder / "vq" / "final" / "model.safetensors"))
+    finally:
+        torch.set_num_threads(threads)
+    assert not torch.are_deterministic_algorithms_enabled()  # restored after the run
+    assert all(weights[0][k].equal(weights[1][k]) for k in weights[0])
