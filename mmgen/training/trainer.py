@@ -147,74 +147,79 @@ def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) ->
     window_start = time.perf_counter()
     stop = StopRequest(accelerator)
     model.train()
-    while state.step < tc.max_steps:
-        slots = draw_step_slots(state.generator, num_examples, tc.batch_size, accumulation, world)
-        for micro in range(accumulation):
-            with accelerator.accumulate(model):
-                indices, generator = slots[micro * world + rank]
-                batch = task.get_batch(indices, accelerator.device)
-                loss, stats = task.loss(model, batch, generator)
-                accelerator.backward(loss)
-                if accelerator.sync_gradients and tc.max_grad_norm > 0:
-                    accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            window_loss += loss.detach()  # no host sync per step; read at log steps
-            window_micro += 1
-            window_items += len(indices)
-            window_tokens += stats.get("tokens", 0)
-        if ema is not None:
-            ema.step(model.parameters())
-        state.step += 1
-        bar.update(1)
-        if state.step % tc.log_steps == 0 or state.step == tc.max_steps:
-            elapsed = time.perf_counter() - window_start
-            # mean over every micro-batch of every process
-            loss_sum = accelerator.reduce(
-                torch.as_tensor(window_loss, device=accelerator.device).float(), "sum"
+    try:  # SIGTERM goes back to its previous handler however the loop ends
+        while state.step < tc.max_steps:
+            slots = draw_step_slots(
+                state.generator, num_examples, tc.batch_size, accumulation, world
             )
-            record = {
-                "step": state.step,
-                "loss": float(loss_sum) / (window_micro * world),
-                "lr": scheduler.get_last_lr()[0],
-                "samples_per_s": window_items * world / elapsed,
-                "tokens_per_s": window_tokens * world / elapsed,
-                "num_processes": world,
-                **{k: v for k, v in stats.items() if k != "tokens"},
-            }
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-            accelerator.log(record, step=state.step)
-            if accelerator.is_main_process:
-                with open(metrics_path, "a") as handle:
-                    handle.write(json.dumps(record) + "\n")
-            window_loss, window_micro, window_items, window_tokens = 0.0, 0, 0, 0
-            window_start = time.perf_counter()
-        stopping = stop.requested()
-        if state.step % tc.checkpointing_steps == 0 or state.step == tc.max_steps or stopping:
-            save_checkpoint(accelerator, output_dir, state.step, tc.checkpoints_total_limit)
-        if stopping:
-            stop.release()
-            bar.close()
-            accelerator.print(f"stopped by SIGTERM at step {state.step}; checkpoint saved")
-            accelerator.end_training()
-            return {"stopped_at_step": state.step}
-        if accelerator.is_main_process and (
-            state.step % tc.validation_steps == 0 or state.step == tc.max_steps
-        ):
-            model.eval()
-            with ema_weights(ema, model):
-                stats = task.validate(
-                    accelerator.unwrap_model(model, keep_torch_compile=False),
-                    state.step,
-                    output_dir,
+            for micro in range(accumulation):
+                with accelerator.accumulate(model):
+                    indices, generator = slots[micro * world + rank]
+                    batch = task.get_batch(indices, accelerator.device)
+                    loss, stats = task.loss(model, batch, generator)
+                    accelerator.backward(loss)
+                    if accelerator.sync_gradients and tc.max_grad_norm > 0:
+                        accelerator.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                window_loss += loss.detach()  # no host sync per step; read at log steps
+                window_micro += 1
+                window_items += len(indices)
+                window_tokens += stats.get("tokens", 0)
+            if ema is not None:
+                ema.step(model.parameters())
+            state.step += 1
+            bar.update(1)
+            if state.step % tc.log_steps == 0 or state.step == tc.max_steps:
+                elapsed = time.perf_counter() - window_start
+                # mean over every micro-batch of every process
+                loss_sum = accelerator.reduce(
+                    torch.as_tensor(window_loss, device=accelerator.device).float(), "sum"
                 )
-            model.train()
-            if stats:
-                accelerator.log(stats, step=state.step)
-                bar.write(f"step {state.step}: " + ", ".join(f"{k}={v}" for k, v in stats.items()))
-    bar.close()
-    stop.release()
+                record = {
+                    "step": state.step,
+                    "loss": float(loss_sum) / (window_micro * world),
+                    "lr": scheduler.get_last_lr()[0],
+                    "samples_per_s": window_items * world / elapsed,
+                    "tokens_per_s": window_tokens * world / elapsed,
+                    "num_processes": world,
+                    **{k: v for k, v in stats.items() if k != "tokens"},
+                }
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                accelerator.log(record, step=state.step)
+                if accelerator.is_main_process:
+                    with open(metrics_path, "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                window_loss, window_micro, window_items, window_tokens = 0.0, 0, 0, 0
+                window_start = time.perf_counter()
+            stopping = stop.requested()
+            if state.step % tc.checkpointing_steps == 0 or state.step == tc.max_steps or stopping:
+                save_checkpoint(accelerator, output_dir, state.step, tc.checkpoints_total_limit)
+            if stopping:
+                bar.close()
+                accelerator.print(f"stopped by SIGTERM at step {state.step}; checkpoint saved")
+                accelerator.end_training()
+                return {"stopped_at_step": state.step}
+            if accelerator.is_main_process and (
+                state.step % tc.validation_steps == 0 or state.step == tc.max_steps
+            ):
+                model.eval()
+                with ema_weights(ema, model):
+                    stats = task.validate(
+                        accelerator.unwrap_model(model, keep_torch_compile=False),
+                        state.step,
+                        output_dir,
+                    )
+                model.train()
+                if stats:
+                    accelerator.log(stats, step=state.step)
+                    bar.write(
+                        f"step {state.step}: " + ", ".join(f"{k}={v}" for k, v in stats.items())
+                    )
+        bar.close()
+    finally:
+        stop.release()
     result = {}
     if accelerator.is_main_process:
         model.eval()
