@@ -50,7 +50,7 @@ def group_causal_attention(
             "the triton attention kernel needs a CUDA device (or TRITON_INTERPRET=1 set before "
             "import); group_causal_attention_sdpa runs anywhere"
         )
-    from mmgen.kernels.triton_attention import group_causal_attention_triton
+    from mmgen.kernels.triton_ops import group_causal_attention_triton
 
     return group_causal_attention_triton(q, k, v, kv_end, bias)
 

@@ -147,3 +147,52 @@ def test_flex_backend_matches_fp64_reference(layout):
     frame = torch.arange(L) // 7
     bias = -0.1 * (frame[:, None] - frame[None, :]).abs().float()
     check_against_reference(group_causal_attention_flex, q, k, v, kv_end, bias, grads=False)
+
+
+@pytest.mark.parametrize("num_splits", [1, 2, 4])
+@pytest.mark.parametrize(("heads", "kv_heads", "rows"), [(4, 1, 4), (8, 2, 1), (2, 2, 16)])
+def test_decode_kernel_against_a_static_cache(num_splits, heads, kv_heads, rows):
+    from mmgen.kernels.triton_decode import decode_attention
+
+    # a cache of 200 slots of which the first 130 + rows are written: the rest must be ignored
+    q, k, v, g = inputs(2, heads, kv_heads, rows, 200, 32, torch.float32, seed=11)
+    written = 130 + rows
+    k[:, :, written:] = float("nan")  # an unwritten tail that would poison any read of it
+    v[:, :, written:] = float("nan")
+    kv_end = torch.arange(131, written + 1, dtype=torch.int32)  # (rows,)
+    out = decode_attention(q, k, v, kv_end, num_splits=num_splits)
+    ref = group_causal_attention_sdpa(q.double(), k[:, :, :written].double(),
+                                      v[:, :, :written].double(), kv_end)  # fmt: skip
+    assert rel(out, ref) < 1e-5
+
+
+def test_decode_kernel_bias_per_sample_ends_and_empty_rows():
+    from mmgen.kernels.triton_decode import decode_attention
+
+    q, k, v, g = inputs(2, 4, 2, 3, 90, 16, torch.float32, seed=12)
+    kv_end = torch.tensor([[0, 40, 41], [88, 89, 90]], dtype=torch.int32)  # (B, Lq)
+    bias = -0.3 * torch.rand(2, 3, 90, generator=g)
+    for splits in (1, 2):
+        out = decode_attention(q, k, v, kv_end, bias, num_splits=splits)
+        assert out[0, :, 0].abs().max() == 0  # a row that sees nothing outputs zeros
+        ref = group_causal_attention_sdpa(q[:, :, 1:].double(), k.double(), v.double(),
+                                          kv_end[:, 1:], bias[:, 1:].double())  # fmt: skip
+        assert rel(out[:, :, 1:], ref) < 1e-5
+    with pytest.raises(ValueError, match="power of two"):
+        decode_attention(q, k, v, kv_end, num_splits=3)
+
+
+def test_short_queries_without_grad_take_the_decode_kernel(monkeypatch):
+    import mmgen.kernels.triton_ops as ops
+
+    calls = []
+    real = ops.decode_attention
+    monkeypatch.setattr(ops, "decode_attention", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    q, k, v, _ = inputs(1, 4, 2, 2, 70, 16, torch.float32, seed=13)
+    kv_end = torch.tensor([69, 70], dtype=torch.int32)
+    with torch.no_grad():
+        fast = group_causal_attention(q, k, v, kv_end)
+    assert calls == [1]
+    slow = group_causal_attention(q.requires_grad_(), k, v, kv_end)  # needs grad: prefill kernel
+    assert calls == [1]
+    assert rel(fast, slow.detach()) < 1e-6
