@@ -101,7 +101,7 @@ def _fwd_kernel(Q, K, V, KV_END, BIAS, OUT, LSE,
                 H, GROUP, Lq, Lk, LEN_KEY, qk_scale,
                 HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr,
                 BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):  # fmt: skip
-    pid_m = tl.program_id(0)
+    pid_m = tl.num_programs(0) - 1 - tl.program_id(0)  # the longest rows (last tiles) first
     pid_bh = tl.program_id(1)
     b = pid_bh // H
     h = pid_bh % H
@@ -198,6 +198,7 @@ def _bwd_dkdv_kernel(Q, K, V, KV_END, BIAS, DO, LSE, DELTA, DK, DV,
                      stride_vb, stride_vh, stride_vn, stride_vd,
                      stride_ob, stride_oh, stride_om, stride_od,
                      stride_eb, stride_bb, stride_bm, stride_bn,
+                     stride_gb, stride_gh, stride_gn, stride_gd,
                      H, H_KV, GROUP, Lq, Lk, LEN_KEY, qk_scale, sm_scale,
                      HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr,
                      BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):  # fmt: skip
@@ -242,11 +243,12 @@ def _bwd_dkdv_kernel(Q, K, V, KV_END, BIAS, DO, LSE, DELTA, DK, DV,
                                     stride_qm, stride_qd, stride_om, stride_od, stride_bm,
                                     stride_bn, Lq, Lk, qk_scale, MASKED=False,
                                     HAS_BIAS=HAS_BIAS, BLOCK_M=BLOCK_M)  # fmt: skip
-    kv_offsets = cols[:, None] * stride_kn + offs_d[None, :] * stride_kd
-    tl.store(DK + b * stride_kb + hk * stride_kh + kv_offsets,
-             (dk * sm_scale).to(DK.dtype.element_ty), mask=col_ok[:, None])  # fmt: skip
-    # dk, dv are allocated like k (contiguous, same shape), so k's strides address them
-    tl.store(DV + b * stride_kb + hk * stride_kh + kv_offsets, dv.to(DV.dtype.element_ty),
+    # dk, dv: two contiguous tensors of k's shape, addressed by the same strides
+    grad_offsets = (
+        b * stride_gb + hk * stride_gh + cols[:, None] * stride_gn + offs_d[None, :] * stride_gd
+    )
+    tl.store(DK + grad_offsets, (dk * sm_scale).to(DK.dtype.element_ty), mask=col_ok[:, None])
+    tl.store(DV + grad_offsets, dv.to(DV.dtype.element_ty),
              mask=col_ok[:, None])  # fmt: skip
 
 
@@ -289,10 +291,11 @@ def _bwd_dq_kernel(Q, K, V, KV_END, BIAS, DO, LSE, DELTA, DQ,
                    stride_vb, stride_vh, stride_vn, stride_vd,
                    stride_ob, stride_oh, stride_om, stride_od,
                    stride_eb, stride_bb, stride_bm, stride_bn,
+                   stride_gb, stride_gh, stride_gm, stride_gd,
                    H, GROUP, Lq, Lk, LEN_KEY, qk_scale, sm_scale,
                    HAS_BIAS: tl.constexpr, HEAD_DIM: tl.constexpr,
                    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):  # fmt: skip
-    pid_m = tl.program_id(0)
+    pid_m = tl.num_programs(0) - 1 - tl.program_id(0)  # the longest rows (last tiles) first
     pid_bh = tl.program_id(1)
     b = pid_bh // H
     h = pid_bh % H
@@ -321,8 +324,8 @@ def _bwd_dq_kernel(Q, K, V, KV_END, BIAS, DO, LSE, DELTA, DQ,
                           offs_d, bias_base, stride_kn, stride_kd, stride_vn, stride_vd,
                           stride_bm, stride_bn, hi, qk_scale, MASKED=True, HAS_BIAS=HAS_BIAS,
                           BLOCK_N=BLOCK_N)  # fmt: skip
-    tl.store(DQ + b * stride_qb + h * stride_qh + offs_m[:, None] * stride_qm
-             + offs_d[None, :] * stride_qd, (dq * sm_scale).to(DQ.dtype.element_ty),
+    tl.store(DQ + b * stride_gb + h * stride_gh + offs_m[:, None] * stride_gm
+             + offs_d[None, :] * stride_gd, (dq * sm_scale).to(DQ.dtype.element_ty),
              mask=row_ok[:, None])  # fmt: skip
 
 
@@ -339,11 +342,11 @@ _DQ = autotuned(_bwd_dq_kernel, [(128, 32, 4, 5), (128, 64, 8, 3), (64, 32, 4, 4
 def attention_forward(q, k, v, ends, bias):
     """Launch the forward kernel: (out (B, H, Lq, D), lse (B, H, Lq) float32, base 2).
 
-    q, k, v contiguous; ``ends`` (B, Lq) int32 contiguous; ``bias`` None or contiguous.
+    q, k, v of any strides; ``ends`` (B, Lq) int32 contiguous; ``bias`` None or any strides.
     """
     B, H, Lq, D = q.shape
     H_kv, Lk = k.shape[1], k.shape[2]
-    out = torch.empty_like(q)
+    out = q.new_empty(q.shape)  # contiguous whatever q's strides (the delta pre-pass needs it)
     lse = torch.empty(B, H, Lq, device=q.device, dtype=torch.float32)
     _FWD.launch(
         lambda meta: (triton.cdiv(Lq, meta["BLOCK_M"]), B * H),
@@ -365,7 +368,7 @@ def attention_backward(grad_out, q, k, v, ends, bias, out, lse):
     _bwd_delta_kernel[(triton.cdiv(B * H * Lq, 64),)](out, grad_out, delta, B * H * Lq,
                                                       HEAD_DIM=D, BLOCK_M=64)  # fmt: skip
     scale = D**-0.5
-    dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    dq, dk, dv = q.new_empty(q.shape), k.new_empty(k.shape), k.new_empty(k.shape)  # contiguous
     bias_arg = bias if bias is not None else q
     common = (
         *q.stride(), *k.stride(), *v.stride(), *grad_out.stride(),
@@ -375,13 +378,13 @@ def attention_backward(grad_out, q, k, v, ends, bias, out, lse):
     _DKDV.launch(
         lambda meta: (triton.cdiv(Lk, meta["BLOCK_N"]), B * H_kv),
         q, k, v, ends, bias_arg, grad_out, lse, delta, dk, dv,
-        *common, H, H_kv, H // H_kv, Lq, Lk, bucket, scale * LOG2E, scale,
+        *common, *dk.stride(), H, H_kv, H // H_kv, Lq, Lk, bucket, scale * LOG2E, scale,
         HAS_BIAS=bias is not None, HEAD_DIM=D,
     )  # fmt: skip
     _DQ.launch(
         lambda meta: (triton.cdiv(Lq, meta["BLOCK_M"]), B * H),
         q, k, v, ends, bias_arg, grad_out, lse, delta, dq,
-        *common, H, H // H_kv, Lq, Lk, bucket, scale * LOG2E, scale,
+        *common, *dq.stride(), H, H // H_kv, Lq, Lk, bucket, scale * LOG2E, scale,
         HAS_BIAS=bias is not None, HEAD_DIM=D,
     )  # fmt: skip
     return dq, dk, dv

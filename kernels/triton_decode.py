@@ -137,7 +137,7 @@ def decode_attention(
     """Forward-only attention of a few query rows against a cache, rows seeing ``[0, kv_end)``.
 
     Args:
-        q: (B, H, Lq, D) contiguous with Lq <= 16; k, v: (B, Hkv, Lk, D) contiguous.
+        q: (B, H, Lq, D) with Lq <= 16; k, v: (B, Hkv, Lk, D); any strides.
         kv_end: (Lq,) or (B, Lq) integer, absolute prefix ends in the cache.
         bias: optional constant (Lq, Lk) or (B, Lq, Lk) additive bias.
         num_splits: key slices (a power of two); default from the shapes and the device.
@@ -155,7 +155,7 @@ def decode_attention(
         raise ValueError(f"num_splits must be a power of two, got {num_splits}")
     block_r = max(16, triton.next_power_of_2(group * Lq))
     keys_per_split = triton.cdiv(triton.cdiv(Lk, num_splits), BLOCK_N) * BLOCK_N
-    out = torch.empty_like(q)
+    out = q.new_empty(q.shape)
     parts = B * H_kv * num_splits * block_r
     part_acc = torch.empty(parts if num_splits > 1 else 1, D, device=q.device,
                            dtype=torch.float32)  # fmt: skip

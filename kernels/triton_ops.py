@@ -23,7 +23,7 @@ def _attention_fwd(
 
 @_attention_fwd.register_fake
 def _(q, k, v, ends, bias):
-    return torch.empty_like(q), q.new_empty(q.shape[:3], dtype=torch.float32)
+    return q.new_empty(q.shape), q.new_empty(q.shape[:3], dtype=torch.float32)
 
 
 @torch.library.custom_op("mmgen::attention_bwd", mutates_args=())
@@ -36,7 +36,7 @@ def _attention_bwd(
 
 @_attention_bwd.register_fake
 def _(grad_out, q, k, v, ends, bias, out, lse):
-    return torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
+    return q.new_empty(q.shape), k.new_empty(k.shape), k.new_empty(k.shape)
 
 
 def _setup_context(ctx, inputs, output):
@@ -64,7 +64,7 @@ def _decode(
 
 @_decode.register_fake
 def _(q, k, v, ends, bias):
-    return torch.empty_like(q)
+    return q.new_empty(q.shape)
 
 
 def group_causal_attention_triton(
@@ -88,7 +88,6 @@ def group_causal_attention_triton(
         (B, H, Lq, D) in q's dtype.
     """
     check_inputs(q, k, bias)
-    q, k, v = q.contiguous(), k.contiguous(), v.contiguous()
     ends = kv_end_rows(kv_end, q.shape[0], q.shape[2])  # (B, Lq) int32
     if bias is not None:
         bias = bias.contiguous()

@@ -196,3 +196,17 @@ def test_short_queries_without_grad_take_the_decode_kernel(monkeypatch):
     slow = group_causal_attention(q.requires_grad_(), k, v, kv_end)  # needs grad: prefill kernel
     assert calls == [1]
     assert rel(fast, slow.detach()) < 1e-6
+
+
+def test_triton_kernel_takes_strided_views_as_the_model_passes_them():
+    # the model hands over (B, L, H, D) projections transposed to (B, H, L, D): no copies
+    g = torch.Generator().manual_seed(14)
+    q = torch.randn(2, 37, 4, 32, generator=g).transpose(1, 2)
+    k = torch.randn(2, 37, 2, 32, generator=g).transpose(1, 2)
+    v = torch.randn(2, 37, 2, 32, generator=g).transpose(1, 2)
+    assert not q.is_contiguous() and not v.is_contiguous()
+    check_against_reference(group_causal_attention, q, k, v, frames(37, 5))
+    with torch.no_grad():  # decode kernel, strided too
+        out = group_causal_attention(q[:, :, -3:], k, v, torch.tensor([35, 36, 37]))
+    ref = group_causal_attention_sdpa(q[:, :, -3:], k, v, torch.tensor([35, 36, 37]))
+    assert rel(out, ref) < 1e-5
