@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmgen-installed
 
-.PHONY: setup demo demo-train test lint bench clean
+.PHONY: setup demo demo-train test lint bench bench-gpu clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,11 @@ lint: setup
 
 bench: setup
 	$(BIN)/python tools/bench_import.py
+
+# on a CUDA machine: correctness, attention targets, decode and training (logs in runs/bench-gpu);
+# uses .venv when there is one, else $(PYTHON) with mmgen importable
+bench-gpu:
+	PYTHON="$(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))" tools/bench_gpu.sh runs/bench-gpu
 
 clean:
 	rm -rf runs eval_shapes demo_grid.png

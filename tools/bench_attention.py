@@ -52,6 +52,9 @@ def mask_group_ids(mask: str, scale_down: int = 1) -> tuple[str, torch.Tensor]:
             torch.cat([torch.arange(256 // d), 256 // d + frames(15, 256 // d)]),
         ),  # fmt: skip
         "M10": ("token-shuffle s=2: causal at L/4", torch.arange(1024 // d)),
+        # the issue's target shapes (performance.md section 4: B4 H16 L8192 D128)
+        "F8K": ("frame-causal 32 x 256 (target shape)", frames(32, 256 // d)),
+        "C8K": ("causal 8192 (target shape)", torch.arange(8192 // d)),
     }
     if mask not in table:
         raise SystemExit(
@@ -126,6 +129,32 @@ def implementations(kv_end, num_keys, device, dtype):
     except ImportError:
         pass
     return found
+
+
+def print_targets(rows: list[dict]) -> None:
+    """The issue's H100 targets against what this run measured (rows at D 128 only)."""
+
+    def find(mask, prefix):
+        return next((r for r in rows if r["mask"] == mask and r["D"] == 128
+                     and r["implementation"].startswith(prefix)), None)  # fmt: skip
+
+    lines = []
+    ours = find("F8K", "ours")
+    if ours:
+        for way, name, target in (("fwd", "forward ", 550), ("bwd", "backward", 450)):
+            value = ours[f"{way}_tflops"]
+            verdict = "met" if value >= target else "missed"
+            lines.append(f"frame-causal L8192 D128 {name} {value:6.0f} TF/s  "
+                         f"target >= {target}: {verdict}")  # fmt: skip
+    for mask in ("C8K", "M1"):
+        ours, sdpa = find(mask, "ours"), find(mask, "sdpa is_causal")
+        if ours and sdpa:
+            for way in ("fwd", "bwd"):
+                ratio = ours[f"{way}_ms"] / sdpa[f"{way}_ms"]
+                lines.append(f"causal {mask} {way}: ours / SDPA flash time {ratio:5.2f}  "
+                             f"target <= 1.10: {'met' if ratio <= 1.10 else 'missed'}")  # fmt: skip
+    if lines:
+        print("\ntargets (one H100, bf16):\n  " + "\n  ".join(lines))
 
 
 def matmul_peak_tflops(device, dtype, measure) -> float:
@@ -211,6 +240,7 @@ def main() -> None:
                 rows.append(row)
                 print(f"{case} {fwd_ms:9.3f} {fwd_tf:6.0f} {fwd_tf / peak:5.2f} "
                       f"{bwd_ms:9.3f} {bwd_tf:6.0f} {bwd_tf / peak:5.2f} {error:8.1e}")  # fmt: skip
+    print_targets(rows)
     if args.out:
         args.out.write_text(
             json.dumps({"device": card, "torch": torch.__version__, "rows": rows}, indent=1)

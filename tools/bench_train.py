@@ -31,7 +31,7 @@ def step_flops(matmul_params: int, dims: dict, batch: int, length: int, pairs: i
 
 
 def time_variant(variant: str, vocab: int, dims: dict, device, B: int, L: int, steps: int):
-    """(parameter counts, seconds per step, seconds of the first step) of one variant,
+    """(parameter counts, seconds per step, seconds of the first step, its loss) of one variant,
     ``{eager,compile}-{sdpa,triton,flex}``."""
     from mmgen.models.transformer import ARTransformer, TransformerConfig
 
@@ -46,21 +46,25 @@ def time_variant(variant: str, vocab: int, dims: dict, device, B: int, L: int, s
     kv_end = torch.arange(1, L + 1, dtype=torch.int32, device=device)  # next-token (causal)
     positions = torch.arange(L, device=device)[:, None].expand(L, 3).contiguous()
 
+    # bf16 on GPUs; float16 on the CPU dry run (the Triton interpreter mishandles bf16)
+    amp_dtype = torch.bfloat16 if device.type == "cuda" else torch.float16
+
     def loss_fn(ids, targets):
-        with torch.autocast(device.type, dtype=torch.bfloat16):
+        with torch.autocast(device.type, dtype=amp_dtype):
             logits = model(ids, positions, kv_end, logits_from=0)
         return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
 
     forward = torch.compile(loss_fn) if mode == "compile" else loss_fn
 
     def step():
-        forward(ids, targets).backward()
+        loss = forward(ids, targets)
+        loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        return loss.detach()
 
     start = time.perf_counter()
-    step()
-    synchronize(device)
+    first_loss = step().item()
     first = time.perf_counter() - start
     for _ in range(2):
         step()
@@ -72,7 +76,7 @@ def time_variant(variant: str, vocab: int, dims: dict, device, B: int, L: int, s
     seconds = (time.perf_counter() - start) / steps
     linear = [m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)]
     params = {"all": sum(p.numel() for p in model.parameters()), "matmul": sum(linear)}
-    return params, seconds, first
+    return params, seconds, first, first_loss
 
 
 def synchronize(device):
@@ -104,12 +108,16 @@ def main() -> int:
     B, L = args.batch, args.length
     pairs = L * (L + 1) // 2  # causal
     card = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    print(f"device {card}; torch {torch.__version__}; batch {B} x {L} tokens, bf16 autocast")
-    columns = ("params", 8), ("step ms", 9), ("tokens/s", 10), ("MFU(989)", 9), ("compile s", 9)
+    amp = "bf16" if device.type == "cuda" else "fp16"
+    print(f"device {card}; torch {torch.__version__}; batch {B} x {L} tokens, {amp} autocast; "
+          "loss = first step's")  # fmt: skip
+    columns = (("params", 8), ("step ms", 9), ("tokens/s", 10), ("MFU(989)", 9), ("compile s", 9),
+               ("loss", 8))  # fmt: skip
     print(f"{'variant':16} " + " ".join(f"{name:>{width}}" for name, width in columns))
     for variant in args.variants.split(","):
         try:
-            params, seconds, first = time_variant(variant, vocab, dims, device, B, L, args.steps)
+            params, seconds, first, loss = time_variant(variant, vocab, dims, device, B, L,
+                                                        args.steps)  # fmt: skip
         except Exception as err:  # a variant that cannot run here: say so, go on
             print(f"{variant:16} failed: {type(err).__name__}: {str(err)[:100]}")
             continue
@@ -117,7 +125,7 @@ def main() -> int:
         compile_s = first - seconds if variant.startswith("compile") else 0.0
         mfu = flops / seconds / H100_PEAK
         print(f"{variant:16} {params['all'] / 1e6:7.0f}M {seconds * 1e3:9.1f} "
-              f"{B * L / seconds:10.0f} {mfu:9.3f} {compile_s:9.1f}")  # fmt: skip
+              f"{B * L / seconds:10.0f} {mfu:9.3f} {compile_s:9.1f} {loss:8.4f}")  # fmt: skip
     return 0
 
 

@@ -1,9 +1,12 @@
 """The GPU benchmark scripts run end to end (--dry-run: tiny shapes on CPU, Triton interpreter)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -32,10 +35,13 @@ def test_bench_train_dry_run_times_each_variant():
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [line.split() for line in done.stdout.splitlines()]
-    timed = {parts[0]: float(parts[3]) for parts in lines if parts and parts[0].startswith("eager")
+    timed = {parts[0]: parts for parts in lines if parts and parts[0].startswith("eager")
              and parts[1] != "failed:"}  # fmt: skip
     assert set(timed) == {"eager-sdpa", "eager-triton"}
-    assert all(tokens_per_s > 0 for tokens_per_s in timed.values())
+    assert all(float(parts[3]) > 0 for parts in timed.values())  # tokens/s
+    # the same first-step loss through SDPA and through our kernel (fp16 autocast on CPU)
+    assert float(timed["eager-triton"][-1]) == pytest.approx(float(timed["eager-sdpa"][-1]),
+                                                             rel=1e-3)  # fmt: skip
     # FlexAttention has no backward on CPU: the variant is reported as failed, not dropped
     assert "eager-flex       failed: NotImplementedError" in done.stdout
 
@@ -48,3 +54,20 @@ def test_bench_decode_dry_run_reports_eager_and_compiled_steps():
     rows = [line.split() for line in done.stdout.splitlines() if line.startswith("sdpa")]
     assert [r[1] for r in rows] == ["eager", "compiled"]  # neither failed
     assert all(float(r[-3]) > 0 for r in rows)  # ms per step
+
+
+def test_one_command_gpu_script_runs_its_stages_dry(tmp_path):
+    # tools/bench_gpu.sh on the CPU (DRY_RUN=1): each stage's --dry-run, logs and JSON written
+    env = {**os.environ, "DRY_RUN": "1", "PYTHON": sys.executable}
+    script = str(REPO / "tools" / "bench_gpu.sh")
+    done = subprocess.run(["bash", script, str(tmp_path), "check", "targets"], capture_output=True,
+                          text=True, timeout=600, env=env, cwd=REPO)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "== check: not run (needs CUDA)" in done.stdout
+    assert "== targets exit 0" in done.stdout
+    rows = json.loads((tmp_path / "targets.json").read_text())["rows"]
+    assert {r["mask"] for r in rows} == {"F8K", "C8K"}
+    assert (tmp_path / "targets.log").read_text().count("ours (triton)") == 2
+    bad = subprocess.run(["bash", script, str(tmp_path), "nope"],
+                         capture_output=True, text=True, env=env, cwd=REPO)  # fmt: skip
+    assert bad.returncode == 2 and "unknown stage nope" in bad.stderr

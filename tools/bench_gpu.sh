@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Every GPU check and benchmark of the fused-attention work in one command, each stage under a
+# time limit (one that fails or runs over does not stop the rest), logs in one folder.
+#
+#   tools/bench_gpu.sh [OUT_DIR] [STAGE ...]     # default: runs/bench-gpu, all default stages
+#   PYTHON="python3 -P" tools/bench_gpu.sh "$OUT" check targets   # e.g. on the lent machine
+#
+# Default stages (about 9 minutes on one H100, compilation included):
+#   check    tools/check_attention_gpu.py   correctness in bf16/fp16, decode, torch.compile
+#   targets  tools/bench_attention.py       the target shapes (L 8192, D 128, B4 H16)
+#   decode   tools/bench_decode.py          ms per step of the 336M decode configuration
+#   train    tools/bench_train.py           tokens/s and MFU, 336M model, batch 8 x 4096
+# Extra stage: matrix (bench_attention.py, every mask of performance.md section 3, D 64 and 128).
+# DRY_RUN=1 runs each benchmark's --dry-run on the CPU instead (CI does; check needs CUDA).
+set -u
+out=${1:-runs/bench-gpu}
+shift || true
+stages=${*:-check targets decode train}
+py=${PYTHON:-python3}
+mkdir -p "$out"
+
+stage() {  # name, seconds, command...
+  local name=$1 limit=$2
+  shift 2
+  echo "== $name (limit ${limit}s): $*"
+  local start=$SECONDS
+  timeout "$limit" "$@" > >(tee "$out/$name.log") 2>&1
+  echo "== $name exit $? after $((SECONDS - start))s"
+}
+
+dry=()
+if [ "${DRY_RUN:-0}" = 1 ]; then
+  dry=(--dry-run)
+else
+  nvidia-smi --query-gpu=name,power.limit,clocks.sm,clocks.max.sm --format=csv | tee "$out/gpu.csv"
+fi
+$py -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
+for s in $stages; do
+  case $s in
+    check)
+      if [ ${#dry[@]} -gt 0 ]; then echo "== check: not run (needs CUDA)"; continue; fi
+      stage check 150 $py tools/check_attention_gpu.py ;;
+    targets) stage targets 120 $py tools/bench_attention.py --masks F8K,C8K --head-dims 128 \
+      --tokens 32768 --only ours,sdpa,flex --out "$out/targets.json" "${dry[@]}" ;;
+    decode) stage decode 150 $py tools/bench_decode.py "${dry[@]}" ;;
+    train) stage train 180 $py tools/bench_train.py --variants compile-sdpa,compile-triton \
+      "${dry[@]}" ;;
+    matrix) stage matrix 420 $py tools/bench_attention.py --out "$out/matrix.json" "${dry[@]}" ;;
+    *) echo "unknown stage $s (check, targets, decode, train, matrix)" >&2; exit 2 ;;
+  esac
+done
