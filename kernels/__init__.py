@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 import torch
-from mmgen.kernels.reference import group_causal_attention_sdpa, kv_end_mask
+from mmgen.kernels.reference import causal_kv_end, group_causal_attention_sdpa, kv_end_mask
 
 
 def triton_runs_on(device: torch.device) -> bool:
@@ -70,6 +70,7 @@ def group_causal_attention_xformers(q, k, v, kv_end, bias=None):
 
 
 __all__ = [
+    "causal_kv_end",
     "group_causal_attention",
     "group_causal_attention_flex",
     "group_causal_attention_sdpa",

@@ -43,6 +43,12 @@ class SequenceLayout:
         return self.group_ids.numel()
 
     @property
+    def is_causal(self) -> bool:
+        """Whether every group is one token (plain causal attention: kv_end may be None)."""
+        causal = torch.arange(1, self.length + 1, dtype=torch.int32, device=self.kv_end.device)
+        return bool(torch.equal(self.kv_end, causal))
+
+    @property
     def num_image_tokens(self) -> int:
         return self.grid[0] * self.grid[1]
 

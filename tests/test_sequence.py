@@ -52,3 +52,10 @@ def test_condition_dropout_rate_and_reproducibility():
     again = drop_condition(text, null, 0.1, torch.Generator().manual_seed(0))
     assert torch.equal(dropped, again)
     assert torch.equal(drop_condition(text, null, 0.0, torch.Generator()), text)
+
+
+def test_layout_is_causal_only_when_every_group_is_one_token():
+    from mmgen.sequence import text_image_layout
+
+    assert text_image_layout(1, (3, 3)).is_causal  # class-to-image: one class token first
+    assert not text_image_layout(5, (3, 3)).is_causal  # a 5-token text group sees itself

@@ -43,7 +43,7 @@ def time_variant(variant: str, vocab: int, dims: dict, device, B: int, L: int, s
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
     ids = torch.randint(0, vocab, (B, L), device=device)
     targets = torch.randint(0, vocab, (B, L), device=device)
-    kv_end = torch.arange(1, L + 1, dtype=torch.int32, device=device)  # next-token (causal)
+    kv_end = None  # next-token: plain causal (SDPA's flash path; the others get an arange)
     positions = torch.arange(L, device=device)[:, None].expand(L, 3).contiguous()
 
     # bf16 on GPUs; float16 on the CPU dry run (the Triton interpreter mishandles bf16)

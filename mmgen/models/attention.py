@@ -42,7 +42,7 @@ def group_causal_attention(
     q: torch.Tensor,
     k: torch.Tensor,
     v: torch.Tensor,
-    kv_end: torch.Tensor,
+    kv_end: torch.Tensor | None,
     *,
     bias: torch.Tensor | None = None,
     backend: str = "sdpa",
@@ -51,7 +51,9 @@ def group_causal_attention(
 
     Args:
         q: (B, H, Lq, D); k, v: (B, Hkv, Lk, D).
-        kv_end: (Lq,) or (B, Lq) int, absolute key indices.
+        kv_end: (Lq,) or (B, Lq) int, absolute key indices; None for plain causal attention
+            (bottom-right aligned): SDPA then uses ``is_causal`` (its flash path) even under
+            ``torch.compile``, the other backends get :func:`mmgen.kernels.causal_kv_end`.
         bias: optional additive bias on allowed pairs, (Lq, Lk) or (B, Lq, Lk).
         backend: one of ``ATTENTION_BACKENDS``: ``sdpa`` (dense mask, or ``is_causal`` when the
             mask is plain causal), ``flex`` (BlockMask), ``triton`` (our fused kernel; CUDA),
@@ -67,6 +69,8 @@ def group_causal_attention(
     }.get(backend)
     if implementation is None:
         check_attention_backend(backend)  # raises the unknown-name error
+    if kv_end is None and backend != "sdpa":
+        kv_end = kernels.causal_kv_end(q.shape[-2], k.shape[-2], q.device)
     return implementation(q, k, v, kv_end, bias)
 
 

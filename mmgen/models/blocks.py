@@ -52,7 +52,7 @@ class Attention(nn.Module):
         x: torch.Tensor,
         cos: torch.Tensor,
         sin: torch.Tensor,
-        kv_end: torch.Tensor,
+        kv_end: torch.Tensor | None,
         cache: KVCache | None = None,
         start: int | torch.Tensor = 0,
     ) -> torch.Tensor:

@@ -158,7 +158,7 @@ class ARTransformer(nn.Module):
         self,
         input_ids: torch.Tensor,
         positions: torch.Tensor,
-        kv_end: torch.Tensor,
+        kv_end: torch.Tensor | None,
         *,
         caches: list[KVCache] | None = None,
         start: int | torch.Tensor = 0,
@@ -169,7 +169,9 @@ class ARTransformer(nn.Module):
         Args:
             input_ids: (B, L) token ids.
             positions: (L, 3) or (B, L, 3) integer (t, h, w) positions.
-            kv_end: (L,) or (B, L) absolute key prefix ends (``start`` included).
+            kv_end: (L,) or (B, L) absolute key prefix ends (``start`` included), or None for
+                plain causal attention (SDPA keeps its flash path under ``torch.compile``);
+                not with the static-shape decode step, whose cache tail kv_end must mask.
             caches: per-layer KV caches; keys of this chunk are written at ``start``.
             start: absolute index of the first token of this chunk (a 0-d tensor for the
                 static-shape decode step, see ``KVCache.update``).
@@ -179,6 +181,8 @@ class ARTransformer(nn.Module):
         Returns:
             (B, L, D) hidden states, or (B, L - logits_from, num_codes) logits.
         """
+        if kv_end is None and isinstance(start, torch.Tensor):
+            raise ValueError("the static-shape decode step needs an explicit kv_end")
         x = self.embed(input_ids)  # (B, L, D)
         cos, sin = self.rope.cos_sin(positions)  # (L, Dh/2) or (B, L, Dh/2)
         for i, block in enumerate(self.blocks):

@@ -218,10 +218,9 @@ class GenerationTask:
         condition_ids = self.condition_ids[indices].to(device)
         device = condition_ids.device  # "cuda" -> "cuda:0", the key loss() looks up
         if device not in self.device_layout:  # positions and kv_end copied once per device
-            self.device_layout[device] = (
-                self.layout.positions.to(device),
-                self.layout.kv_end.to(device),
-            )
+            # plain causal layouts pass kv_end=None: SDPA's flash path, also when compiled
+            kv_end = None if self.layout.is_causal else self.layout.kv_end.to(device)
+            self.device_layout[device] = (self.layout.positions.to(device), kv_end)
         return {
             "condition_ids": condition_ids,
             "codes": self.codes[indices].to(device, torch.long),

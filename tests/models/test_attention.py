@@ -90,3 +90,36 @@ def test_unknown_backend_is_a_value_error_and_missing_one_is_explicit():
     # xformers is an optional extra, not installed in CI
     with pytest.raises(RuntimeError, match=r"'xformers' needs xformers.*mmgen\[xformers\]"):
         check_attention_backend("xformers")
+
+
+@pytest.mark.parametrize("backend", ["sdpa", "triton", "flex"])
+def test_kv_end_none_is_plain_causal_bottom_right_aligned(backend):
+    g = torch.Generator().manual_seed(5)
+    q, k, v = (torch.randn(2, 4, 12, 16, generator=g) for _ in range(3))
+    full = group_causal_attention(q, k, v, None, backend=backend)
+    torch.testing.assert_close(full, reference_attention(q, k, v, torch.arange(12),
+                                                         torch.arange(12)).float())  # fmt: skip
+    # 3 new rows against 12 keys: the last row sees every key
+    chunk = group_causal_attention(q[:, :, -3:], k, v, None, backend=backend)
+    torch.testing.assert_close(chunk, full[:, :, -3:])
+
+
+def test_compiled_model_has_no_graph_breaks_for_any_mask():
+    # reading kv_end's values (is it plain causal?) would break the graph at every layer
+    from torch._dynamo.utils import counters
+
+    from mmgen.models.transformer import ARTransformer, TransformerConfig
+
+    config = TransformerConfig(vocab_size=64, num_codes=64, dim=32, num_layers=3, num_heads=2,
+                               rope="1d")  # fmt: skip
+    model = ARTransformer(config)
+    ids = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))
+    positions = torch.arange(16)[:, None].expand(16, 3).contiguous()
+    for kv_end in (None, kv_end_from_group_ids(torch.arange(16) // 4)):
+        torch._dynamo.reset()
+        counters.clear()
+        compiled = torch.compile(model)(ids, positions, kv_end)
+        assert not counters["graph_break"], dict(counters["graph_break"])
+        torch.testing.assert_close(compiled, model(ids, positions, kv_end), atol=1e-5, rtol=0)
+    causal = kv_end_from_group_ids(torch.arange(16))
+    torch.testing.assert_close(model(ids, positions, None), model(ids, positions, causal))
