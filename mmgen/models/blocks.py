@@ -11,6 +11,18 @@ from mmgen.models.kv_cache import KVCache
 from mmgen.models.rope import apply_rotary
 
 
+class HeadRMSNorm(nn.RMSNorm):
+    """RMSNorm of queries or keys per head, its weight cast to the input's dtype.
+
+    Under autocast the projections arrive in bf16 while the weight stays float32, and torch
+    then falls back to an unfused kernel ("Mismatch dtype between input and weight"); the cast
+    keeps the fused one. Same parameters and state-dict keys as ``nn.RMSNorm``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(x, self.normalized_shape, self.weight.to(x.dtype), self.eps)
+
+
 class SwiGLU(nn.Module):
     """``w2(silu(w1 x) * w3 x)`` with w1 and w3 fused into one projection."""
 
@@ -44,8 +56,8 @@ class Attention(nn.Module):
         self.backend = backend
         self.qkv = nn.Linear(dim, (num_heads + 2 * num_kv_heads) * self.head_dim, bias=False)
         self.proj = nn.Linear(num_heads * self.head_dim, dim, bias=False)
-        self.q_norm = nn.RMSNorm(self.head_dim, eps=norm_eps) if qk_norm else nn.Identity()
-        self.k_norm = nn.RMSNorm(self.head_dim, eps=norm_eps) if qk_norm else nn.Identity()
+        self.q_norm = HeadRMSNorm(self.head_dim, eps=norm_eps) if qk_norm else nn.Identity()
+        self.k_norm = HeadRMSNorm(self.head_dim, eps=norm_eps) if qk_norm else nn.Identity()
 
     def forward(
         self,

@@ -123,3 +123,22 @@ def test_attention_backends_give_the_sdpa_model_outputs(backend):
         ]
     torch.testing.assert_close(full, reference, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(torch.cat(chunks, 1), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_qk_norm_keeps_the_fused_kernel_under_autocast():
+    # q and k arrive in bf16 under autocast while norm weights stay float32: without the cast
+    # torch warns "Mismatch dtype between input and weight" and runs an unfused kernel
+    import warnings
+
+    from mmgen.models.transformer import ARTransformer, TransformerConfig
+
+    model = ARTransformer(TransformerConfig(vocab_size=32, num_codes=32, dim=32, num_layers=1,
+                                            num_heads=2, rope="1d", qk_norm=True))  # fmt: skip
+    ids = torch.randint(0, 32, (2, 8), generator=torch.Generator().manual_seed(0))
+    positions = torch.arange(8)[:, None].expand(8, 3).contiguous()
+    with warnings.catch_warnings(record=True) as caught, torch.autocast("cpu", torch.bfloat16):
+        warnings.simplefilter("always")
+        out = model(ids, positions, None)
+    assert not [w for w in caught if "Mismatch dtype" in str(w.message)]
+    assert torch.isfinite(out).all()
+    assert "blocks.0.attn.q_norm.weight" in model.state_dict()  # same keys as nn.RMSNorm
