@@ -5,7 +5,9 @@ code), so a compiled model, a compiled decode step replayed as a CUDA graph and 
 all run the same kernels. Fake implementations give the output shapes to the compiler.
 """
 
-from __future__ import annotations
+# no ``from __future__ import annotations`` here: torch.library reads these signatures'
+# annotations at registration, and Optional[...] is the spelling every torch version accepts
+from typing import Optional
 
 import torch
 from mmgen.kernels.triton_attention import attention_backward, attention_forward
@@ -16,7 +18,7 @@ from mmgen.kernels.triton_decode import decode_attention, fits_decode
 @torch.library.custom_op("mmgen::attention_fwd", mutates_args=())
 def _attention_fwd(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ends: torch.Tensor,
-    bias: torch.Tensor | None,
+    bias: Optional[torch.Tensor],  # noqa: UP045
 ) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
     return attention_forward(q, k, v, ends, bias)
 
@@ -29,7 +31,7 @@ def _(q, k, v, ends, bias):
 @torch.library.custom_op("mmgen::attention_bwd", mutates_args=())
 def _attention_bwd(
     grad_out: torch.Tensor, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
-    ends: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor, lse: torch.Tensor,
+    ends: torch.Tensor, bias: Optional[torch.Tensor], out: torch.Tensor, lse: torch.Tensor,  # noqa: UP045
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     return attention_backward(grad_out, q, k, v, ends, bias, out, lse)
 
@@ -57,7 +59,7 @@ _attention_fwd.register_autograd(_backward, setup_context=_setup_context)
 @torch.library.custom_op("mmgen::decode_attention", mutates_args=())
 def _decode(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, ends: torch.Tensor,
-    bias: torch.Tensor | None,
+    bias: Optional[torch.Tensor],  # noqa: UP045
 ) -> torch.Tensor:  # fmt: skip
     return decode_attention(q, k, v, ends, bias)
 
