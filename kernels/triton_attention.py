@@ -53,6 +53,22 @@ def _query_tile_bounds(end_ptr, offs_m, row_ok, Lk, BLOCK_N: tl.constexpr):
 
 
 @triton.jit
+def _tile_logits(q, k_base, cols, col_ok, offs_m, offs_d, row_ok, bias_base, stride_kn,
+                 stride_kd, stride_bm, stride_bn, qk_scale, HAS_BIAS: tl.constexpr):  # fmt: skip
+    """K^T of one key tile (D, BN) and the tile's base-2 logits (BM, BN), bias included."""
+    kT = tl.load(k_base + cols[None, :] * stride_kn + offs_d[:, None] * stride_kd,
+                 mask=col_ok[None, :], other=0.0)  # fmt: skip
+    s = tl.dot(q, kT)
+    if HAS_BIAS:
+        bias = tl.load(bias_base + offs_m[:, None] * stride_bm + cols[None, :] * stride_bn,
+                       mask=row_ok[:, None] & col_ok[None, :], other=0.0)  # fmt: skip
+        s = s * qk_scale + bias.to(tl.float32) * 1.4426950408889634
+    else:
+        s = s * qk_scale
+    return kT, s
+
+
+@triton.jit
 def _fwd_tile(acc, m_i, l_i, q, k_base, v_base, start_n, offs_m, offs_n, offs_d, end, row_ok,
               bias_base, stride_kn, stride_kd, stride_vn, stride_vd, stride_bm, stride_bn,
               col_end, qk_scale, MASKED: tl.constexpr, HAS_BIAS: tl.constexpr):  # fmt: skip
@@ -60,18 +76,8 @@ def _fwd_tile(acc, m_i, l_i, q, k_base, v_base, start_n, offs_m, offs_n, offs_d,
     read (an unwritten cache tail may hold anything, NaN included)."""
     cols = start_n + offs_n
     col_ok = cols < col_end
-    kT = tl.load(
-        k_base + cols[None, :] * stride_kn + offs_d[:, None] * stride_kd,
-        mask=col_ok[None, :],
-        other=0.0,
-    )  # fmt: skip  (D, BN)
-    s = tl.dot(q, kT)  # (BM, BN)
-    if HAS_BIAS:
-        bias = tl.load(bias_base + offs_m[:, None] * stride_bm + cols[None, :] * stride_bn,
-                       mask=row_ok[:, None] & col_ok[None, :], other=0.0)  # fmt: skip
-        s = s * qk_scale + bias.to(tl.float32) * 1.4426950408889634  # base-2 logits
-    else:
-        s = s * qk_scale
+    kT, s = _tile_logits(q, k_base, cols, col_ok, offs_m, offs_d, row_ok, bias_base, stride_kn,
+                         stride_kd, stride_bm, stride_bn, qk_scale, HAS_BIAS)  # fmt: skip
     if MASKED:
         s = tl.where(cols[None, :] < end[:, None], s, float("-inf"))
     m_new = tl.maximum(m_i, tl.max(s, 1))
@@ -259,23 +265,13 @@ def _bwd_dq_tile(dq, q, do, lse, delta, end, row_ok, k_base, v_base, start_n, of
                  BLOCK_N: tl.constexpr):  # fmt: skip
     cols = start_n + tl.arange(0, BLOCK_N)
     col_ok = cols < col_end  # keys past every row's end are never read
-    kT = tl.load(
-        k_base + cols[None, :] * stride_kn + offs_d[:, None] * stride_kd,
-        mask=col_ok[None, :],
-        other=0.0,
-    )  # fmt: skip  (D, BN)
+    kT, s = _tile_logits(q, k_base, cols, col_ok, offs_m, offs_d, row_ok, bias_base, stride_kn,
+                         stride_kd, stride_bm, stride_bn, qk_scale, HAS_BIAS)  # fmt: skip
     vT = tl.load(
         v_base + cols[None, :] * stride_vn + offs_d[:, None] * stride_vd,
         mask=col_ok[None, :],
         other=0.0,
     )  # fmt: skip  (D, BN)
-    s = tl.dot(q, kT)  # (BM, BN)
-    if HAS_BIAS:
-        bias = tl.load(bias_base + offs_m[:, None] * stride_bm + cols[None, :] * stride_bn,
-                       mask=row_ok[:, None] & col_ok[None, :], other=0.0)  # fmt: skip
-        s = s * qk_scale + bias.to(tl.float32) * 1.4426950408889634
-    else:
-        s = s * qk_scale
     p = tl.exp2(s - lse[:, None])
     if MASKED:
         p = tl.where(cols[None, :] < end[:, None], p, 0.0)
