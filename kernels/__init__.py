@@ -16,10 +16,15 @@ import torch
 from mmgen.kernels.reference import causal_kv_end, group_causal_attention_sdpa, kv_end_mask
 
 
+def triton_interpreting() -> bool:
+    """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
 def triton_runs_on(device: torch.device) -> bool:
     """Whether our Triton kernel can run on ``device`` (CUDA, or anything under the
     Triton interpreter)."""
-    return device.type == "cuda" or os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+    return device.type == "cuda" or triton_interpreting()
 
 
 def group_causal_attention(

@@ -3,18 +3,13 @@ launcher that autotunes on CUDA and uses fixed tiles under the interpreter."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 
 import torch
 import triton
+from mmgen.kernels import triton_interpreting as interpreting
 
 LOG2E = 1.4426950408889634
-
-
-def interpreting() -> bool:
-    """Whether Triton runs kernels in its CPU interpreter (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
 class autotuned:  # noqa: N801 (reads as a decorator-like wrapper at the call sites)
