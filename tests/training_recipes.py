@@ -1,6 +1,7 @@
 """Tiny training recipes and helpers shared by the training tests (``pythonpath = tests``)."""
 
 import json
+import re
 
 import yaml
 
@@ -82,6 +83,62 @@ def run(path, resume=None, **overrides):
     return train(config, build_task(config), resume_from_checkpoint=resume)
 
 
+def watch_training(path, *, head_dtypes: bool = False, **overrides) -> dict:
+    """``run`` that also records what the training loop did to the task: the model object
+    every loss call received, the number of loss calls (micro-batches) and of real optimizer
+    steps, and with ``head_dtypes`` the dtype of the head's output in each training forward."""
+    config = load_run_config(path, **overrides)
+    task = build_task(config)
+    seen = {"models": [], "micro_batches": 0, "optimizer_steps": 0, "head_dtypes": []}
+    in_loss = []
+    build_model, loss = task.build_model, task.loss
+
+    def watched_build_model():
+        model = build_model()
+        if head_dtypes:
+            model.head.register_forward_hook(record_head_dtype)
+        return model
+
+    def record_head_dtype(module, args, out) -> None:
+        if in_loss:  # training forwards only (validation samples run the model too)
+            seen["head_dtypes"].append(out.dtype)
+
+    def watched_loss(model, batch, generator):
+        seen["models"].append(model)
+        seen["micro_batches"] += 1
+        in_loss.append(True)
+        try:
+            return loss(model, batch, generator)
+        finally:
+            in_loss.clear()
+
+    def count_step(optimizer, args, kwargs):
+        seen["optimizer_steps"] += 1
+
+    task.build_model, task.loss = watched_build_model, watched_loss
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    hook = register_optimizer_step_post_hook(count_step)
+    try:
+        seen["result"] = train(config, task)
+    finally:
+        hook.remove()
+    return seen
+
+
 def losses(output_dir):
+    """step -> logged loss; every step must appear exactly once, in order (a resumed run that
+    started again from step 0 would log its steps twice)."""
     lines = (output_dir / "logs" / "metrics.jsonl").read_text().splitlines()
-    return {r["step"]: r["loss"] for r in map(json.loads, lines)}
+    records = [json.loads(line) for line in lines]
+    steps = [r["step"] for r in records]
+    assert steps == sorted(set(steps)), f"steps logged out of order or twice: {steps}"
+    return {r["step"]: r["loss"] for r in records}
+
+
+def resumed_step(printed: str) -> int:
+    """The step a run said it resumed at (``resumed from .../checkpoint-N at step N``)."""
+    match = re.search(r"resumed from \S*checkpoint-(\d+) at step (\d+)", printed)
+    assert match, f"the run did not report a resume:\n{printed[-2000:]}"
+    assert match.group(1) == match.group(2), match.group(0)
+    return int(match.group(2))

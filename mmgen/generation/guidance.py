@@ -5,13 +5,19 @@ from __future__ import annotations
 import torch
 
 GUIDANCE_SCHEDULES = ("constant", "linear", "cutoff")
+# far above any useful scale (LlamaGen, VAR and MAR use 1.5 - 10), low enough that mixed float32
+# logits never overflow to inf (which would leave no distribution to sample)
+MAX_GUIDANCE_SCALE = 1000.0
 
 
 def check_guidance_args(guidance_scale: float, schedule: str, cutoff: int | None) -> None:
     if isinstance(guidance_scale, bool) or not isinstance(guidance_scale, (int, float)):
         raise TypeError(f"guidance_scale must be a number, got {type(guidance_scale).__name__}")
-    if not guidance_scale >= 0 or guidance_scale == float("inf"):
-        raise ValueError(f"guidance_scale must be a finite number >= 0, got {guidance_scale}")
+    if not 0 <= guidance_scale <= MAX_GUIDANCE_SCALE:
+        raise ValueError(
+            f"guidance_scale must be a number in [0, {MAX_GUIDANCE_SCALE:g}] (1 turns guidance "
+            f"off), got {guidance_scale}"
+        )
     if schedule not in GUIDANCE_SCHEDULES:
         raise ValueError(
             f"guidance_schedule must be one of {list(GUIDANCE_SCHEDULES)}, got {schedule!r}"
@@ -39,7 +45,9 @@ def guidance_scale_at(
 
 
 def mix_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
-    """``cond + (scale - 1) * (cond - uncond)``: exactly ``cond`` at scale 1."""
+    """``cond + (scale - 1) * (cond - uncond)``: exactly ``cond`` at scale 1; mixed in float32
+    at least (half-precision logits would overflow at large scales)."""
     if scale == 1.0:
         return cond
+    cond, uncond = cond.float(), uncond.float()
     return cond + (scale - 1.0) * (cond - uncond)

@@ -35,8 +35,10 @@ def top_p_filter(logits: torch.Tensor, top_p: float) -> torch.Tensor:
         return logits
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True)
     cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-    # drop a token when the mass before it already reaches top_p (the first always stays)
+    # drop a token when the mass before it already reaches top_p
     drop_sorted = (cumulative - sorted_logits.softmax(dim=-1)) >= top_p
+    # the most likely token always stays, also for a top_p that rounds to 0 in float32
+    drop_sorted[..., 0] = False
     drop = drop_sorted.scatter(-1, order, drop_sorted)
     return logits.masked_fill(drop, float("-inf"))
 

@@ -18,6 +18,20 @@ def read_metrics(output_dir: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def keep_metrics_until(path: Path, step: int) -> None:
+    """Drop the records of ``path`` (metrics.jsonl) logged after ``step``, so that a run resumed
+    from a checkpoint (or started afresh, ``step`` 0) logs every step exactly once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.is_file():
+        return
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    kept = [line for line in lines if json.loads(line)["step"] <= step]
+    if len(kept) < len(lines):
+        tmp = path.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(line + "\n" for line in kept))
+        tmp.replace(path)  # a crash here leaves the old log whole
+
+
 def plot_loss_curve(steps: list[int], losses: list[float], title: str) -> Image.Image:
     """A plain line chart of ``losses`` against ``steps`` (Pillow only), axes labelled with
     the first/last step and the lowest/highest loss."""

@@ -16,7 +16,7 @@ from mmgen.training.config import RunConfig
 from mmgen.training.ema import ema_weights
 from mmgen.training.slots import draw_step_slots
 from mmgen.training.stop import StopRequest
-from mmgen.training.summary import write_run_summary
+from mmgen.training.summary import keep_metrics_until, write_run_summary
 from mmgen.utils.config import to_dict
 
 
@@ -130,13 +130,19 @@ def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) ->
     if resume is not None:
         accelerator.load_state(str(resume))
         accelerator.print(f"resumed from {resume} at step {state.step}")
+    elif resume_from_checkpoint == "latest":  # diffusers' scripts say so too
+        accelerator.print(
+            f"resume_from_checkpoint latest: no checkpoint in {output_dir / 'checkpoints'}, "
+            "starting a new run"
+        )
     if config.report_to:
         accelerator.init_trackers("mmgen", config={"task": config.task, "seed": config.seed})
 
     world, rank = accelerator.num_processes, accelerator.process_index
     accumulation = tc.gradient_accumulation_steps
     metrics_path = output_dir / "logs" / "metrics.jsonl"
-    metrics_path.parent.mkdir(parents=True, exist_ok=True)
+    if accelerator.is_main_process:  # steps past the checkpoint are about to be run again
+        keep_metrics_until(metrics_path, state.step)
     bar = tqdm(
         total=tc.max_steps,
         initial=state.step,

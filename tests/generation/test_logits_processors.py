@@ -25,6 +25,16 @@ def test_top_p_keeps_smallest_set_reaching_mass():
     assert kept.tolist() == [[True, False, False, False]]  # the top token always stays
 
 
+def test_a_top_p_below_float32_resolution_keeps_the_most_likely_token():
+    # 1e-300 is a valid top_p that rounds to 0.0 against float32 probabilities
+    logits = torch.tensor([[0.1, 2.0, -1.0, 0.5], [3.0, 3.0, 0.0, -2.0]])
+    kept = top_p_filter(logits, 1e-300)
+    assert torch.equal(torch.isfinite(kept).sum(-1), torch.tensor([1, 1]))
+    assert torch.isfinite(kept[0, 1]) and torch.isfinite(kept[1, :2]).any()
+    tokens = sample(logits, top_p=1e-300, generator=torch.Generator().manual_seed(0))
+    assert tokens[0] == 1 and tokens[1] in (0, 1)
+
+
 def test_temperature_zero_is_greedy_and_low_temperature_sharpens():
     logits = torch.tensor([[0.1, 2.0, 1.0]])
     assert sample(logits, temperature=0).tolist() == [1]

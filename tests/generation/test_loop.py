@@ -68,3 +68,26 @@ def test_greedy_generation_matches_teacher_forcing_argmax(tiny_pipeline):
     T = pipe.layout.text_length
     logits = pipe.transformer(input_ids, pipe.layout.positions, pipe.layout.kv_end, logits_from=T)
     assert torch.equal(logits.argmax(-1), generated)
+
+
+def test_pipeline_use_cache_false_recomputes_the_prefix_and_matches_the_cached_images():
+    pipe = make_tiny_pipeline()
+    lengths = []  # the sequence length of every backbone call
+    pipe.transformer.register_forward_pre_hook(lambda m, args: lengths.append(args[0].shape[1]))
+
+    def images(use_cache):
+        lengths.clear()
+        out = pipe(["a red circle", "two blue squares"], guidance_scale=2.0, top_k=8,
+                   use_cache=use_cache, output_type="pt",
+                   generator=torch.Generator().manual_seed(3))  # fmt: skip
+        return out.images, list(lengths)
+
+    cached, cached_lengths = images(True)
+    recomputed, recomputed_lengths = images(False)
+    groups = pipe.layout.image_groups
+    T = pipe.layout.text_length
+    # cached: one prefill of the text, then one call per group on that group's rows only
+    assert cached_lengths == [T] + [end - start for start, end in groups]
+    # reference path: every group re-runs the whole prefix [0, end) with no prefill
+    assert recomputed_lengths == [end for _, end in groups]
+    assert torch.equal(cached, recomputed)

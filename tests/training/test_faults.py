@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from safetensors.torch import load_file
-from training_recipes import losses, reset_accelerate, run, t2i_recipe
+from training_recipes import losses, reset_accelerate, resumed_step, run, t2i_recipe
 
 from mmgen.training.checkpoints import FAULT_PAUSE_ENV, list_checkpoints
 
@@ -51,7 +51,7 @@ def logged_steps(output_dir: Path) -> int:
     return len(path.read_text().splitlines()) if path.is_file() else 0
 
 
-def test_sigterm_saves_a_checkpoint_and_exits_cleanly(trained_vq, tmp_path):
+def test_sigterm_saves_a_checkpoint_and_exits_cleanly(trained_vq, tmp_path, capsys):
     tokenizer = trained_vq[0] / "final"
     recipe = t2i_recipe(
         tmp_path,
@@ -76,14 +76,20 @@ def test_sigterm_saves_a_checkpoint_and_exits_cleanly(trained_vq, tmp_path):
     assert not (out / "final").exists()  # stopped early: nothing exported
 
     # resuming continues where it stopped, as if it had never been interrupted
+    capsys.readouterr()
     run(recipe, resume="latest", **{"training.max_steps": stopped + 2})
+    assert resumed_step(capsys.readouterr().out) == stopped
     reset_accelerate()
     reference = t2i_recipe(tmp_path, tokenizer, name="ref", lr_schedule="constant")
     run(reference, **{"training.max_steps": stopped + 2})
-    assert losses(out) == pytest.approx(losses(tmp_path / "ref"), rel=1e-6)
+    resumed = losses(out)
+    assert sorted(resumed) == list(range(1, stopped + 3))
+    assert resumed == pytest.approx(losses(tmp_path / "ref"), rel=1e-6)
 
 
-def test_sigkill_during_a_checkpoint_save_resumes_from_the_previous_one(trained_vq, tmp_path):
+def test_sigkill_during_a_checkpoint_save_resumes_from_the_previous_one(
+    trained_vq, tmp_path, capsys
+):
     tokenizer = trained_vq[0] / "final"
     # cosine schedule and EMA on: the scheduler and the EMA must be restored too
     common = dict(max_steps=6, warmup_steps=2, ema_decay=0.9)
@@ -99,7 +105,10 @@ def test_sigkill_during_a_checkpoint_save_resumes_from_the_previous_one(trained_
     assert tmp_folder.is_dir()
     assert [p.name for p in list_checkpoints(out)] == ["checkpoint-2"]  # never a half checkpoint
 
+    assert logged_steps(out) == 4  # steps 3 and 4 were logged before the kill
+    capsys.readouterr()
     metrics = run(recipe, resume="latest")
+    assert resumed_step(capsys.readouterr().out) == 2
     assert metrics == {}
     assert [p.name for p in list_checkpoints(out)] == [
         "checkpoint-2",
@@ -109,13 +118,14 @@ def test_sigkill_during_a_checkpoint_save_resumes_from_the_previous_one(trained_
     assert not tmp_folder.exists()
     reset_accelerate()
     run(t2i_recipe(tmp_path, tokenizer, name="ref", **common))
+    assert sorted(losses(out)) == [1, 2, 3, 4, 5, 6]  # 3 and 4 once: logged again after resume
     assert losses(out) == losses(tmp_path / "ref")  # exactly
     weights = "final/transformer/model.safetensors"
     resumed, reference = load_file(out / weights), load_file(tmp_path / "ref" / weights)
     assert all(resumed[k].equal(reference[k]) for k in reference)
 
 
-def test_ema_weights_are_exported_and_restored_on_resume(trained_vq, tmp_path):
+def test_ema_weights_are_exported_and_restored_on_resume(trained_vq, tmp_path, capsys):
     tokenizer = trained_vq[0] / "final"
     full = t2i_recipe(tmp_path, tokenizer, name="full", ema_decay=0.9, lr_schedule="constant")
     run(full)
@@ -128,7 +138,10 @@ def test_ema_weights_are_exported_and_restored_on_resume(trained_vq, tmp_path):
     split = t2i_recipe(tmp_path, tokenizer, name="split", ema_decay=0.9, lr_schedule="constant")
     run(split, **{"training.max_steps": 2})
     reset_accelerate()
+    capsys.readouterr()
     run(split, resume="latest")
+    assert resumed_step(capsys.readouterr().out) == 2
+    assert losses(tmp_path / "split") == losses(tmp_path / "full")
     resumed = load_file(tmp_path / "split" / "final" / "transformer" / "model.safetensors")
     assert all(resumed[k].equal(exported[k]) for k in exported)
 

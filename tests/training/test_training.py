@@ -9,9 +9,11 @@ from training_recipes import (
     TINY_TRAINING,
     losses,
     reset_accelerate,
+    resumed_step,
     run,
     t2i_recipe,
     vq_recipe,
+    watch_training,
     write,
 )
 
@@ -43,7 +45,7 @@ def test_text_to_image_training_end_to_end(trained_vq, tmp_path):
     assert images.images.shape == (1, 64, 64, 3)
 
 
-def test_resume_from_latest_reproduces_uninterrupted_losses(trained_vq, tmp_path):
+def test_resume_from_latest_reproduces_uninterrupted_losses(trained_vq, tmp_path, capsys):
     # a constant schedule, so stopping early by lowering max_steps does not change the lr curve
     tokenizer = trained_vq[0] / "final"
     run(t2i_recipe(tmp_path, tokenizer, name="full", lr_schedule="constant"))
@@ -51,8 +53,28 @@ def test_resume_from_latest_reproduces_uninterrupted_losses(trained_vq, tmp_path
     recipe = t2i_recipe(tmp_path, tokenizer, name="split", lr_schedule="constant")
     run(recipe, **{"training.max_steps": 2})
     reset_accelerate()
+    capsys.readouterr()
     run(recipe, resume="latest")
-    assert losses(tmp_path / "split") == losses(tmp_path / "full")
+    assert resumed_step(capsys.readouterr().out) == 2
+    split = losses(tmp_path / "split")  # each step logged once: steps 3, 4 by the resumed run
+    assert sorted(split) == [1, 2, 3, 4]
+    assert split == losses(tmp_path / "full")
+
+
+def test_resume_latest_without_a_checkpoint_says_it_starts_a_new_run(trained_vq, tmp_path,
+                                                                       capsys):  # fmt: skip
+    recipe = t2i_recipe(tmp_path, trained_vq[0] / "final", name="fresh", max_steps=2)
+    run(recipe, resume="latest")
+    printed = capsys.readouterr().out
+    lines = [line for line in printed.splitlines() if "resume_from_checkpoint" in line]
+    assert lines == [
+        f"resume_from_checkpoint latest: no checkpoint in {tmp_path / 'fresh' / 'checkpoints'}, "
+        "starting a new run"
+    ]
+    assert sorted(losses(tmp_path / "fresh")) == [1, 2]
+    reset_accelerate()
+    with pytest.raises(FileNotFoundError, match="no checkpoint folder at .*checkpoint-7"):
+        run(recipe, resume=str(tmp_path / "fresh" / "checkpoints" / "checkpoint-7"))
 
 
 def test_unknown_recipe_key_is_rejected_by_name(tmp_path):
@@ -68,19 +90,27 @@ def test_unknown_recipe_key_is_rejected_by_name(tmp_path):
         load_run_config(path)
 
 
-def test_gradient_accumulation_and_bf16_mixed_precision_run(trained_vq, tmp_path):
-    recipe = t2i_recipe(
-        tmp_path,
-        trained_vq[0] / "final",
-        name="accum",
-        gradient_accumulation_steps=2,
-        mixed_precision="bf16",
-        max_steps=2,
-    )
-    run(recipe)
-    logged = losses(tmp_path / "accum")
-    assert sorted(logged) == [1, 2]
-    assert all(0 < value < 10 for value in logged.values())
+def test_bf16_mixed_precision_runs_the_training_forward_under_autocast(trained_vq, tmp_path):
+    tokenizer = trained_vq[0] / "final"
+    bf16 = watch_training(t2i_recipe(tmp_path, tokenizer, name="bf16", mixed_precision="bf16",
+                                     max_steps=2), head_dtypes=True)  # fmt: skip
+    reset_accelerate()
+    fp32 = watch_training(t2i_recipe(tmp_path, tokenizer, name="fp32", max_steps=2),
+                          head_dtypes=True)  # fmt: skip
+    assert len(bf16["head_dtypes"]) == 2 and set(bf16["head_dtypes"]) == {torch.bfloat16}
+    assert set(fp32["head_dtypes"]) == {torch.float32}
+    low, full = losses(tmp_path / "bf16"), losses(tmp_path / "fp32")
+    assert sorted(low) == [1, 2]
+    assert low == pytest.approx(full, rel=2e-2)  # the same training, in lower precision
+
+
+def test_gradient_accumulation_steps_the_optimizer_once_per_step(trained_vq, tmp_path):
+    recipe = t2i_recipe(tmp_path, trained_vq[0] / "final", name="accum",
+                        gradient_accumulation_steps=2, max_steps=3)  # fmt: skip
+    seen = watch_training(recipe)
+    assert seen["micro_batches"] == 6  # two micro-batches of 4 per step
+    assert seen["optimizer_steps"] == 3  # one update per step, not per micro-batch
+    assert sorted(losses(tmp_path / "accum")) == [1, 2, 3]
 
 
 def test_digits_tokenizer_and_class_to_image_end_to_end(tmp_path, capsys):
@@ -174,12 +204,19 @@ def test_report_to_tensorboard_writes_loss_and_throughput_scalars(trained_vq, tm
 
 
 def test_compiled_training_matches_eager_losses(trained_vq, tmp_path):
+    from torch._dynamo.eval_frame import OptimizedModule
+    from torch._dynamo.utils import counters
+
     tokenizer = trained_vq[0] / "final"
     run(t2i_recipe(tmp_path, tokenizer, name="eager", max_steps=3))
     reset_accelerate()
-    run(t2i_recipe(tmp_path, tokenizer, name="compiled", max_steps=3, compile=True))
-    compiled = yaml.safe_load((tmp_path / "compiled" / "config.yaml").read_text())
-    assert compiled["training"]["compile"] is True
+    torch._dynamo.reset()
+    counters.clear()
+    seen = watch_training(t2i_recipe(tmp_path, tokenizer, name="compiled", max_steps=3,
+                                     compile=True))  # fmt: skip
+    # the loss ran a torch.compile'd module, and dynamo built graphs for it
+    assert seen["models"] and all(isinstance(m, OptimizedModule) for m in seen["models"])
+    assert counters["stats"]["unique_graphs"] >= 1
     assert losses(tmp_path / "compiled") == pytest.approx(losses(tmp_path / "eager"), rel=1e-4)
     pipe = TextToImagePipeline.from_pretrained(tmp_path / "compiled" / "final")  # plain weights
     assert not any(k.startswith("_orig_mod") for k in pipe.transformer.state_dict())
@@ -204,3 +241,30 @@ def test_deterministic_tokenizer_runs_are_bit_identical_on_two_threads(tmp_path)
         torch.set_num_threads(threads)
     assert not torch.are_deterministic_algorithms_enabled()  # restored after the run
     assert all(weights[0][k].equal(weights[1][k]) for k in weights[0])
+
+
+def test_condition_dropout_feeds_the_empty_prompt_to_the_training_loss(trained_vq, tmp_path):
+    from accelerate import Accelerator
+
+    from mmgen.training.tasks import build_task
+
+    # dropout 0.999: every row of this seed's draw is dropped (1.0 is not a valid recipe value)
+    recipe = t2i_recipe(tmp_path, trained_vq[0] / "final", condition_dropout=0.999)
+    config = load_run_config(recipe)
+    task = build_task(config)
+    task.prepare_data(Accelerator(cpu=True))
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = task.build_model()
+        torch.nn.init.normal_(model.head.weight, std=0.3)  # a zero head ignores its input
+    batch = task.get_batch(torch.arange(4), torch.device("cpu"))
+    empty = {**batch, "condition_ids": task.null_ids.expand_as(batch["condition_ids"]).clone()}
+    assert not torch.equal(empty["condition_ids"], batch["condition_ids"])
+
+    def loss(batch):
+        return task.loss(model, batch, torch.Generator().manual_seed(0))[0]
+
+    dropped = loss(batch)  # every prompt dropped
+    config.training.condition_dropout = 0.0
+    assert torch.equal(dropped, loss(empty))  # exactly the loss on empty prompts
+    assert not torch.equal(dropped, loss(batch))  # and not the loss on the real prompts
