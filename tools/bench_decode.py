@@ -6,7 +6,7 @@ against the compiled static-cache step (CUDA graphs), beside the memory floor.
     python tools/bench_decode.py --dry-run      # tiny model on CPU
 
 The floor is the bytes one step must read (bf16 weights + the whole KV cache) over the
-device-to-device copy bandwidth measured in the same run.
+device-to-device copy bandwidth measured in the same run. Exits 1 when a path fails.
 """
 
 from __future__ import annotations
@@ -105,14 +105,18 @@ def main() -> int:
     print(f"device {card}; torch {torch.__version__}; {dtype}; batch {B}, {L} cached positions; "
           f"copy bandwidth {bandwidth / 1e9:.0f} GB/s")  # fmt: skip
     print(f"{'backend':8} {'path':26} {'ms/step':>8} {'floor ms':>9} {'floor/time':>10}")
+    failed = []
     for backend in args.backends.split(","):
         rows = time_backend(backend, vocab, dims, device, dtype, B, L, bandwidth, repeats)
         for path, ms, floor_ms in rows:
             if isinstance(ms, str):
                 print(f"{backend:8} {path:26} failed: {ms}")
+                failed.append(f"{backend} {path}")
             else:
                 print(f"{backend:8} {path:26} {ms:8.3f} {floor_ms:9.3f} {floor_ms / ms:10.2f}")
-    return 0
+    if failed:
+        print(f"{len(failed)} path(s) failed: {', '.join(failed)}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every GPU check and benchmark of the fused-attention work in one command, each stage under a
-# time limit (one that fails or runs over does not stop the rest), logs in one folder.
+# time limit (one that fails or runs over does not stop the rest), logs in one folder. Exits 1
+# at the end, naming the stages, when any stage failed or ran over its limit.
 #
 #   tools/bench_gpu.sh [OUT_DIR] [STAGE ...]     # default: runs/bench-gpu, all default stages
 #   PYTHON="python3 -P" tools/bench_gpu.sh "$OUT" check targets   # e.g. on the lent machine
@@ -11,13 +12,15 @@
 #   decode   tools/bench_decode.py          ms per step of the 336M decode configuration
 #   train    tools/bench_train.py           tokens/s and MFU, 336M model, batch 8 x 4096
 # Extra stage: matrix (bench_attention.py, every mask of performance.md section 3, D 64 and 128).
-# DRY_RUN=1 runs each benchmark's --dry-run on the CPU instead (CI does; check needs CUDA).
+# DRY_RUN=1 runs each stage's --dry-run on the CPU instead (tiny shapes, Triton interpreter; CI
+# does).
 set -u
 out=${1:-runs/bench-gpu}
 shift || true
 stages=${*:-check targets decode train}
 py=${PYTHON:-python3}
 mkdir -p "$out"
+failed=()
 
 stage() {  # name, seconds, command...
   local name=$1 limit=$2
@@ -25,7 +28,15 @@ stage() {  # name, seconds, command...
   echo "== $name (limit ${limit}s): $*"
   local start=$SECONDS
   timeout "$limit" "$@" > >(tee "$out/$name.log") 2>&1
-  echo "== $name exit $? after $((SECONDS - start))s"
+  local status=$?
+  if [ $status -eq 0 ]; then
+    echo "== $name exit 0 after $((SECONDS - start))s"
+    return
+  fi
+  local why="exit $status"
+  if [ $status -eq 124 ]; then why="timed out after ${limit}s"; fi
+  echo "== $name FAILED ($why) after $((SECONDS - start))s"
+  failed+=("$name ($why)")
 }
 
 dry=()
@@ -37,9 +48,7 @@ fi
 $py -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
 for s in $stages; do
   case $s in
-    check)
-      if [ ${#dry[@]} -gt 0 ]; then echo "== check: not run (needs CUDA)"; continue; fi
-      stage check 150 $py tools/check_attention_gpu.py ;;
+    check) stage check 150 $py tools/check_attention_gpu.py "${dry[@]}" ;;
     targets) stage targets 120 $py tools/bench_attention.py --masks F8K,C8K --head-dims 128 \
       --tokens 32768 --only ours,sdpa,flex --out "$out/targets.json" "${dry[@]}" ;;
     decode) stage decode 150 $py tools/bench_decode.py "${dry[@]}" ;;
@@ -49,3 +58,8 @@ for s in $stages; do
     *) echo "unknown stage $s (check, targets, decode, train, matrix)" >&2; exit 2 ;;
   esac
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "== failed stages: ${failed[*]}" >&2
+  exit 1
+fi
+echo "== every stage passed: $stages"
