@@ -25,13 +25,17 @@ def test_output_types_and_counts(tiny_pipeline):
 
 
 def test_prompt_list_orders_images_per_prompt(tiny_pipeline):
-    pt = tiny_pipeline(
-        ["a red circle", "a blue square"],
-        num_images_per_prompt=2,
-        output_type="pt",
-        generator=torch.Generator().manual_seed(0),
-    ).images
-    assert pt.shape[0] == 4
+    # greedy decoding makes each image a function of its prompt alone: the batch must be the
+    # images of the first prompt, then those of the second
+    def greedy(prompts, n=1):
+        return tiny_pipeline(prompts, num_images_per_prompt=n, temperature=0.0,
+                             output_type="pt").images  # fmt: skip
+
+    red, blue = greedy("a red circle"), greedy("a blue square")
+    assert not torch.allclose(red, blue)
+    batch = greedy(["a red circle", "a blue square"], n=2)
+    assert batch.shape == (4, 3, 16, 16)
+    torch.testing.assert_close(batch, torch.cat([red, red, blue, blue]), atol=1e-5, rtol=0)
 
 
 def test_same_seed_same_images(tiny_pipeline):
