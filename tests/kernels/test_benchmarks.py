@@ -80,21 +80,21 @@ def test_one_command_gpu_script_runs_its_stages_dry(tmp_path):
 
 
 def test_gpu_script_names_a_failed_stage_runs_the_rest_and_exits_nonzero(tmp_path):
-    # a python that fails the decode stage only
+    # a python that fails the targets stage only
     fake = tmp_path / "python"
     fake.write_text(f"""#!/bin/sh
-case "$*" in *bench_decode.py*) echo "decode broke" >&2; exit 3;; esac
+case "$*" in *bench_attention.py*) echo "targets broke" >&2; exit 3;; esac
 exec {sys.executable} "$@"
 """)
     fake.chmod(0o755)
     env = {**os.environ, "DRY_RUN": "1", "PYTHON": str(fake)}
     script = str(REPO / "tools" / "bench_gpu.sh")
-    command = ["bash", script, str(tmp_path / "out"), "decode", "targets"]
+    command = ["bash", script, str(tmp_path / "out"), "targets", "decode"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=REPO)
     assert done.returncode == 1, done.stdout[-2000:]
-    assert "== decode FAILED (exit 3)" in done.stdout
-    assert "== targets exit 0" in done.stdout  # the next stage still ran
-    assert "== failed stages: decode (exit 3)" in done.stderr
+    assert "== targets FAILED (exit 3)" in done.stdout
+    assert "== decode exit 0" in done.stdout  # the next stage still ran
+    assert "== failed stages: targets (exit 3)" in done.stderr
 
 
 def load_tool(name: str):
