@@ -68,14 +68,8 @@ def time_variant(variant: str, vocab: int, dims: dict, device, B: int, L: int, s
     start = time.perf_counter()
     first_loss = step().item()
     first = time.perf_counter() - start
-    for _ in range(2):
-        step()
-    synchronize(device)
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    synchronize(device)
-    seconds = (time.perf_counter() - start) / steps
+    step()  # with time_ms's own warm-up call: two steps after the first before timing
+    seconds = time_ms(step, device, repeats=steps) / 1e3
     linear = [m.weight.numel() for m in model.modules() if isinstance(m, torch.nn.Linear)]
     params = {"all": sum(p.numel() for p in model.parameters()), "matmul": sum(linear)}
     return params, seconds, first, first_loss
@@ -87,6 +81,7 @@ def synchronize(device):
 
 
 def time_ms(fn, device, repeats: int = 10) -> float:
+    """Mean milliseconds of ``fn`` over ``repeats`` calls after one warm-up call."""
     fn()
     synchronize(device)
     start = time.perf_counter()
