@@ -91,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="instead train a small tokenizer and model from scratch (minutes), then generate",
     )
     d.add_argument("--output_dir", default="runs/demo", help="where --train puts its runs")
+    d.add_argument(
+        "--max_train_steps",
+        type=int,
+        help="with --train: cap both trainings at this many steps (a quick check of the loop)",
+    )
     return parser
 
 
@@ -230,34 +235,31 @@ DEMO_PROMPTS = [
 
 
 def run_demo(args) -> Path:
-    """Generate a grid with the built-in model, or (``--train``) train the demo recipes first."""
-    gen = argparse.Namespace(
-        model="shapes-t2i",
-        negative_prompt=None,
-        num_images=4,
-        seed=0,
-        prompt=DEMO_PROMPTS,
-        out=args.out,
-        device="cpu",
-    )
+    """Generate a grid with the built-in model, or (``--train``) train the demo recipes first.
+
+    Each step is the command a user would type (parsed by the same parser), so the demo takes
+    every option's default exactly as ``mmgen train`` and ``mmgen generate`` do."""
+    parser = build_parser()
+    prompts = [word for prompt in DEMO_PROMPTS for word in ("--prompt", prompt)]
+    gen = parser.parse_args(["generate", "image", *prompts, "--num-images", "4", "--seed", "0",
+                             "--out", str(args.out)])  # fmt: skip
     if not args.train:
         path = run_generate_image(gen)
         print(f"one row per prompt: {DEMO_PROMPTS}")
         return path
     configs = Path(__file__).resolve().parent.parent / "configs"
     out = Path(args.output_dir)
-    ns = argparse.Namespace(
-        output_dir=str(out / "vq"),
-        max_train_steps=None,
-        mixed_precision=None,
-        report_to=None,
-        seed=None,
-        resume_from_checkpoint="latest",
-    )
-    run_train(argparse.Namespace(**vars(ns), what="tokenizer", config=configs / "demo_vq.yaml"))
-    ns.output_dir = str(out / "t2i")
-    ns.tokenizer = str(out / "vq" / "final")
-    run_train(argparse.Namespace(**vars(ns), what="model", config=configs / "demo_t2i.yaml"))
+    steps = [] if args.max_train_steps is None else ["--max_train_steps", str(args.max_train_steps)]
+
+    def train_command(what: str, recipe: str, folder: str) -> argparse.Namespace:
+        return parser.parse_args(["train", what, "--config", str(configs / recipe),
+                                  "--output_dir", str(out / folder),
+                                  "--resume_from_checkpoint", "latest", *steps])  # fmt: skip
+
+    run_train(train_command("tokenizer", "demo_vq.yaml", "vq"))
+    t2i = train_command("model", "demo_t2i.yaml", "t2i")
+    t2i.tokenizer = str(out / "vq" / "final")
+    run_train(t2i)
     gen.model = str(out / "t2i" / "final")
     return run_generate_image(gen)
 

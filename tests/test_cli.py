@@ -127,3 +127,21 @@ def test_train_refuses_a_recipe_of_the_other_kind(tmp_path):
     )
     with pytest.raises(SystemExit, match="'class_to_image' recipe, not a tokenizer recipe"):
         main(["train", "tokenizer", "--config", str(recipe)])
+
+
+def test_demo_generates_the_built_in_grid(tmp_path, capsys):
+    out = tmp_path / "demo.png"
+    main(["demo", "--out", str(out)])
+    grid = Image.open(out)
+    assert grid.size[0] == grid.size[1] > 4 * 64  # 4 prompts x 4 images of 64 x 64
+    assert "one row per prompt" in capsys.readouterr().out
+
+
+def test_demo_train_trains_both_recipes_then_generates(tmp_path):
+    out = tmp_path / "grid.png"
+    main(["demo", "--train", "--max_train_steps", "2", "--output_dir", str(tmp_path / "runs"),
+          "--out", str(out)])  # fmt: skip
+    for run in ("vq", "t2i"):
+        assert (tmp_path / "runs" / run / "checkpoints" / "checkpoint-2").is_dir()
+        assert (tmp_path / "runs" / run / "final").is_dir()
+    assert Image.open(out).size[0] == Image.open(out).size[1]

@@ -48,6 +48,11 @@ def _distributed() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
+def default_dead_code_threshold(codebook_size: int) -> float:
+    """Half the uniform usage share: a code used at under half its fair share is dead."""
+    return 0.5 / codebook_size
+
+
 class VectorQuantizer(nn.Module):
     """l2-normalised codebook lookup (LlamaGen) with straight-through gradients.
 
@@ -55,9 +60,10 @@ class VectorQuantizer(nn.Module):
         codebook_size (`int`): number of codes K.
         codebook_dim (`int`): code dimension C (at least 2; codes live on the unit sphere).
         usage_decay (`float`, defaults to 0.99): EMA decay of the per-code usage share, in [0, 1).
-        dead_code_threshold (`float`, defaults to 1e-3): a code whose EMA usage share is below
-            this is dead. Must satisfy ``0 <= threshold < 1 / codebook_size``; otherwise even a
-            perfectly uniform codebook would count as dead.
+        dead_code_threshold (`float`, *optional*): a code whose EMA usage share is below this
+            is dead. Must satisfy ``0 <= threshold < 1 / codebook_size``; otherwise even a
+            perfectly uniform codebook would count as dead. Defaults to half the uniform share,
+            ``0.5 / codebook_size`` (:func:`default_dead_code_threshold`), valid for every size.
         restart_noise (`float`, defaults to 1e-3): std of the Gaussian noise added to a batch
             vector before it replaces a dead code (separates codes restarted on the same vector).
 
@@ -73,12 +79,14 @@ class VectorQuantizer(nn.Module):
         codebook_dim: int,
         *,
         usage_decay: float = 0.99,
-        dead_code_threshold: float = 1e-3,
+        dead_code_threshold: float | None = None,
         restart_noise: float = 1e-3,
     ) -> None:
         super().__init__()
         if codebook_size < 1:
             raise ValueError(f"codebook_size must be >= 1, got {codebook_size}")
+        if dead_code_threshold is None:
+            dead_code_threshold = default_dead_code_threshold(codebook_size)
         if codebook_dim < 2:
             raise ValueError(f"codebook_dim must be >= 2, got {codebook_dim}")
         if not 0.0 <= usage_decay < 1.0:

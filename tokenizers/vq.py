@@ -93,7 +93,9 @@ class VQConfig:
         if not 0.0 <= self.usage_decay < 1.0:
             raise ValueError(f"usage_decay must be in [0, 1), got {self.usage_decay}")
         if self.dead_code_threshold is None:
-            self.dead_code_threshold = 0.5 / self.codebook_size
+            from mmgen.tokenizers.quantizer import default_dead_code_threshold
+
+            self.dead_code_threshold = default_dead_code_threshold(self.codebook_size)
         self.dead_code_threshold = _check_float("dead_code_threshold", self.dead_code_threshold)
         if not 0.0 <= self.dead_code_threshold * self.codebook_size < 1.0:
             raise ValueError(

@@ -78,6 +78,8 @@ class TrainingConfig:
         for name in ("batch_size", "max_steps", "gradient_accumulation_steps", "log_steps"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"training.{name} must be >= 1, got {getattr(self, name)}")
+        if self.mixed_precision is False:  # YAML 1.1 reads a bare `no` as false
+            self.mixed_precision = "no"
         if self.mixed_precision not in MIXED_PRECISION:
             raise ConfigError(
                 f"training.mixed_precision must be one of {list(MIXED_PRECISION)}, "

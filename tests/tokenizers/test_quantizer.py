@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmgen.tokenizers.quantizer import VectorQuantizer
+from mmgen.tokenizers.vq import VQConfig
 
 
 def _quantizer(codebook_size=16, codebook_dim=4, seed=0, **kwargs) -> VectorQuantizer:
@@ -250,3 +251,10 @@ def test_distributed_ranks_keep_identical_codebook_and_usage(tmp_path):
     for p, text in zip(procs, outputs, strict=True):
         assert p.returncode == 0, text
         assert "ok" in text
+
+
+@pytest.mark.parametrize("codebook_size", [16, 1000, 16384])  # 16384: LlamaGen's codebook
+def test_default_dead_code_threshold_is_valid_for_every_codebook_size(codebook_size):
+    q = VectorQuantizer(codebook_size, 8)
+    assert q.dead_code_threshold == 0.5 / codebook_size
+    assert VQConfig(codebook_size=codebook_size).dead_code_threshold == q.dead_code_threshold

@@ -288,3 +288,13 @@ def test_condition_dropout_feeds_the_empty_prompt_to_the_training_loss(trained_v
     config.training.condition_dropout = 0.0
     assert torch.equal(dropped, loss(empty))  # exactly the loss on empty prompts
     assert not torch.equal(dropped, loss(batch))  # and not the loss on the real prompts
+
+
+def test_a_bare_no_for_mixed_precision_in_yaml_means_no(tmp_path):
+    # YAML 1.1 reads `mixed_precision: no` as the boolean false
+    path = tmp_path / "plain.yaml"
+    path.write_text(f"task: tokenizer\noutput_dir: {tmp_path}\ntraining:\n  mixed_precision: no\n")
+    assert load_run_config(path).training.mixed_precision == "no"
+    path.write_text(f"task: tokenizer\noutput_dir: {tmp_path}\ntraining:\n  mixed_precision: yes\n")
+    with pytest.raises(ConfigError, match="training.mixed_precision must be one of"):
+        load_run_config(path)
