@@ -12,19 +12,19 @@ if not torch.cuda.is_available():
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
 import pytest  # noqa: E402
-from hypothesis import settings  # noqa: E402
+from hypothesis import settings
+from mmgen.tokenizers.text import ByteTokenizer
+from mmgen.tokenizers.vq import VQConfig, VQModel
+
+from mmgen.models.transformer import ARTransformer, transformer_config_from_preset
+from mmgen.pipelines.text_to_image import TextToImagePipeline
+from mmgen.sequence import TokenSpace
 
 # CI draws the same hypothesis examples on every run (a failure there is reproducible at once);
 # local runs keep exploring new ones
 settings.register_profile("ci", derandomize=True, print_blob=True)
 if os.environ.get("CI"):
     settings.load_profile("ci")
-from mmgen.tokenizers.text import ByteTokenizer  # noqa: E402
-from mmgen.tokenizers.vq import VQConfig, VQModel  # noqa: E402
-
-from mmgen.models.transformer import ARTransformer, transformer_config_from_preset  # noqa: E402
-from mmgen.pipelines.text_to_image import TextToImagePipeline  # noqa: E402
-from mmgen.sequence import TokenSpace  # noqa: E402
 
 TINY_VQ = dict(block_out_channels=(16, 16), norm_num_groups=8, latent_channels=16, codebook_size=32)
 

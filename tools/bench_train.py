@@ -26,6 +26,11 @@ import torch.nn.functional as F
 DATASHEET_PEAK = 989e12  # H100 / H200 SXM, bf16 dense
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on GPUs; float16 on the CPU dry run (the Triton interpreter mishandles bf16)."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float16
+
+
 def step_flops(matmul_params: int, dims: dict, batch: int, length: int, pairs: int) -> float:
     head_dim = dims["dim"] // dims["num_heads"]
     attention = 4 * batch * dims["num_heads"] * head_dim * pairs * dims["num_layers"]  # fwd
@@ -48,8 +53,7 @@ def time_variant(variant: str, vocab: int, dims: dict, device, B: int, L: int, s
     kv_end = None  # next-token: plain causal (SDPA's flash path; the others get an arange)
     positions = torch.arange(L, device=device)[:, None].expand(L, 3).contiguous()
 
-    # bf16 on GPUs; float16 on the CPU dry run (the Triton interpreter mishandles bf16)
-    amp_dtype = torch.bfloat16 if device.type == "cuda" else torch.float16
+    amp_dtype = autocast_dtype(device)
 
     def loss_fn(ids, targets):
         with torch.autocast(device.type, dtype=amp_dtype):
@@ -117,7 +121,7 @@ def main() -> int:
     B, L = args.batch, args.length
     pairs = L * (L + 1) // 2  # causal
     card = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    amp = torch.bfloat16 if device.type == "cuda" else torch.float16  # as time_variant
+    amp = autocast_dtype(device)
     peak = matmul_peak_tflops(device, amp, lambda fn: time_ms(fn, device)) * 1e12
     print(f"device {card}; torch {torch.__version__}; batch {B} x {L} tokens, "
           f"{str(amp)[6:]} autocast; {str(amp)[6:]} matmul peak measured {peak / 1e12:.3g} "

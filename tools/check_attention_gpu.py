@@ -16,12 +16,10 @@ import sys
 
 import torch
 
-TOLERANCE = {torch.bfloat16: 2e-2, torch.float16: 2e-2, torch.float32: 1e-4}  # relative error
+from mmgen.utils.benchmark import ATTENTION_TOLERANCE as TOLERANCE
+from mmgen.utils.benchmark import relative_error as rel
+
 COMPILE_TOLERANCE = 1e-3
-
-
-def rel(a, b) -> float:
-    return ((a.float() - b.float()).norm() / b.float().norm()).item()
 
 
 class Checks:

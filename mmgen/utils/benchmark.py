@@ -6,6 +6,14 @@ from collections.abc import Callable
 
 import torch
 
+#: relative error allowed against fp32 math SDPA, by the dtype the attention ran in
+ATTENTION_TOLERANCE = {torch.bfloat16: 2e-2, torch.float16: 2e-2, torch.float32: 1e-4}
+
+
+def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
+    """``||value - reference|| / ||reference||``, computed in float32."""
+    return ((value.float() - reference.float()).norm() / reference.float().norm()).item()
+
 
 def matmul_peak_tflops(
     device: torch.device, dtype: torch.dtype, measure_ms: Callable[[Callable], float]
