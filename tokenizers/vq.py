@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .layout import TokenLayout
 from .quantizer import VectorQuantizer
 
 
@@ -195,6 +196,14 @@ class VQModel(nn.Module):
                 f"image size {height}x{width} is not divisible by the downsample factor {ds}"
             )
         return height // ds, width // ds
+
+    def token_layout(self, height: int, width: int) -> TokenLayout:
+        """The codes of a ``height`` x ``width`` image: one (h, w) grid of ``codebook_size``."""
+        return TokenLayout(
+            grid=self.grid_shape(height, width),
+            codebook_size=self.codebook_size,
+            latent_channels=self.config.codebook_dim,
+        )
 
     @property
     def codebook_size(self) -> int:

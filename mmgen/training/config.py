@@ -105,6 +105,8 @@ class RunConfig:
         seed: seeds model init, data order and every training-time random draw.
         data: :class:`DataConfig`.
         model: architecture fields for the task's model (``preset`` picks a named one).
+        model_class: the tokenizer class a ``tokenizer`` task trains: ``VQModel`` (default),
+            ``MultiScaleVQModel`` (VAR) or ``module:ClassName``.
         tokenizer: folder of a trained VQ tokenizer (text_to_image only).
         text_max_length: text tokens per prompt (BOS and EOS included).
         training: :class:`TrainingConfig`.
@@ -118,6 +120,7 @@ class RunConfig:
     seed: int = 0
     data: DataConfig = field(default_factory=DataConfig)
     model: dict[str, Any] = field(default_factory=dict)
+    model_class: str = "VQModel"
     tokenizer: str | None = None
     text_max_length: int = 64
     training: TrainingConfig = field(default_factory=TrainingConfig)

@@ -50,19 +50,23 @@ def load_training_images(data, *, show_progress: bool) -> tuple[torch.Tensor, li
 
 
 class TokenizerTask:
-    """Train a VQ image tokenizer on ``shapes`` or ``digits`` (reconstruction + VQ losses)."""
+    """Train an image tokenizer (``model_class``: VQ or multi-scale VQ) on ``shapes``,
+    ``digits`` or an image folder (reconstruction + VQ losses)."""
 
     def __init__(self, config: RunConfig):
-        from mmgen.tokenizers.vq import VQConfig
+        from mmgen.registry import resolve_class
+        from mmgen.utils.config import ConfigError
 
         self.config = config
-        self.vq_config = from_dict(VQConfig, config.model, where="model")
+        try:
+            self.model_class = resolve_class(config.model_class, what="model_class")
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        self.vq_config = from_dict(self.model_class.config_class, config.model, where="model")
         self.images = None
 
     def build_model(self) -> nn.Module:
-        from mmgen.tokenizers.vq import VQModel
-
-        return VQModel(self.vq_config)
+        return self.model_class(self.vq_config)
 
     def prepare_data(self, accelerator) -> int:
         self.images, _ = load_training_images(

@@ -78,7 +78,11 @@ def save_module(module: nn.Module, folder: str | Path) -> Path:
     """Write ``module.config`` to config.json and its weights to model.safetensors."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"_class_name": type(module).__name__, **to_dict(module.config)}
+    config = {
+        "_class_name": type(module).__name__,
+        "_module": type(module).__module__,
+        **to_dict(module.config),
+    }
     write_json(folder / CONFIG_NAME, config)
     save_state_dict(module.state_dict(), folder / WEIGHTS_NAME)
     return folder
@@ -98,6 +102,7 @@ def load_module(cls: type[M], folder: str | Path, *, torch_dtype: torch.dtype | 
         raise CheckpointError(f"{folder}: no {CONFIG_NAME} in this folder")
     raw = read_json(config_path)
     raw.pop("_class_name", None)
+    raw.pop("_module", None)
     try:
         config = from_dict(cls.config_class, raw, where=str(config_path))
     except (ConfigError, ValueError) as err:
@@ -112,6 +117,26 @@ def load_module(cls: type[M], folder: str | Path, *, torch_dtype: torch.dtype | 
     if torch_dtype is not None:
         module.to(torch_dtype)
     return module.eval()
+
+
+def load_component(
+    folder: str | Path, *, torch_dtype: torch.dtype | None = None, spec: Any = None
+) -> nn.Module:
+    """Load a module folder whose class is named by ``spec`` or, when None, by its config.json
+    (``_module`` + ``_class_name``; folders written before ``_module`` existed give a known
+    class name)."""
+    from mmgen.registry import resolve_class
+
+    folder = Path(folder)
+    if spec is None:
+        raw = read_json(folder / CONFIG_NAME)
+        name = raw.get("_class_name")
+        spec = [raw["_module"], name] if "_module" in raw else name
+    try:
+        cls = resolve_class(spec, what="component class")
+    except ValueError as err:
+        raise CheckpointError(f"{folder / CONFIG_NAME}: {err}") from None
+    return load_module(cls, folder, torch_dtype=torch_dtype)
 
 
 def load_weights_into(module: nn.Module, state: dict[str, torch.Tensor], *, source: Path) -> None:

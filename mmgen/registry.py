@@ -1,0 +1,58 @@
+"""Component classes by name: what ``model_index.json`` and ``config.json`` files refer to.
+
+A component is named by a known short name (``"VQModel"``), by ``"package.module:ClassName"``,
+or, as diffusers writes ``model_index.json``, by a ``[module, class_name]`` pair. A class outside
+mmgen (a user's tokenizer, order or head) is found by its module path, so adding one needs no
+edit inside the package.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+#: short name -> module, for classes that ship with mmgen
+KNOWN_CLASSES: dict[str, str] = {
+    "ARTransformer": "mmgen.models.transformer",
+    "VQModel": "mmgen.tokenizers.vq",
+    "MultiScaleVQModel": "mmgen.tokenizers.multiscale_vq",
+    "TextToImagePipeline": "mmgen.pipelines.text_to_image",
+    "ClassToImagePipeline": "mmgen.pipelines.class_to_image",
+    "ByteTokenizer": "mmgen.tokenizers.text",
+    "ClassLabelTokenizer": "mmgen.tokenizers.label",
+}
+
+
+def resolve_class(spec: Any, *, what: str = "class") -> type:
+    """The class a spec names (see the module docstring).
+
+    Raises:
+        ValueError: naming the spec when it is malformed, its module does not import or the
+            module has no such class.
+    """
+    if isinstance(spec, (list, tuple)) and len(spec) == 2:
+        module_name, name = spec
+    elif isinstance(spec, str) and ":" in spec:
+        module_name, name = spec.split(":", 1)
+    elif isinstance(spec, str) and spec in KNOWN_CLASSES:
+        module_name, name = KNOWN_CLASSES[spec], spec
+    else:
+        raise ValueError(
+            f"unknown {what} {spec!r}: give one of {sorted(KNOWN_CLASSES)} or 'module:ClassName'"
+        )
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"{what} {spec!r}: cannot import {module_name!r} ({err})") from None
+    cls = getattr(module, name, None)
+    if not isinstance(cls, type):
+        raise ValueError(f"{what} {spec!r}: module {module_name!r} has no class {name!r}")
+    return cls
+
+
+def class_spec(cls: type) -> list[str]:
+    """``[module, class_name]`` of ``cls`` (diffusers' model_index.json form)."""
+    name = cls.__name__
+    if KNOWN_CLASSES.get(name) == cls.__module__:
+        return [cls.__module__, name]
+    return [cls.__module__, cls.__qualname__]

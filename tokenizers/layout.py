@@ -1,0 +1,31 @@
+"""What a tokenizer hands the engine: the shape of its tokens, read by orders and pipelines."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class TokenLayout:
+    """The token layout of one image (every image tokenizer reports one).
+
+    Attributes:
+        grid: (h, w) finest token grid.
+        codebook_size: codes per token (0 for a continuous tokenizer).
+        scales: side of each scale's map, coarse to fine, for multi-scale tokenizers (VAR);
+            None for a single grid.
+        latent_channels: channels of the latent the codes stand for (the input width of a
+            continuous projection); None when the tokenizer exposes no latent.
+    """
+
+    grid: tuple[int, int]
+    codebook_size: int
+    scales: tuple[int, ...] | None = None
+    latent_channels: int | None = None
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens per image: the grid, or every scale's map together."""
+        if self.scales is not None:
+            return sum(s * s for s in self.scales)
+        return self.grid[0] * self.grid[1]

@@ -1,0 +1,244 @@
+"""Multi-scale residual VQ image tokenizer (VAR): one image -> K code maps of growing size.
+
+Quantisation, as in VAR's ``VectorQuantizer2`` (``../shared/reference/image-ar.md``). With the
+encoder output ``f`` (B, C, h, w), ``f_rest = f`` and ``f_hat = 0``, for every scale k with side
+``p_k``:
+
+    r_k   = Q(area_down(f_rest, p_k))          # nearest code, l2-normalised lookup
+    h_k   = phi_k(bicubic_up(e[r_k], h))        # no resize at the last scale (p_K = h)
+    f_hat = f_hat + h_k;   f_rest = f_rest - h_k
+
+``phi_k(x) = (1 - a) x + a conv3x3(x)`` with a = 0.5; ``num_phi`` convs are shared by all scales,
+scale k using the one whose tick is nearest ``k / (K - 1)``. The codebook is shared by all
+scales; lookup compares l2-normalised vectors (VAR's ``using_znorm``) while ``e[r]`` is the raw
+code vector, so residual steps keep a learned magnitude.
+
+Code ids are flat: (B, sum p_k^2), the scales concatenated coarse to fine, each in raster order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .layout import TokenLayout
+from .vq import VQConfig, VQModel, VQOutput
+
+
+@dataclass(kw_only=True)
+class MultiScaleVQConfig(VQConfig):
+    """Configuration of :class:`MultiScaleVQModel` (every :class:`VQConfig` field, plus):
+
+    Args:
+        scales: side of each scale's code map, strictly increasing, the last equal to the
+            encoder's grid side (e.g. ``(1, 2, 3, 4, 6, 8)`` for an 8 x 8 grid).
+        num_phi: refinement convs shared across the scales (VAR uses 4).
+        phi_ratio: weight ``a`` of the conv in ``phi(x) = (1 - a) x + a conv(x)``.
+    """
+
+    scales: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
+    num_phi: int = 4
+    phi_ratio: float = 0.5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from mmgen.utils.config import ConfigError
+
+        self.scales = tuple(self.scales)
+        if not self.scales or any(
+            isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in self.scales
+        ):
+            raise ConfigError(f"scales must be a non-empty list of ints >= 1, got {self.scales}")
+        if any(b <= a for a, b in zip(self.scales, self.scales[1:])):
+            raise ConfigError(f"scales must increase strictly, got {list(self.scales)}")
+        if not isinstance(self.num_phi, int) or self.num_phi < 1:
+            raise ConfigError(f"num_phi must be an int >= 1, got {self.num_phi!r}")
+        if not 0.0 <= self.phi_ratio <= 1.0:
+            raise ConfigError(f"phi_ratio must be in [0, 1], got {self.phi_ratio}")
+
+
+class Phi(nn.Conv2d):
+    """``(1 - a) x + a conv3x3(x)``: VAR's residual refinement of an upsampled code map."""
+
+    def __init__(self, channels: int, ratio: float):
+        super().__init__(channels, channels, 3, padding=1)
+        self.ratio = ratio
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul(1 - self.ratio) + super().forward(x).mul(self.ratio)
+
+
+def area_down(x_BChw: torch.Tensor, side: int) -> torch.Tensor:
+    """Area-downsample (B, C, h, w) to (B, C, side, side); identity at full size."""
+    if x_BChw.shape[-1] == side and x_BChw.shape[-2] == side:
+        return x_BChw
+    return F.interpolate(x_BChw, size=(side, side), mode="area")
+
+
+class MultiScaleVQModel(VQModel):
+    """VAR's multi-scale residual VQ on mmgen's VQ encoder/decoder.
+
+    Examples:
+        >>> cfg = MultiScaleVQConfig(block_out_channels=(32, 32), codebook_size=64, scales=(1, 2, 4, 8))
+        >>> model = MultiScaleVQModel(cfg)
+        >>> ids = model.encode(torch.zeros(1, 3, 16, 16))  # (1, 1 + 4 + 16 + 64)
+        >>> images = model.decode(ids)  # (1, 3, 16, 16)
+    """
+
+    config_class = MultiScaleVQConfig
+
+    def __init__(self, config: MultiScaleVQConfig) -> None:
+        super().__init__(config)
+        self.phis = nn.ModuleList(
+            Phi(config.codebook_dim, config.phi_ratio) for _ in range(config.num_phi)
+        )
+
+    # ------------------------------------------------------------------ layout
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        return self.config.scales
+
+    def token_layout(self, height: int, width: int) -> TokenLayout:
+        grid = self.grid_shape(height, width)
+        if grid != (self.scales[-1], self.scales[-1]):
+            raise ValueError(
+                f"scales {list(self.scales)} must end at the token grid side; an image of "
+                f"{height}x{width} gives a {grid[0]}x{grid[1]} grid"
+            )
+        return TokenLayout(
+            grid=grid,
+            codebook_size=self.codebook_size,
+            scales=self.scales,
+            latent_channels=self.config.codebook_dim,
+        )
+
+    def scale_slices(self) -> list[slice]:
+        """Where each scale's ids sit in the flat (B, sum p^2) ids."""
+        out, start = [], 0
+        for side in self.scales:
+            out.append(slice(start, start + side * side))
+            start += side * side
+        return out
+
+    def phi(self, k: int) -> Phi:
+        """The shared refinement conv for scale k: tick nearest ``k / (K - 1)``."""
+        P, K = len(self.phis), len(self.scales)
+        ticks = torch.linspace(1 / (3 * P), 1 - 1 / (3 * P), P)
+        at = k / max(K - 1, 1)
+        return self.phis[int((ticks - at).abs().argmin())]
+
+    # ------------------------------------------------------------------ codes <-> f_hat
+
+    def code_vectors(self, ids_Bpp: torch.Tensor) -> torch.Tensor:
+        """(B, p, p) ids -> (B, C, p, p) raw code vectors."""
+        return self.quantize.embedding(ids_Bpp).permute(0, 3, 1, 2)
+
+    def scale_residual(self, k: int, ids_Bpp: torch.Tensor, side: int) -> torch.Tensor:
+        """``h_k = phi_k(bicubic_up(e[r_k], side))``: scale k's contribution to f_hat."""
+        h = self.code_vectors(ids_Bpp).to(self.post_quant_conv.weight.dtype)
+        if h.shape[-1] != side:
+            h = F.interpolate(h, size=(side, side), mode="bicubic")
+        return self.phi(k)(h)
+
+    def split_scales(self, ids_BN: torch.Tensor) -> list[torch.Tensor]:
+        """Flat (B, N) ids -> one (B, p_k, p_k) map per scale."""
+        B = ids_BN.shape[0]
+        return [ids_BN[:, s].reshape(B, p, p) for s, p in zip(self.scale_slices(), self.scales)]
+
+    def ids_to_f_hat(self, ids_BN: torch.Tensor) -> torch.Tensor:
+        """Flat ids -> (B, C, h, w) accumulated ``f_hat``."""
+        side = self.scales[-1]
+        f_hat = None
+        for k, ids in enumerate(self.split_scales(ids_BN)):
+            h = self.scale_residual(k, ids, side)
+            f_hat = h if f_hat is None else f_hat + h
+        return f_hat
+
+    def next_scale_inputs(self, ids_BN: torch.Tensor) -> torch.Tensor:
+        """Teacher-forcing inputs of scales 2..K: ``area_down(f_hat_k, p_{k+1})`` for every
+        k < K, flattened to (B, sum_{k>=2} p_k^2, C) (VAR's ``idxBl_to_var_input``)."""
+        side = self.scales[-1]
+        f_hat, inputs = None, []
+        for k, ids in enumerate(self.split_scales(ids_BN)[:-1]):
+            h = self.scale_residual(k, ids, side)
+            f_hat = h if f_hat is None else f_hat + h
+            inputs.append(area_down(f_hat, self.scales[k + 1]).flatten(2).transpose(1, 2))
+        if not inputs:
+            return ids_BN.new_zeros(ids_BN.shape[0], 0, self.config.codebook_dim).float()
+        return torch.cat(inputs, dim=1)
+
+    # ------------------------------------------------------------------ quantise
+
+    def _quantise(self, f_BChw: torch.Tensor, generator: torch.Generator | None):
+        """Residual quantisation -> (f_hat, flat ids, scale residuals for the losses)."""
+        q = self.quantize
+        side = f_BChw.shape[-1]
+        if f_BChw.shape[-2:] != (side, side) or side != self.scales[-1]:
+            raise ValueError(
+                f"encoder grid {tuple(f_BChw.shape[-2:])} does not end the scales {list(self.scales)}"
+            )
+        with torch.autocast(device_type=f_BChw.device.type, enabled=False):
+            f = f_BChw.float()
+            f_rest, f_hat = f.detach().clone(), torch.zeros_like(f)
+            if self.training and generator is not None:
+                z = F.normalize(f.detach().permute(0, 2, 3, 1).reshape(-1, f.shape[1]), dim=-1)
+                q._restart_dead_codes(z, generator)
+            codes_KC = q.normalized_codebook().float().detach()
+            ids, counts = [], torch.zeros(q.codebook_size, device=f.device)
+            for k, p in enumerate(self.scales):
+                rest = area_down(f_rest, p)  # (B, C, p, p)
+                z = F.normalize(rest.permute(0, 2, 3, 1).reshape(-1, f.shape[1]), dim=-1)
+                ids_N = q._nearest(z, codes_KC)  # (B p p,)
+                counts += torch.bincount(ids_N, minlength=q.codebook_size).float()
+                ids_Bpp = ids_N.view(f.shape[0], p, p)
+                h = self.scale_residual(k, ids_Bpp, side).float()
+                f_hat = f_hat + h
+                f_rest = f_rest - h.detach()
+                ids.append(ids_Bpp.flatten(1))
+            if self.training:
+                q._update_usage(counts)
+            probs = counts / counts.sum()
+            perplexity = torch.exp(-torch.special.xlogy(probs, probs).sum())
+            # VAR: beta * |sg(f_hat) - f|^2 trains the encoder, |f_hat - sg(f)|^2 the codebook
+            commitment_loss = F.mse_loss(f, f_hat.detach())
+            codebook_loss = F.mse_loss(f_hat, f.detach())
+            f_st = f + (f_hat - f).detach()  # straight-through to the encoder
+        return f_st.to(f_BChw.dtype), torch.cat(ids, dim=1), codebook_loss, commitment_loss, perplexity
+
+    @torch.no_grad()
+    def encode(self, images_B3HW: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) in [-1, 1] -> flat ids (B, sum p_k^2). Updates no statistics."""
+        was_training = self.training
+        self.eval()
+        try:
+            return self._quantise(self._latents(images_B3HW), None)[1]
+        finally:
+            self.train(was_training)
+
+    def decode(self, ids_BN: torch.Tensor) -> torch.Tensor:
+        """Flat ids (B, sum p_k^2) -> images (B, C, H, W), clamped to [-1, 1]."""
+        return self._decode_latents(self.ids_to_f_hat(ids_BN)).clamp(-1.0, 1.0)
+
+    def forward(
+        self, images_B3HW: torch.Tensor, generator: torch.Generator | None = None
+    ) -> VQOutput:
+        """Reconstruct ``images_B3HW`` and compute the training losses (as :class:`VQModel`)."""
+        f_hat, ids, codebook_loss, commitment_loss, perplexity = self._quantise(
+            self._latents(images_B3HW), generator
+        )
+        decoded = self._decode_latents(f_hat)
+        reconstruction_loss = F.mse_loss(decoded, images_B3HW) + F.l1_loss(decoded, images_B3HW)
+        loss = reconstruction_loss + codebook_loss + self.config.commitment_beta * commitment_loss
+        return VQOutput(
+            reconstruction=decoded.clamp(-1.0, 1.0),
+            loss=loss,
+            reconstruction_loss=reconstruction_loss,
+            codebook_loss=codebook_loss,
+            commitment_loss=commitment_loss,
+            perplexity=perplexity,
+            ids=ids,
+        )
