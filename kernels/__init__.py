@@ -10,7 +10,12 @@ mmgen.
 
 from __future__ import annotations
 
-import os
+if __name__ != "mmgen.kernels":  # the repository root is on sys.path: not our package
+    from ._top_level import use_installed_package
+
+    use_installed_package(__name__, __file__)
+
+import os  # noqa: E402
 
 import torch
 from mmgen.kernels.reference import causal_kv_end, group_causal_attention_sdpa, kv_end_mask

@@ -199,12 +199,9 @@ def run_eval(args) -> dict:
         return run_eval_digits(args)
     if args.what == "tokenizer":
         from mmgen.eval.tokenizer_eval import evaluate_reconstruction
-        from mmgen.tokenizers.vq import VQModel
-        from mmgen.utils.serialization import load_module
+        from mmgen.utils.serialization import load_component
 
-        metrics = evaluate_reconstruction(
-            load_module(VQModel, args.model), num_images=args.num_images
-        )
+        metrics = evaluate_reconstruction(load_component(args.model), num_images=args.num_images)
         for key, value in metrics.items():
             print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
         return metrics

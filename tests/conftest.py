@@ -17,8 +17,8 @@ from mmgen.tokenizers.text import ByteTokenizer
 from mmgen.tokenizers.vq import VQConfig, VQModel
 
 from mmgen.models.transformer import ARTransformer, transformer_config_from_preset
+from mmgen.orders import build_order
 from mmgen.pipelines.text_to_image import TextToImagePipeline
-from mmgen.sequence import TokenSpace
 
 # CI draws the same hypothesis examples on every run (a failure there is reproducible at once);
 # local runs keep exploring new ones
@@ -29,20 +29,61 @@ if os.environ.get("CI"):
 TINY_VQ = dict(block_out_channels=(16, 16), norm_num_groups=8, latent_channels=16, codebook_size=32)
 
 
-def make_tiny_pipeline(seed: int = 0, *, rope: str = "2d") -> TextToImagePipeline:
-    """A randomly initialised 16x16-pixel pipeline (8x8 codes) with non-trivial logits."""
+def token_model_config(condition_vocab_size: int, num_codes: int, preset: str = "debug", **fields):
+    """A transformer config with the token input and categorical head over ``num_codes``."""
+    return transformer_config_from_preset(
+        preset,
+        condition_vocab_size=condition_vocab_size,
+        input={"kind": "token", "num_codes": num_codes},
+        head={"kind": "categorical", "num_codes": num_codes},
+        **fields,
+    )
+
+
+TINY_SCALES = (1, 2, 4, 8)
+#: one config per built-in order, for tests that run them all
+ORDER_SPECS = {
+    "next_token": {"name": "next_token"},
+    "next_scale": {"name": "next_scale"},
+    "token_shuffle": {"name": "token_shuffle", "window": 2},
+}
+
+
+def make_tiny_tokenizer(order: dict | None = None):
+    """The tiny VQ (16x16 pixels -> 8x8 codes), multi-scale (1, 2, 4, 8) for next-scale."""
+    if order is not None and order.get("name") == "next_scale":
+        from mmgen.tokenizers.multiscale_vq import MultiScaleVQConfig, MultiScaleVQModel
+
+        return MultiScaleVQModel(MultiScaleVQConfig(**TINY_VQ, scales=TINY_SCALES))
+    return VQModel(VQConfig(**TINY_VQ))
+
+
+def make_tiny_pipeline(
+    seed: int = 0, *, rope: str = "2d", order: dict | None = None
+) -> TextToImagePipeline:
+    """A randomly initialised 16x16-pixel pipeline (8x8 codes) with non-trivial logits, in
+    ``order`` (next-token by default)."""
     text = ByteTokenizer(max_length=24)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        vq = VQModel(VQConfig(**TINY_VQ))
-        space = TokenSpace(text.vocab_size, vq.codebook_size)
+        vq = make_tiny_tokenizer(order)
+        built = build_order(order, vq, 16, text.max_length, flat_positions=rope == "1d")
         model = ARTransformer(
             transformer_config_from_preset(
-                "debug", vocab_size=space.vocab_size, num_codes=space.num_codes, rope=rope
+                "debug",
+                condition_vocab_size=text.vocab_size,
+                input=built.input_config(),
+                head=built.head_config(),
+                rope=rope,
             )
         )
-        torch.nn.init.normal_(model.head.weight, std=0.3)  # zero-init head would be uniform
-    return TextToImagePipeline(model, vq, text, image_size=16)
+        # non-trivial logits (a zero-init head is uniform; 0.02-std MLPs pass rows through
+        # almost unchanged, so every row would look alike)
+        for module in [*model.inputs.modules(), *model.head.modules()]:
+            if isinstance(module, torch.nn.Linear) and module is not model.head.proj:
+                torch.nn.init.normal_(module.weight, std=3.0 / module.in_features**0.5)
+        torch.nn.init.normal_(model.head.proj.weight, std=0.3)
+    return TextToImagePipeline(model, vq, text, image_size=16, order=order)
 
 
 @pytest.fixture

@@ -82,7 +82,7 @@ class MultiScaleVQModel(VQModel):
     """VAR's multi-scale residual VQ on mmgen's VQ encoder/decoder.
 
     Examples:
-        >>> cfg = MultiScaleVQConfig(block_out_channels=(32, 32), codebook_size=64, scales=(1, 2, 4, 8))
+        >>> cfg = MultiScaleVQConfig(block_out_channels=(32, 32), scales=(1, 2, 4, 8))
         >>> model = MultiScaleVQModel(cfg)
         >>> ids = model.encode(torch.zeros(1, 3, 16, 16))  # (1, 1 + 4 + 16 + 64)
         >>> images = model.decode(ids)  # (1, 3, 16, 16)
@@ -103,12 +103,8 @@ class MultiScaleVQModel(VQModel):
         return self.config.scales
 
     def token_layout(self, height: int, width: int) -> TokenLayout:
+        """The grid, scales, codebook and latent channels (the order checks they fit)."""
         grid = self.grid_shape(height, width)
-        if grid != (self.scales[-1], self.scales[-1]):
-            raise ValueError(
-                f"scales {list(self.scales)} must end at the token grid side; an image of "
-                f"{height}x{width} gives a {grid[0]}x{grid[1]} grid"
-            )
         return TokenLayout(
             grid=grid,
             codebook_size=self.codebook_size,
@@ -179,7 +175,8 @@ class MultiScaleVQModel(VQModel):
         side = f_BChw.shape[-1]
         if f_BChw.shape[-2:] != (side, side) or side != self.scales[-1]:
             raise ValueError(
-                f"encoder grid {tuple(f_BChw.shape[-2:])} does not end the scales {list(self.scales)}"
+                f"encoder grid {tuple(f_BChw.shape[-2:])} does not end the scales "
+                f"{list(self.scales)}"
             )
         with torch.autocast(device_type=f_BChw.device.type, enabled=False):
             f = f_BChw.float()
@@ -207,7 +204,13 @@ class MultiScaleVQModel(VQModel):
             commitment_loss = F.mse_loss(f, f_hat.detach())
             codebook_loss = F.mse_loss(f_hat, f.detach())
             f_st = f + (f_hat - f).detach()  # straight-through to the encoder
-        return f_st.to(f_BChw.dtype), torch.cat(ids, dim=1), codebook_loss, commitment_loss, perplexity
+        return (
+            f_st.to(f_BChw.dtype),
+            torch.cat(ids, dim=1),
+            codebook_loss,
+            commitment_loss,
+            perplexity,
+        )
 
     @torch.no_grad()
     def encode(self, images_B3HW: torch.Tensor) -> torch.Tensor:

@@ -47,8 +47,11 @@ def time_backend(backend, vocab, dims, device, dtype, B, L, bandwidth, repeats):
 
     dim, layers, heads = dims
     torch.manual_seed(0)
-    config = TransformerConfig(vocab_size=vocab, num_codes=vocab, dim=dim, num_layers=layers,
-                               num_heads=heads, rope="1d", attention_backend=backend)  # fmt: skip
+    tokens = {"num_codes": vocab}  # the token input and categorical head over `vocab` codes
+    config = TransformerConfig(condition_vocab_size=1, input={"kind": "token", **tokens},
+                               head={"kind": "categorical", **tokens}, dim=dim,
+                               num_layers=layers, num_heads=heads, rope="1d",
+                               attention_backend=backend)  # fmt: skip
     model = ARTransformer(config).to(device=device, dtype=dtype).eval()
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     kv_bytes = 2 * layers * B * config.kv_heads * L * config.head_dim * dtype.itemsize
@@ -56,16 +59,18 @@ def time_backend(backend, vocab, dims, device, dtype, B, L, bandwidth, repeats):
     ids = torch.randint(0, vocab, (B, L + 1), device=device)
     positions = torch.arange(L + 1, device=device)[:, None].expand(L + 1, 3).contiguous()
     kv_end = torch.arange(1, L + 2, device=device, dtype=torch.int32)
-    one = (ids[:, L:], positions[L:], kv_end[L:])  # the step at position L
+    one = (positions[L:], kv_end[L:])  # the step at position L
     rows = []
     with torch.no_grad():
         caches = model.make_caches(B, L + 1)
-        model(ids[:, :L], positions[:L], kv_end[:L], caches=caches, start=0)  # prefill
+        model(positions[:L], kv_end[:L], inputs=ids[:, :L], caches=caches, start=0)  # prefill
         decoder = CompiledDecoder(model)
         decoder.caches = caches
         steps = {
-            "eager (sliced cache)": lambda: model.head(model(*one, caches=caches, start=L)),
-            f"compiled ({decoder.mode})": lambda: decoder(*one, start=L),
+            "eager (sliced cache)": lambda: model.head(
+                model(*one, inputs=ids[:, L:], caches=caches, start=L)
+            ),
+            f"compiled ({decoder.mode})": lambda: decoder(ids[:, L:], *one, start=L),
         }
         for path, step in steps.items():
             try:

@@ -4,6 +4,13 @@
                                                       # 16,384 codes), batch 8 x 4096, bf16
     python tools/bench_train.py --variants eager-sdpa,compile-sdpa,compile-triton
     python tools/bench_train.py --dry-run             # tiny model on CPU
+    python tools/bench_train.py --cpu                 # the shipped shapes-t2i transformer on
+                                                      # this CPU: fp32 eager, bf16 eager and
+                                                      # bf16 compiled, batch 32 x 312 tokens
+
+A variant is ``[precision-]mode-backend``: precision ``fp32``, ``bf16`` or ``fp16`` (autocast;
+default bf16 on GPUs, fp16 on the dry run), mode ``eager`` or ``compile``, backend ``sdpa``,
+``triton`` or ``flex``.
 
 MFU counts 6 x (matmul parameters) x tokens plus attention over unmasked pairs
 (4 x B x H x D x pairs per layer forward, 2.5x that backward) against the matmul peak measured
@@ -21,9 +28,12 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 
 DATASHEET_PEAK = 989e12  # H100 / H200 SXM, bf16 dense
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtype
+# the shipped shapes-t2i transformer and its training batch (32 samples of 56 + 256 tokens)
+CPU_DIMS, CPU_VOCAB, CPU_BATCH, CPU_LENGTH = dict(dim=320, num_layers=7, num_heads=5), 512, 32, 312
+CPU_VARIANTS = "fp32-eager-sdpa,bf16-eager-sdpa,bf16-compile-sdpa"
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype:
@@ -39,12 +49,15 @@ def step_flops(matmul_params: int, dims: dict, batch: int, length: int, pairs: i
 
 def time_variant(variant: str, vocab: int, dims: dict, device, B: int, L: int, steps: int):
     """(parameter counts, seconds per step, seconds of the first step, its loss) of one variant,
-    ``{eager,compile}-{sdpa,triton,flex}``."""
+    ``[fp32-|bf16-|fp16-]{eager,compile}-{sdpa,triton,flex}``."""
     from mmgen.models.transformer import ARTransformer, TransformerConfig
 
-    mode, backend = variant.split("-")
+    *precision, mode, backend = variant.split("-")
+    amp_dtype = PRECISIONS[precision[0]] if precision else autocast_dtype(device)
     torch.manual_seed(0)
-    config = TransformerConfig(vocab_size=vocab, num_codes=vocab, rope="1d",
+    tokens = {"num_codes": vocab}  # the token input and categorical head over `vocab` codes
+    config = TransformerConfig(condition_vocab_size=1, input={"kind": "token", **tokens},
+                               head={"kind": "categorical", **tokens}, rope="1d",
                                attention_backend=backend, **dims)  # fmt: skip
     model = ARTransformer(config).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type == "cuda")
@@ -53,12 +66,10 @@ def time_variant(variant: str, vocab: int, dims: dict, device, B: int, L: int, s
     kv_end = None  # next-token: plain causal (SDPA's flash path; the others get an arange)
     positions = torch.arange(L, device=device)[:, None].expand(L, 3).contiguous()
 
-    amp_dtype = autocast_dtype(device)
-
     def loss_fn(ids, targets):
-        with torch.autocast(device.type, dtype=amp_dtype):
-            logits = model(ids, positions, kv_end, logits_from=0)
-        return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten())
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                            enabled=amp_dtype is not None):  # fmt: skip
+            return model(positions, kv_end, inputs=ids, targets=targets)  # the head's loss
 
     forward = torch.compile(loss_fn) if mode == "compile" else loss_fn
 
@@ -102,8 +113,15 @@ def main() -> int:
     parser.add_argument("--length", type=int, default=4096)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--dry-run", action="store_true", help="tiny model on CPU")
+    parser.add_argument("--cpu", action="store_true",
+                        help="the shipped shapes-t2i transformer on this CPU")  # fmt: skip
     args = parser.parse_args()
-    if args.dry_run:
+    if args.cpu:
+        device, dims, vocab = torch.device("cpu"), CPU_DIMS, CPU_VOCAB
+        args.batch, args.length, args.steps = CPU_BATCH, CPU_LENGTH, min(args.steps, 5)
+        if args.variants == parser.get_default("variants"):
+            args.variants = CPU_VARIANTS
+    elif args.dry_run:
         os.environ.setdefault("TRITON_INTERPRET", "1")
         device, dims = torch.device("cpu"), dict(dim=64, num_layers=2, num_heads=4)
         vocab, args.batch, args.length, args.steps = 256, 2, 64, 2
@@ -121,15 +139,16 @@ def main() -> int:
     B, L = args.batch, args.length
     pairs = L * (L + 1) // 2  # causal
     card = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    amp = autocast_dtype(device)
+    amp = torch.bfloat16 if args.cpu else autocast_dtype(device)  # AMX: bf16 on this CPU
     peak = matmul_peak_tflops(device, amp, lambda fn: time_ms(fn, device)) * 1e12
-    print(f"device {card}; torch {torch.__version__}; batch {B} x {L} tokens, "
-          f"{str(amp)[6:]} autocast; {str(amp)[6:]} matmul peak measured {peak / 1e12:.3g} "
-          f"TFLOP/s (datasheet {DATASHEET_PEAK / 1e12:.0f}); loss = first step's")  # fmt: skip
+    print(f"device {card}; torch {torch.__version__}; {torch.get_num_threads()} threads; "
+          f"batch {B} x {L} tokens; {str(amp)[6:]} matmul peak measured {peak / 1e12:.3g} "
+          f"TFLOP/s (datasheet {DATASHEET_PEAK / 1e12:.0f}); loss = first step's; "
+          "speed = against the first variant")  # fmt: skip
     columns = (("params", 8), ("step ms", 9), ("tokens/s", 10), ("MFU", 6), ("MFU(989)", 9),
-               ("compile s", 9), ("loss", 8))  # fmt: skip
+               ("compile s", 9), ("loss", 8), ("speed", 6))  # fmt: skip
     print(f"{'variant':16} " + " ".join(f"{name:>{width}}" for name, width in columns))
-    failed = []
+    failed, baseline = [], None
     for variant in args.variants.split(","):
         try:
             params, seconds, first, loss = time_variant(variant, vocab, dims, device, B, L,
@@ -141,9 +160,10 @@ def main() -> int:
         flops = step_flops(params["matmul"], dims, B, L, pairs)
         compile_s = first - seconds if variant.startswith("compile") else 0.0
         achieved = flops / seconds
-        print(f"{variant:16} {params['all'] / 1e6:7.0f}M {seconds * 1e3:9.1f} "
+        baseline = baseline or seconds  # the first variant's step time
+        print(f"{variant:16} {params['all'] / 1e6:7.1f}M {seconds * 1e3:9.1f} "
               f"{B * L / seconds:10.0f} {achieved / peak:6.3f} {achieved / DATASHEET_PEAK:9.3f} "
-              f"{compile_s:9.1f} {loss:8.4f}")  # fmt: skip
+              f"{compile_s:9.1f} {loss:8.4f} {baseline / seconds:5.2f}x")  # fmt: skip
     if failed:
         print(f"{len(failed)} variant(s) failed: {', '.join(failed)}")
     return 1 if failed else 0

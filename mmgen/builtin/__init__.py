@@ -32,3 +32,12 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
         f"{name!r} is neither a model folder nor a built-in model "
         f"(built-in: {sorted(BUILTIN_MODELS)})"
     )
+
+
+def resolve_component_path(path: str | Path) -> Path:
+    """A folder path as is, or ``<built-in model>/<component>`` (e.g. ``shapes-t2i/vq``, the
+    shipped tokenizer) -> that folder inside the package."""
+    path = Path(path)
+    if path.is_dir() or not path.parts or path.parts[0] not in BUILTIN_MODELS:
+        return path
+    return BUILTIN_DIR / path

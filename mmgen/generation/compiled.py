@@ -16,7 +16,7 @@ from mmgen.models.transformer import ARTransformer
 
 
 class CompiledDecoder:
-    """Logits of one group of ``n`` rows against persistent caches, through ``torch.compile``.
+    """Head outputs of one group of ``n`` rows against persistent caches, through ``torch.compile``.
 
     Args:
         model: the transformer (its weights are read live; no copy).
@@ -30,7 +30,7 @@ class CompiledDecoder:
             mode = "reduce-overhead" if model.device.type == "cuda" else "default"
         self.mode = mode
         self.caches: list[KVCache] | None = None
-        self._step = torch.compile(self._logits, mode=mode, dynamic=False)
+        self._step = torch.compile(self._outputs, mode=mode, dynamic=False)
 
     def caches_for(self, batch_size: int, max_length: int) -> list[KVCache]:
         """The persistent caches, reallocated only when the batch or length changes (stale
@@ -40,11 +40,12 @@ class CompiledDecoder:
             self.caches = self.model.make_caches(batch_size, max_length)
         return self.caches
 
-    def _logits(self, ids, positions, kv_end, start):
-        hidden = self.model(ids, positions, kv_end, caches=self.caches, start=start)
+    def _outputs(self, inputs, positions, kv_end, start):
+        hidden = self.model(positions, kv_end, inputs=inputs, caches=self.caches, start=start)
         return self.model.head(hidden)
 
-    def __call__(self, ids, positions, kv_end, start: int) -> torch.Tensor:
-        """(B', n) ids of rows ``[start, start + n)`` -> (B', n, V) logits."""
-        start_t = torch.tensor(start, device=ids.device)
-        return self._step(ids, positions, kv_end, start_t).clone()  # graph outputs are reused
+    def __call__(self, inputs, positions, kv_end, start: int) -> torch.Tensor:
+        """Inputs (B', n, ...) of rows ``[start, start + n)`` -> the head's (B', n, ...)
+        outputs (logits)."""
+        start_t = torch.tensor(start, device=inputs.device)
+        return self._step(inputs, positions, kv_end, start_t).clone()  # graph outputs are reused

@@ -1,16 +1,25 @@
-"""The group loop: prefill the text, then one backbone call per group against the KV cache."""
+"""The group loop: prefill the condition, then one backbone call per group against the KV cache.
+
+Every order runs through :func:`generate_codes`: the order gives group g's inputs (from what
+groups < g produced), the backbone runs the group's rows, the head samples them (mixing guidance
+itself), and the order takes the sample in.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from mmgen.generation.guidance import guidance_scale_at, mix_guidance
-from mmgen.generation.logits_processors import sample
+from mmgen.generation.guidance import guidance_scale_at
 from mmgen.models.kv_cache import KVCache
 from mmgen.models.transformer import ARTransformer
-from mmgen.sequence import SequenceLayout, TokenSpace
+from mmgen.orders.base import GenerationState, Order
+from mmgen.sequence import SequenceLayout
+
+#: ``callback(step, num_groups, state)`` after each group (diffusers' callback_on_step_end)
+GroupCallback = Callable[[int, int, GenerationState], None]
 
 
 @dataclass(frozen=True)
@@ -26,94 +35,108 @@ class SamplingConfig:
 
 
 def prefill(
-    model: ARTransformer, input_ids: torch.Tensor, layout: SequenceLayout, caches: list[KVCache]
+    model: ARTransformer, condition_ids: torch.Tensor, layout: SequenceLayout, caches
 ) -> None:
-    """Run the text segment once, filling the caches for positions ``[0, text_length)``."""
+    """Run the condition segment once, filling the caches for rows ``[0, text_length)``."""
     T = layout.text_length
-    model(input_ids[:, :T], layout.positions[:T], layout.kv_end[:T], caches=caches, start=0)
+    model(layout.positions[:T], layout.kv_end[:T], condition_ids=condition_ids, caches=caches)
 
 
-def group_logits(
+def group_outputs(
     model: ARTransformer,
-    input_ids: torch.Tensor,
+    inputs: torch.Tensor,
     layout: SequenceLayout,
     start: int,
     end: int,
     caches: list[KVCache] | None,
     decoder=None,
+    *,
+    condition_ids: torch.Tensor | None = None,
+    fed: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Logits (B, end - start, V) of one group: compiled step, cache, or full recompute."""
+    """Head outputs (B', end - start, ...) of one group: compiled step, cache, or recompute.
+
+    Without caches (the reference path) the whole prefix runs again: the condition, every
+    earlier group's inputs (``fed``) and this group's.
+    """
     if decoder is not None:
-        return decoder(
-            input_ids[:, start:end], layout.positions[start:end], layout.kv_end[start:end], start
-        )
+        return decoder(inputs, layout.positions[start:end], layout.kv_end[start:end], start)
     if caches is not None:
         hidden = model(
-            input_ids[:, start:end],
             layout.positions[start:end],
             layout.kv_end[start:end],
+            inputs=inputs,
             caches=caches,
             start=start,
         )
-    else:  # reference path: recompute the whole prefix, keep the group's rows
-        hidden = model(input_ids[:, :end], layout.positions[:end], layout.kv_end[:end])
-        hidden = hidden[:, start:end]
+    else:
+        everything = torch.cat([*fed, inputs], dim=1) if fed else inputs
+        hidden = model(
+            layout.positions[:end],
+            layout.kv_end[:end],
+            condition_ids=condition_ids,
+            inputs=everything,
+        )[:, start:end]
     return model.head(hidden)
 
 
 @torch.no_grad()
 def generate_codes(
     model: ARTransformer,
-    layout: SequenceLayout,
-    space: TokenSpace,
-    text_ids: torch.Tensor,
-    uncond_text_ids: torch.Tensor | None,
+    order: Order,
+    condition_ids: torch.Tensor,
+    uncond_ids: torch.Tensor | None,
     sampling: SamplingConfig,
     *,
     generator: torch.Generator | None = None,
     use_cache: bool = True,
-    progress_bar=None,
+    callback: GroupCallback | None = None,
     decoder=None,
 ) -> torch.Tensor:
-    """Sample the image codes of a batch, group by group.
+    """Sample the codes of a batch, group by group, in ``order``.
 
     Args:
         model: the transformer.
-        layout: sequence layout (text segment + image groups).
-        space: how text and image ids share the vocabulary.
-        text_ids: (B, T) conditional prompts.
-        uncond_text_ids: (B, T) negative/empty prompts; used when guidance is active.
+        order: the generation order (layout, inputs per group).
+        condition_ids: (B, T) conditional prompts (or class ids).
+        uncond_ids: (B, T) negative/empty prompts; used when guidance is active.
         sampling: guidance and sampling knobs.
         generator: source of every random draw.
         use_cache: False recomputes the full prefix per group (the reference path).
-        progress_bar: optional callable wrapping the group iterator (e.g. tqdm).
+        callback: called as ``callback(step, num_groups, state)`` after each group.
         decoder: optional :class:`~mmgen.generation.compiled.CompiledDecoder` for the groups
             (its persistent caches are prefilled here); needs ``use_cache``.
 
     Returns:
-        (B, N) codes in raster order.
+        (B, N) codes in the tokenizer's flat layout.
     """
     device = model.device
-    B, T = text_ids.shape
+    B = condition_ids.shape[0]
     guided = sampling.guidance_scale != 1.0
-    rows = torch.cat([text_ids, uncond_text_ids], dim=0) if guided else text_ids  # (B', T)
+    rows = torch.cat([condition_ids, uncond_ids], dim=0) if guided else condition_ids  # (B', T)
+    rows = rows.to(device)
+    copies = rows.shape[0] // B
+    layout = order.layout.to(device)
     L = layout.length
-    input_ids = torch.full((rows.shape[0], L), space.start_id, dtype=torch.long, device=device)
-    input_ids[:, :T] = rows.to(device)
-    layout = _layout_to(layout, device)
     if decoder is not None and use_cache:
         caches = decoder.caches_for(rows.shape[0], L)
     else:
         caches, decoder = (model.make_caches(rows.shape[0], L) if use_cache else None), None
     if caches is not None:
-        prefill(model, input_ids, layout, caches)
+        prefill(model, rows, layout, caches)
 
     groups = layout.image_groups
-    codes = torch.zeros(B, layout.num_image_tokens, dtype=torch.long, device=device)
-    iterator = progress_bar(range(len(groups))) if progress_bar else range(len(groups))
-    for g in iterator:
-        start, end = groups[g]
-        logits = group_logits(model, input_ids, layout, start, end, caches, decoder)  # (B', n, V)
+    state = order.start(B, device)
+    fed: list[torch.Tensor] = []
+    for g, (start, end) in enumerate(groups):
+        inputs = order.group_inputs(state, g)  # (B, n, ...)
+        inputs = inputs.repeat(copies, *([1] * (inputs.ndim - 1)))  # (B', n, ...)
+        outputs = group_outputs(
+            model, inputs, layout, start, end, caches, decoder, condition_ids=rows, fed=fed
+        )
+        if caches is None:
+            fed.append(inputs)
+        scale = 1.0
         if guided:
             scale = guidance_scale_at(
                 g,
@@ -122,25 +145,9 @@ def generate_codes(
                 sampling.guidance_schedule,
                 sampling.guidance_cutoff,
             )
-            logits = mix_guidance(logits[:B], logits[B:], scale)
-        new = sample(
-            logits,
-            temperature=sampling.temperature,
-            top_k=sampling.top_k,
-            top_p=sampling.top_p,
-            generator=generator,
-        )  # (B, n)
-        codes[:, start - T : end - T] = new
-        # slot i's input is code i - 1, so this group feeds slots [start + 1, end + 1)
-        shifted = (new + space.image_offset).repeat(rows.shape[0] // B, 1)  # (B', n)
-        stop = min(end + 1, L)
-        input_ids[:, start + 1 : stop] = shifted[:, : stop - start - 1]
-    return codes
-
-
-def _layout_to(layout: SequenceLayout, device: torch.device) -> SequenceLayout:
-    if layout.positions.device == device:
-        return layout
-    from dataclasses import replace
-
-    return replace(layout, positions=layout.positions.to(device), kv_end=layout.kv_end.to(device))
+        sampled = model.head.sample(outputs, B, scale, sampling, generator)  # (B, n, ...)
+        order.take(state, g, sampled)
+        state.done = g + 1
+        if callback is not None:
+            callback(g, len(groups), state)
+    return order.finish(state)

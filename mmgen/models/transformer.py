@@ -1,16 +1,25 @@
-"""The shared decoder transformer: token embedding, decoder blocks, categorical head."""
+"""The shared decoder transformer: condition embedding, an input adapter, decoder blocks, a head.
+
+The backbone (rotary positions, decoder blocks, final norm) maps (B, L, D) embeddings to hidden
+states. Around it sit three plug-ins chosen by config: the condition embedding (prompt bytes or
+class ids), the input adapter of the generated rows (``mmgen.models.inputs``) and the head
+(``mmgen.models.heads``). Orders (``mmgen.orders``) say what each row is fed.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 
 from mmgen.models.attention import check_attention_backend
 from mmgen.models.blocks import DecoderBlock
+from mmgen.models.heads import build_head
+from mmgen.models.inputs import build_input
 from mmgen.models.kv_cache import KVCache
 from mmgen.models.rope import ROPE_KINDS, RotaryEmbedding
 
@@ -20,8 +29,11 @@ class TransformerConfig:
     """Architecture of :class:`ARTransformer`.
 
     Args:
-        vocab_size: input token ids (text bytes, specials and image codes share one table).
-        num_codes: outputs of the categorical head (the image codebook size).
+        condition_vocab_size: ids of the condition segment (text bytes and specials, or class
+            labels and the null class).
+        input: the input adapter of the generated rows, ``{"kind": ..., **options}`` (see
+            ``mmgen.models.inputs.INPUT_KINDS``); the order that trains the model sets it.
+        head: the head, ``{"kind": ..., **options}`` (``mmgen.models.heads.HEAD_KINDS``).
         dim: model width D.
         num_layers: decoder blocks.
         num_heads: query heads H; ``dim`` must divide by it.
@@ -34,8 +46,9 @@ class TransformerConfig:
         attention_backend: one of ``mmgen.models.attention.ATTENTION_BACKENDS``.
     """
 
-    vocab_size: int
-    num_codes: int
+    condition_vocab_size: int
+    input: dict[str, Any]
+    head: dict[str, Any]
     dim: int = 256
     num_layers: int = 6
     num_heads: int = 8
@@ -48,7 +61,7 @@ class TransformerConfig:
     attention_backend: str = "sdpa"
 
     def __post_init__(self):
-        for name in ("vocab_size", "num_codes", "dim", "num_layers", "num_heads"):
+        for name in ("condition_vocab_size", "dim", "num_layers", "num_heads"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.dim % self.num_heads:
@@ -89,6 +102,27 @@ def transformer_config_from_preset(preset: str, **overrides) -> TransformerConfi
     return TransformerConfig(**{**TRANSFORMER_PRESETS[preset], **overrides})
 
 
+def upgrade_legacy_checkpoint(config: dict, state: dict) -> tuple[dict, dict]:
+    """Folders written before the plug-ins (one ``embed`` table of text + codes + start, a bare
+    ``head`` Linear) -> today's keys; the same numbers, so outputs stay bit-identical."""
+    if "condition_vocab_size" in config or "vocab_size" not in config:
+        return config, state
+    config = dict(config)
+    vocab, codes = config.pop("vocab_size"), config.pop("num_codes")
+    text_vocab = vocab - codes - 1
+    config.update(
+        condition_vocab_size=text_vocab,
+        input={"kind": "token", "num_codes": codes},
+        head={"kind": "categorical", "num_codes": codes},
+    )
+    state = dict(state)
+    table = state.pop("embed.weight")  # (text + codes + start, D)
+    state["condition_embed.weight"] = table[:text_vocab].clone()
+    state["inputs.embed.weight"] = table[text_vocab:].clone()
+    state["head.proj.weight"] = state.pop("head.weight")
+    return config, state
+
+
 class ARTransformer(nn.Module):
     """Decoder-only transformer over group-causal sequences.
 
@@ -97,12 +131,14 @@ class ARTransformer(nn.Module):
     """
 
     config_class = TransformerConfig
+    upgrade_checkpoint = staticmethod(upgrade_legacy_checkpoint)
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.config = config
         c = config
-        self.embed = nn.Embedding(c.vocab_size, c.dim)
+        self.condition_embed = nn.Embedding(c.condition_vocab_size, c.dim)
+        self.inputs = build_input(c.input, c.dim)
         self.rope = RotaryEmbedding(c.head_dim, kind=c.rope, base=c.rope_base)
         self.blocks = nn.ModuleList(
             DecoderBlock(
@@ -117,7 +153,7 @@ class ARTransformer(nn.Module):
             for _ in range(c.num_layers)
         )
         self.norm = nn.RMSNorm(c.dim, eps=c.norm_eps)
-        self.head = nn.Linear(c.dim, c.num_codes, bias=False)
+        self.head = build_head(c.head, c.dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -129,15 +165,16 @@ class ARTransformer(nn.Module):
         for block in self.blocks:
             nn.init.normal_(block.attn.proj.weight, std=std / math.sqrt(2 * len(self.blocks)))
             nn.init.normal_(block.mlp.w2.weight, std=std / math.sqrt(2 * len(self.blocks)))
-        nn.init.zeros_(self.head.weight)
+        if hasattr(self.head, "zero_init"):
+            self.head.zero_init()
 
     @property
     def device(self) -> torch.device:
-        return self.embed.weight.device
+        return self.condition_embed.weight.device
 
     @property
     def dtype(self) -> torch.dtype:
-        return self.embed.weight.dtype
+        return self.condition_embed.weight.dtype
 
     @property
     def uses_flat_positions(self) -> bool:
@@ -156,39 +193,52 @@ class ARTransformer(nn.Module):
 
     def forward(
         self,
-        input_ids: torch.Tensor,
         positions: torch.Tensor,
         kv_end: torch.Tensor | None,
         *,
+        condition_ids: torch.Tensor | None = None,
+        inputs: torch.Tensor | None = None,
         caches: list[KVCache] | None = None,
         start: int | torch.Tensor = 0,
-        logits_from: int | None = None,
+        targets: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Hidden states after the final norm, or logits of rows ``[logits_from, L)``.
+        """Hidden states of a chunk of rows ``[start, start + L)``, or the head's training loss.
 
         Args:
-            input_ids: (B, L) token ids.
-            positions: (L, 3) or (B, L, 3) integer (t, h, w) positions.
+            positions: (L, 3) or (B, L, 3) (t, h, w) positions of the chunk.
             kv_end: (L,) or (B, L) absolute key prefix ends (``start`` included), or None for
                 plain causal attention (SDPA keeps its flash path under ``torch.compile``);
                 not with the static-shape decode step, whose cache tail kv_end must mask.
+            condition_ids: (B, T) condition ids; the chunk's first T rows.
+            inputs: what the input adapter embeds for the generated rows that follow (ids
+                (B, n), latents (B, n, C), windows (B, n, s^2)).
             caches: per-layer KV caches; keys of this chunk are written at ``start``.
-            start: absolute index of the first token of this chunk (a 0-d tensor for the
-                static-shape decode step, see ``KVCache.update``).
-            logits_from: when given, apply the head to rows ``[logits_from, L)`` and return
-                their logits (training uses this so wrapped models need no ``.head`` access).
+            start: absolute index of the chunk's first row (a 0-d tensor for the static-shape
+                decode step, see ``KVCache.update``).
+            targets: when given, return ``head.loss`` of the input rows' hidden states against
+                them (inside ``forward``, so DDP and ``torch.compile`` wrap the whole step).
 
         Returns:
-            (B, L, D) hidden states, or (B, L - logits_from, num_codes) logits.
+            (B, L, D) hidden states after the final norm, or a scalar loss.
         """
         if kv_end is None and isinstance(start, torch.Tensor):
             raise ValueError("the static-shape decode step needs an explicit kv_end")
-        x = self.embed(input_ids)  # (B, L, D)
+        parts = []
+        if condition_ids is not None:
+            parts.append(self.condition_embed(condition_ids))  # (B, T, D)
+        if inputs is not None:
+            parts.append(self.inputs(inputs))  # (B, n, D)
+        if not parts:
+            raise ValueError("forward needs condition_ids, inputs or both")
+        x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, L, D)
         cos, sin = self.rope.cos_sin(positions)  # (L, Dh/2) or (B, L, Dh/2)
         for i, block in enumerate(self.blocks):
             x = block(x, cos, sin, kv_end, caches[i] if caches is not None else None, start)
         x = self.norm(x)
-        return x if logits_from is None else self.head(x[:, logits_from:])
+        if targets is None:
+            return x
+        n = parts[-1].shape[1] if inputs is not None else 0
+        return self.head.loss(x[:, x.shape[1] - n :], targets)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

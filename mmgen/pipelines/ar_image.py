@@ -1,4 +1,6 @@
-"""Shared machinery of the image pipelines: condition tokens -> group loop -> VQ decoder."""
+"""Shared machinery of the image pipelines: condition tokens -> group loop (any order) ->
+tokenizer decoder. Components are named in ``model_index.json`` and resolved like diffusers
+does, so a new order or tokenizer needs no edit here."""
 
 from __future__ import annotations
 
@@ -11,12 +13,13 @@ from mmgen.generation.guidance import check_guidance_args
 from mmgen.generation.logits_processors import check_sampling_args
 from mmgen.generation.loop import SamplingConfig, generate_codes
 from mmgen.models.transformer import ARTransformer
+from mmgen.orders.base import Order, build_order
 from mmgen.pipelines.outputs import OUTPUT_TYPES, ImagePipelineOutput, to_output_type
-from mmgen.sequence import SequenceLayout, TokenSpace, text_image_layout
-from mmgen.utils.config import from_dict, to_dict
+from mmgen.registry import class_spec, resolve_class
+from mmgen.utils.config import ConfigError, from_dict, to_dict
 from mmgen.utils.serialization import (
     CheckpointError,
-    load_module,
+    load_component,
     read_json,
     save_module,
     write_json,
@@ -30,16 +33,19 @@ class ARImagePipeline:
     """Base of :class:`TextToImagePipeline` and :class:`ClassToImagePipeline`.
 
     A condition segment (prompt bytes or one class token) is the first group; the image codes
-    follow in next-token order.
+    follow in the pipeline's order (next-token, next-scale, token-shuffle or a user's).
 
     Args:
         transformer: the :class:`ARTransformer`.
-        vq: the VQ image tokenizer (``mmgen.tokenizers.vq.VQModel``).
+        vq: the image tokenizer (``VQModel``, ``MultiScaleVQModel``, or any module with
+            ``token_layout``, ``encode`` and ``decode``).
         condition_tokenizer: turns conditions into ids (``ByteTokenizer`` or
             ``ClassLabelTokenizer``).
         image_size: output height and width in pixels.
         sampling: default sampling knobs used when ``__call__`` leaves them out.
         training_config: the recipe that trained the model, saved alongside.
+        order: the generation order's config (``{"name": "next_scale"}``...); None is
+            next-token.
     """
 
     #: key of the condition tokenizer's config in model_index.json
@@ -54,6 +60,7 @@ class ARImagePipeline:
         image_size: int,
         sampling: SamplingConfig | None = None,
         training_config: dict | None = None,
+        order: dict | None = None,
     ):
         self.transformer = transformer.eval()
         self.vq = vq.eval()
@@ -62,22 +69,34 @@ class ARImagePipeline:
         self.sampling = sampling or SamplingConfig()
         self.training_config = training_config
         self.decoder = None  # set by enable_compile()
-        self.space = TokenSpace(condition_tokenizer.vocab_size, vq.codebook_size)
-        if transformer.config.vocab_size != self.space.vocab_size:
-            raise ValueError(
-                f"transformer vocab_size {transformer.config.vocab_size} does not match "
-                f"condition + codes + start = {self.space.vocab_size}"
-            )
-        if transformer.config.num_codes != vq.codebook_size:
-            raise ValueError(
-                f"transformer num_codes {transformer.config.num_codes} != VQ codebook size "
-                f"{vq.codebook_size}"
-            )
-        self.layout: SequenceLayout = text_image_layout(
+        self.order: Order = build_order(
+            order,
+            vq,
+            image_size,
             condition_tokenizer.max_length,
-            vq.grid_shape(image_size, image_size),
             flat_positions=transformer.uses_flat_positions,
         )
+        c = transformer.config
+        if c.condition_vocab_size != condition_tokenizer.vocab_size:
+            raise ValueError(
+                f"transformer condition_vocab_size {c.condition_vocab_size} does not match the "
+                f"condition tokenizer's vocab_size {condition_tokenizer.vocab_size}"
+            )
+        for part, wanted in (("input", self.order.input_config()),
+                             ("head", self.order.head_config())):  # fmt: skip
+            have = getattr(c, part)
+            if have.get("kind") != wanted["kind"] or any(
+                have.get(k) != v for k, v in wanted.items()
+            ):
+                raise ValueError(
+                    f"transformer {part} {have} does not fit the {self.order.name} order over "
+                    f"this tokenizer (needs {wanted})"
+                )
+
+    @property
+    def layout(self):
+        """The order's sequence layout."""
+        return self.order.layout
 
     @classmethod
     def make_condition_tokenizer(cls, config: dict):
@@ -126,9 +145,10 @@ class ARImagePipeline:
             "_class_name": type(self).__name__,
             "image_size": self.image_size,
             self.condition_key: self.condition_tokenizer.config,
+            "order": self.order.config(),
             "sampling": to_dict(self.sampling),
-            "transformer": "ARTransformer",
-            "vq": "VQModel",
+            "transformer": class_spec(type(self.transformer)),
+            "vq": class_spec(type(self.vq)),
         }
         write_json(folder / MODEL_INDEX, index)
         if self.training_config is not None:
@@ -149,31 +169,40 @@ class ARImagePipeline:
                 corrupt or inconsistent.
         """
         from mmgen.builtin import resolve_model_path
-        from mmgen.tokenizers.vq import VQModel
 
         try:
             folder = resolve_model_path(path)
         except FileNotFoundError as err:
             raise CheckpointError(f"{path}: pipeline folder not found ({err})") from None
         index = read_json(folder / MODEL_INDEX)
-        if index.get("_class_name") != cls.__name__:
-            found = index.get("_class_name")
+        found = index.get("_class_name")
+        try:
+            pipeline_class = resolve_class(found, what="pipeline class")
+        except ValueError as err:
+            raise CheckpointError(f"{folder / MODEL_INDEX}: {err}") from None
+        if not issubclass(pipeline_class, cls):
             raise CheckpointError(f"{folder / MODEL_INDEX}: holds a {found!r}, not {cls.__name__}")
+        cls = pipeline_class
         training_config = None
         if (folder / TRAINING_CONFIG).is_file():
             import yaml
 
             training_config = yaml.safe_load((folder / TRAINING_CONFIG).read_text())
         try:
+            transformer = load_component(
+                folder / "transformer", torch_dtype=torch_dtype, spec=index["transformer"]
+            )
+            vq = load_component(folder / "vq", torch_dtype=torch_dtype, spec=index["vq"])
             pipe = cls(
-                load_module(ARTransformer, folder / "transformer", torch_dtype=torch_dtype),
-                load_module(VQModel, folder / "vq", torch_dtype=torch_dtype),
+                transformer,
+                vq,
                 cls.make_condition_tokenizer(index[cls.condition_key]),
                 image_size=int(index["image_size"]),
                 sampling=from_dict(SamplingConfig, index.get("sampling", {})),
                 training_config=training_config,
+                order=index.get("order"),
             )
-        except (KeyError, TypeError, ValueError) as err:
+        except (KeyError, TypeError, ValueError, ConfigError) as err:
             raise CheckpointError(
                 f"{folder / MODEL_INDEX}: inconsistent pipeline ({err})"
             ) from None
@@ -217,26 +246,44 @@ class ARImagePipeline:
         show_progress: bool,
         output_type: str,
         return_dict: bool,
+        callback_on_step_end=None,
     ) -> ImagePipelineOutput | tuple[Any]:
         """Condition ids (B, T) -> decoded images in the requested output type."""
-        progress = None
+        bar = None
         if show_progress:
             from tqdm.auto import tqdm
 
-            progress = lambda it: tqdm(it, desc="groups", leave=False)
-        codes = generate_codes(
-            self.transformer,
-            self.layout,
-            self.space,
-            condition_ids,
-            uncond_ids,
-            sampling,
-            generator=generator,
-            use_cache=use_cache,
-            progress_bar=progress,
-            decoder=self.decoder,
-        )  # (B, N)
-        gh, gw = self.layout.grid
-        images = self.vq.decode(codes.view(-1, gh, gw).to(self.vq_device))  # (B, C, H, W)
+            bar = tqdm(total=self.order.num_groups, desc="groups", leave=False)
+
+        def step_end(step: int, num_groups: int, state) -> None:
+            if bar is not None:
+                bar.update(1)
+            if callback_on_step_end is not None:
+                callback_on_step_end(step, num_groups, state)
+
+        try:
+            codes = generate_codes(
+                self.transformer,
+                self.order,
+                condition_ids,
+                uncond_ids,
+                sampling,
+                generator=generator,
+                use_cache=use_cache,
+                callback=step_end,
+                decoder=self.decoder,
+            )  # (B, N)
+        finally:
+            if bar is not None:
+                bar.close()
+        images = self.decode_codes(codes)  # (B, C, H, W)
         images = to_output_type(images, output_type)
         return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+    def decode_codes(self, codes_BN: torch.Tensor) -> torch.Tensor:
+        """Flat codes (B, N) -> images (B, C, H, W) in [-1, 1] through the tokenizer."""
+        codes_BN = codes_BN.to(self.vq_device)
+        if self.order.token_layout.scales is None:  # a single grid: the decoder takes (B, h, w)
+            gh, gw = self.order.token_layout.grid
+            codes_BN = codes_BN.view(-1, gh, gw)
+        return self.vq.decode(codes_BN)

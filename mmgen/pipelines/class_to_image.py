@@ -46,6 +46,7 @@ class ClassToImagePipeline(ARImagePipeline):
         return_dict: bool = True,
         use_cache: bool = True,
         show_progress: bool = False,
+        callback_on_step_end=None,
     ) -> ImagePipelineOutput | tuple[Any]:
         """Generate ``num_images_per_class`` images for each label in ``class_labels``.
 
@@ -88,4 +89,5 @@ class ClassToImagePipeline(ARImagePipeline):
             show_progress=show_progress,
             output_type=output_type,
             return_dict=return_dict,
+            callback_on_step_end=callback_on_step_end,
         )

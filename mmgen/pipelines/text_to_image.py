@@ -59,6 +59,7 @@ class TextToImagePipeline(ARImagePipeline):
         return_dict: bool = True,
         use_cache: bool = True,
         show_progress: bool = False,
+        callback_on_step_end=None,
     ) -> ImagePipelineOutput | tuple[Any]:
         """Generate images for one prompt or a list of prompts.
 
@@ -81,6 +82,9 @@ class TextToImagePipeline(ARImagePipeline):
                 rather than a tuple.
             use_cache (`bool`, defaults to True): False recomputes every step (reference path).
             show_progress (`bool`, defaults to False): a progress bar over the groups.
+            callback_on_step_end (`Callable`, *optional*): called after every group as
+                ``callback_on_step_end(step, num_groups, state)``; ``state.codes`` holds the
+                (B, N) codes so far (diffusers' pattern; streaming and progress use it).
 
         Examples:
             >>> import torch
@@ -126,4 +130,5 @@ class TextToImagePipeline(ARImagePipeline):
             show_progress=show_progress,
             output_type=output_type,
             return_dict=return_dict,
+            callback_on_step_end=callback_on_step_end,
         )

@@ -107,7 +107,11 @@ class RunConfig:
         model: architecture fields for the task's model (``preset`` picks a named one).
         model_class: the tokenizer class a ``tokenizer`` task trains: ``VQModel`` (default),
             ``MultiScaleVQModel`` (VAR) or ``module:ClassName``.
-        tokenizer: folder of a trained VQ tokenizer (text_to_image only).
+        tokenizer: folder of a trained image tokenizer (text_to_image, class_to_image), or
+            a built-in model's, e.g. ``shapes-t2i/vq``.
+        order: the generation order, ``{"name": ..., **options}``: ``next_token`` (default),
+            ``next_scale`` (a multi-scale tokenizer), ``token_shuffle`` (option ``window``) or
+            ``module:ClassName`` for an order defined outside mmgen.
         text_max_length: text tokens per prompt (BOS and EOS included).
         training: :class:`TrainingConfig`.
         sampling: default sampling knobs saved with the pipeline and used for validation.
@@ -122,6 +126,7 @@ class RunConfig:
     model: dict[str, Any] = field(default_factory=dict)
     model_class: str = "VQModel"
     tokenizer: str | None = None
+    order: dict[str, Any] = field(default_factory=lambda: {"name": "next_token"})
     text_max_length: int = 64
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sampling: dict[str, Any] = field(default_factory=dict)

@@ -125,18 +125,21 @@ class TokenizerTask:
 
 
 class GenerationTask:
-    """Train the transformer on VQ codes (next-token order) with a condition prefix:
-    prompts for ``text_to_image`` (shapes), class labels for ``class_to_image`` (digits)."""
+    """Train the transformer on a tokenizer's codes in any order (``config.order``) with a
+    condition prefix: prompts for ``text_to_image`` (shapes), class labels for
+    ``class_to_image`` (digits). The order gives the teacher-forcing inputs and targets, the
+    model's head the loss."""
 
     def __init__(self, config: RunConfig):
         from mmgen.generation.loop import SamplingConfig
         from mmgen.models.transformer import TransformerConfig, transformer_config_from_preset
-        from mmgen.sequence import TokenSpace, text_image_layout
-        from mmgen.tokenizers.vq import VQModel
-        from mmgen.utils.serialization import load_module
+        from mmgen.orders import build_order
+        from mmgen.utils.serialization import load_component
+
+        from mmgen.builtin import resolve_component_path
 
         self.config = config
-        self.vq = load_module(VQModel, config.tokenizer)
+        self.vq = load_component(resolve_component_path(config.tokenizer))
         if config.task == "class_to_image":
             from mmgen.data.digits import NUM_CLASSES
             from mmgen.pipelines.class_to_image import ClassToImagePipeline
@@ -152,21 +155,25 @@ class GenerationTask:
             self.condition_tokenizer = ByteTokenizer(config.text_max_length)
             self.pipeline_class = TextToImagePipeline
             self.null_ids = self.condition_tokenizer("")[0]  # (T,)
-        self.space = TokenSpace(self.condition_tokenizer.vocab_size, self.vq.codebook_size)
         model_fields = dict(config.model)
         preset = model_fields.pop("preset", None)
-        model_fields.update(vocab_size=self.space.vocab_size, num_codes=self.space.num_codes)
+        rope = model_fields.get("rope", "2d")
+        self.order = build_order(
+            config.order,
+            self.vq,
+            config.data.resolution,
+            self.condition_tokenizer.max_length,
+            flat_positions=rope == "1d",
+        )
+        model_fields.setdefault("input", self.order.input_config())
+        model_fields.setdefault("head", self.order.head_config())
+        model_fields.update(condition_vocab_size=self.condition_tokenizer.vocab_size)
         if preset is not None:
             self.model_config = transformer_config_from_preset(preset, **model_fields)
         else:
             self.model_config = from_dict(TransformerConfig, model_fields, where="model")
         self.sampling = from_dict(SamplingConfig, config.sampling, where="sampling")
-        r = config.data.resolution
-        self.layout = text_image_layout(
-            self.condition_tokenizer.max_length,
-            self.vq.grid_shape(r, r),
-            flat_positions=self.model_config.rope == "1d",
-        )
+        self.layout = self.order.layout
         self.device_layout = {}
 
     def build_model(self) -> nn.Module:
@@ -198,8 +205,8 @@ class GenerationTask:
         return len(images)
 
     def encode_images(self, images: torch.Tensor, accelerator, batch_size: int = 256):
-        """(N, C, H, W) uint8 images -> (N, h*w) codes, encoded on the accelerator's device and
-        stored compactly (int16 where the codebook allows) on the CPU."""
+        """(N, C, H, W) uint8 images -> (N, tokens) flat codes, encoded on the accelerator's
+        device and stored compactly (int16 where the codebook allows) on the CPU."""
         from tqdm.auto import tqdm
 
         vq = self.vq.to(accelerator.device)
@@ -231,7 +238,7 @@ class GenerationTask:
         }
 
     def loss(self, model, batch, generator):
-        from mmgen.sequence import IGNORE_INDEX, build_training_batch, drop_condition
+        from mmgen.sequence import drop_condition
 
         condition_ids = drop_condition(
             batch["condition_ids"],
@@ -239,15 +246,10 @@ class GenerationTask:
             self.config.training.condition_dropout,
             generator,
         )
-        input_ids, targets = build_training_batch(condition_ids, batch["codes"], self.space)
-        positions, kv_end = self.device_layout[input_ids.device]
-        T = self.layout.text_length
-        # only image rows carry targets: (B, N, V)
-        logits = model(input_ids, positions, kv_end, logits_from=T)
-        loss = F.cross_entropy(
-            logits.flatten(0, 1).float(), targets[:, T:].flatten(), ignore_index=IGNORE_INDEX
-        )
-        return loss, {"tokens": int(targets.numel())}
+        inputs, targets = self.order.training_inputs(batch["codes"])  # the generated rows
+        positions, kv_end = self.device_layout[condition_ids.device]
+        loss = model(positions, kv_end, condition_ids=condition_ids, inputs=inputs, targets=targets)
+        return loss, {"tokens": condition_ids.shape[0] * self.layout.length}
 
     def pipeline(self, model):
         return self.pipeline_class(
@@ -257,6 +259,7 @@ class GenerationTask:
             image_size=self.config.data.resolution,
             sampling=self.sampling,
             training_config=to_dict(self.config),
+            order=self.order.config(),
         )
 
     def validate(self, model, step: int, output_dir: Path) -> dict:

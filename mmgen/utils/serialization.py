@@ -103,17 +103,24 @@ def load_module(cls: type[M], folder: str | Path, *, torch_dtype: torch.dtype | 
     raw = read_json(config_path)
     raw.pop("_class_name", None)
     raw.pop("_module", None)
-    try:
-        config = from_dict(cls.config_class, raw, where=str(config_path))
-    except (ConfigError, ValueError) as err:
-        raise CheckpointError(f"{config_path}: {err}") from None
     weights_path = folder / WEIGHTS_NAME
     if not weights_path.is_file():
         pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
         hint = f" (found pickle files {pickles}; only safetensors are loaded)" if pickles else ""
         raise CheckpointError(f"{weights_path}: weights file not found{hint}")
+    state = load_state_dict(weights_path)
+    upgrade = getattr(cls, "upgrade_checkpoint", None)
+    if upgrade is not None:  # a converter from an older layout, run on load
+        try:
+            raw, state = upgrade(raw, state)
+        except KeyError as err:
+            raise CheckpointError(f"{config_path}: cannot upgrade old checkpoint ({err})") from None
+    try:
+        config = from_dict(cls.config_class, raw, where=str(config_path))
+    except (ConfigError, ValueError) as err:
+        raise CheckpointError(f"{config_path}: {err}") from None
     module = cls(config)
-    load_weights_into(module, load_state_dict(weights_path), source=weights_path)
+    load_weights_into(module, state, source=weights_path)
     if torch_dtype is not None:
         module.to(torch_dtype)
     return module.eval()

@@ -1,22 +1,22 @@
 import pytest
 import torch
+from conftest import ORDER_SPECS, make_tiny_pipeline
 
 from mmgen.generation.loop import SamplingConfig, generate_codes
-from tests.conftest import make_tiny_pipeline
 
 
-def codes(pipe, prompts, seed=0, use_cache=True, **sampling):
+def codes(pipe, prompts, seed=0, use_cache=True, callback=None, **sampling):
     text = pipe.text_tokenizer(prompts)
     uncond = pipe.text_tokenizer([""] * len(prompts))
     return generate_codes(
         pipe.transformer,
-        pipe.layout,
-        pipe.space,
+        pipe.order,
         text,
         uncond,
         SamplingConfig(**sampling),
         generator=torch.Generator().manual_seed(seed),
         use_cache=use_cache,
+        callback=callback,
     )
 
 
@@ -27,6 +27,16 @@ def codes(pipe, prompts, seed=0, use_cache=True, **sampling):
 )
 def test_cached_generation_matches_full_recompute(rope, sampling):
     pipe = make_tiny_pipeline(rope=rope)
+    prompts = ["a red circle", "two blue squares"]
+    cached = codes(pipe, prompts, use_cache=True, **sampling)
+    recomputed = codes(pipe, prompts, use_cache=False, **sampling)
+    assert torch.equal(cached, recomputed)
+
+
+@pytest.mark.parametrize("order", ["next_scale", "token_shuffle"])
+@pytest.mark.parametrize("sampling", [dict(), dict(guidance_scale=3.0, top_k=5)])
+def test_cached_generation_matches_full_recompute_with_multi_token_groups(order, sampling):
+    pipe = make_tiny_pipeline(order=ORDER_SPECS[order])
     prompts = ["a red circle", "two blue squares"]
     cached = codes(pipe, prompts, use_cache=True, **sampling)
     recomputed = codes(pipe, prompts, use_cache=False, **sampling)
@@ -57,23 +67,42 @@ def test_guidance_scale_one_equals_the_unguided_path(tiny_pipeline):
     assert not torch.equal(unguided, guided)
 
 
-def test_greedy_generation_matches_teacher_forcing_argmax(tiny_pipeline):
-    """With temperature 0 each sampled code is the argmax of a teacher-forced forward pass."""
-    from mmgen.sequence import build_training_batch
+@pytest.mark.parametrize("order", sorted(ORDER_SPECS))
+def test_greedy_generation_matches_teacher_forcing_argmax(order):
+    """With temperature 0 each sampled code is the argmax of a teacher-forced forward pass
+    over the generated codes (the order's training inputs), for one- and many-row groups."""
+    pipe = make_tiny_pipeline(order=ORDER_SPECS[order])
+    generated = codes(pipe, ["a green triangle", "one red square"], temperature=0)
+    text = pipe.text_tokenizer(["a green triangle", "one red square"])
+    inputs, targets = pipe.order.training_inputs(generated)
+    layout = pipe.layout
+    with torch.no_grad():
+        hidden = pipe.transformer(layout.positions, layout.kv_end, condition_ids=text,
+                                  inputs=inputs)  # fmt: skip
+        logits = pipe.transformer.head(hidden[:, layout.text_length :])
+    assert torch.equal(logits.argmax(-1), targets)
+    assert targets.unique().numel() > 1  # not a constant image
 
-    pipe = tiny_pipeline
-    generated = codes(pipe, ["a green triangle"], temperature=0)
-    text = pipe.text_tokenizer(["a green triangle"])
-    input_ids, _ = build_training_batch(text, generated, pipe.space)
-    T = pipe.layout.text_length
-    logits = pipe.transformer(input_ids, pipe.layout.positions, pipe.layout.kv_end, logits_from=T)
-    assert torch.equal(logits.argmax(-1), generated)
+
+@pytest.mark.parametrize("order", sorted(ORDER_SPECS))
+def test_one_backbone_call_per_group_after_the_prefill(order):
+    pipe = make_tiny_pipeline(order=ORDER_SPECS[order])
+    rows = []  # rows of every backbone call
+    pipe.transformer.register_forward_pre_hook(lambda m, args: rows.append(args[0].shape[-2]))
+    steps = []
+    codes(pipe, ["a red circle"], guidance_scale=2.0,
+          callback=lambda step, total, state: steps.append((step, total, state.done)))  # fmt: skip
+    groups = pipe.layout.image_groups
+    assert rows == [pipe.layout.text_length] + [end - start for start, end in groups]
+    expected_groups = {"next_token": 64, "next_scale": 4, "token_shuffle": 16}[order]
+    assert len(groups) == expected_groups
+    assert steps == [(g, len(groups), g + 1) for g in range(len(groups))]
 
 
 def test_pipeline_use_cache_false_recomputes_the_prefix_and_matches_the_cached_images():
     pipe = make_tiny_pipeline()
     lengths = []  # the sequence length of every backbone call
-    pipe.transformer.register_forward_pre_hook(lambda m, args: lengths.append(args[0].shape[1]))
+    pipe.transformer.register_forward_pre_hook(lambda m, args: lengths.append(args[0].shape[-2]))
 
     def images(use_cache):
         lengths.clear()

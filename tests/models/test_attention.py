@@ -106,20 +106,22 @@ def test_kv_end_none_is_plain_causal_bottom_right_aligned(backend):
 
 def test_compiled_model_has_no_graph_breaks_for_any_mask():
     # reading kv_end's values (is it plain causal?) would break the graph at every layer
+    from conftest import token_model_config
     from torch._dynamo.utils import counters
 
-    from mmgen.models.transformer import ARTransformer, TransformerConfig
+    from mmgen.models.transformer import ARTransformer
 
-    config = TransformerConfig(vocab_size=64, num_codes=64, dim=32, num_layers=3, num_heads=2,
-                               rope="1d")  # fmt: skip
-    model = ARTransformer(config)
+    model = ARTransformer(token_model_config(64, 63, dim=32, num_layers=3, num_heads=2,
+                                             rope="1d"))  # fmt: skip
     ids = torch.randint(0, 64, (2, 16), generator=torch.Generator().manual_seed(0))
     positions = torch.arange(16)[:, None].expand(16, 3).contiguous()
     for kv_end in (None, kv_end_from_group_ids(torch.arange(16) // 4)):
         torch._dynamo.reset()
         counters.clear()
-        compiled = torch.compile(model)(ids, positions, kv_end)
+        compiled = torch.compile(model)(positions, kv_end, inputs=ids)
         assert not counters["graph_break"], dict(counters["graph_break"])
-        torch.testing.assert_close(compiled, model(ids, positions, kv_end), atol=1e-5, rtol=0)
+        eager = model(positions, kv_end, inputs=ids)
+        torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=0)
     causal = kv_end_from_group_ids(torch.arange(16))
-    torch.testing.assert_close(model(ids, positions, None), model(ids, positions, causal))
+    torch.testing.assert_close(model(positions, None, inputs=ids),
+                               model(positions, causal, inputs=ids))  # fmt: skip

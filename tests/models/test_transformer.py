@@ -1,99 +1,127 @@
 import pytest
 import torch
+from conftest import token_model_config
 
 from mmgen.models.transformer import (
     ARTransformer,
     TransformerConfig,
     transformer_config_from_preset,
 )
-from mmgen.sequence import text_image_layout
+from mmgen.sequence import condition_and_groups_layout, grid_positions
+
+T = 4  # condition rows in these tests
+K = 10  # codes
 
 
 def tiny(**overrides):
     with torch.random.fork_rng():
         torch.manual_seed(0)
-        config = transformer_config_from_preset("debug", vocab_size=50, num_codes=10, **overrides)
-        model = ARTransformer(config)
-        torch.nn.init.normal_(model.head.weight, std=0.5)
+        model = ARTransformer(token_model_config(50, K, **overrides))
+        torch.nn.init.normal_(model.head.proj.weight, std=0.5)
     return model
 
 
-def test_forward_shapes_and_logits_from():
+def raster_layout(text_length, grid, *, flat_positions=False):
+    n = grid[0] * grid[1]
+    return condition_and_groups_layout(
+        text_length, [1] * n, grid_positions(grid, text_length), flat_positions=flat_positions
+    )
+
+
+def random_rows(layout, batch=1, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    text = torch.randint(0, 50, (batch, layout.text_length), generator=g)
+    codes = torch.randint(0, K + 1, (batch, layout.length - layout.text_length), generator=g)
+    return text, codes
+
+
+def test_forward_gives_hidden_states_and_the_head_gives_logits():
     model = tiny()
-    layout = text_image_layout(4, (3, 3))
-    ids = torch.randint(0, 50, (2, layout.length))
-    hidden = model(ids, layout.positions, layout.kv_end)
+    layout = raster_layout(T, (3, 3))
+    text, codes = random_rows(layout, 2)
+    hidden = model(layout.positions, layout.kv_end, condition_ids=text, inputs=codes)
     assert hidden.shape == (2, 13, 32)
-    logits = model(ids, layout.positions, layout.kv_end, logits_from=4)
-    assert logits.shape == (2, 9, 10)
-    torch.testing.assert_close(logits, model.head(hidden[:, 4:]))
+    assert model.head(hidden[:, T:]).shape == (2, 9, K)
+    targets = torch.randint(0, K, (2, 9))
+    loss = model(layout.positions, layout.kv_end, condition_ids=text, inputs=codes,
+                 targets=targets)  # fmt: skip
+    expected = torch.nn.functional.cross_entropy(
+        model.head(hidden[:, T:]).flatten(0, 1), targets.flatten()
+    )
+    torch.testing.assert_close(loss, expected)
 
 
 @pytest.mark.parametrize("rope", ["1d", "2d", "3d"])
 def test_future_groups_do_not_change_earlier_outputs(rope):
-    """Group-causality: editing tokens of group g leaves rows of groups < g unchanged."""
+    """Group-causality: editing rows of group g leaves rows of groups < g unchanged."""
     model = tiny(rope=rope)
-    layout = text_image_layout(4, (3, 3), flat_positions=rope == "1d")
-    ids = torch.randint(0, 50, (1, layout.length))
-    edited = ids.clone()
-    edited[0, 8:] = (edited[0, 8:] + 1) % 50
-    a = model(ids, layout.positions, layout.kv_end)
-    b = model(edited, layout.positions, layout.kv_end)
+    layout = raster_layout(T, (3, 3), flat_positions=rope == "1d")
+    text, codes = random_rows(layout)
+    edited = codes.clone()
+    edited[0, 4:] = (edited[0, 4:] + 1) % K
+    a = model(layout.positions, layout.kv_end, condition_ids=text, inputs=codes)
+    b = model(layout.positions, layout.kv_end, condition_ids=text, inputs=edited)
     torch.testing.assert_close(a[:, :8], b[:, :8])
     assert not torch.allclose(a[:, 8:], b[:, 8:])
 
 
 def test_text_prefix_is_bidirectional():
     model = tiny()
-    layout = text_image_layout(4, (2, 2))
-    ids = torch.randint(0, 50, (1, layout.length))
-    edited = ids.clone()
+    layout = raster_layout(T, (2, 2))
+    text, codes = random_rows(layout)
+    edited = text.clone()
     edited[0, 3] = (edited[0, 3] + 1) % 50
-    a = model(ids, layout.positions, layout.kv_end)
-    b = model(edited, layout.positions, layout.kv_end)
+    a = model(layout.positions, layout.kv_end, condition_ids=text, inputs=codes)
+    b = model(layout.positions, layout.kv_end, condition_ids=edited, inputs=codes)
     assert not torch.allclose(a[:, 0], b[:, 0])  # first text token sees the last one
+
+
+def chunked(model, layout, text, codes, bounds, caches):
+    out = []
+    for start, end in bounds:
+        kwargs = {"inputs": codes[:, start - T : end - T]} if start >= T else {
+            "condition_ids": text}  # fmt: skip
+        out.append(model(layout.positions[start:end], layout.kv_end[start:end], caches=caches,
+                         start=start, **kwargs))  # fmt: skip
+    return torch.cat(out, 1)
 
 
 def test_cached_chunks_equal_full_forward():
     model = tiny(num_kv_heads=1)
-    layout = text_image_layout(4, (2, 3))
-    ids = torch.randint(0, 50, (2, layout.length))
-    full = model(ids, layout.positions, layout.kv_end)
+    layout = raster_layout(T, (2, 3))
+    text, codes = random_rows(layout, 2)
+    full = model(layout.positions, layout.kv_end, condition_ids=text, inputs=codes)
     caches = model.make_caches(2, layout.length)
-    chunks = []
-    for start, end in [(0, 4), (4, 5), (5, 8), (8, 10)]:
-        chunks.append(
-            model(
-                ids[:, start:end],
-                layout.positions[start:end],
-                layout.kv_end[start:end],
-                caches=caches,
-                start=start,
-            )
-        )
-    torch.testing.assert_close(torch.cat(chunks, 1), full, atol=1e-5, rtol=1e-5)
+    got = chunked(model, layout, text, codes, [(0, 4), (4, 5), (5, 8), (8, 10)], caches)
+    torch.testing.assert_close(got, full, atol=1e-5, rtol=1e-5)
 
 
 def test_cache_overflow_is_an_error():
     model = tiny()
-    layout = text_image_layout(4, (2, 2))
+    layout = raster_layout(T, (2, 2))
     caches = model.make_caches(1, 4)
-    ids = torch.zeros(1, layout.length, dtype=torch.long)
+    text, codes = random_rows(layout)
     with pytest.raises(ValueError, match="KV cache overflow"):
-        model(ids, layout.positions, layout.kv_end, caches=caches)
+        model(layout.positions, layout.kv_end, condition_ids=text, inputs=codes, caches=caches)
 
 
 def test_config_validation_names_the_field():
+    io = dict(condition_vocab_size=10, input={"kind": "token", "num_codes": 4},
+              head={"kind": "categorical", "num_codes": 4})  # fmt: skip
     with pytest.raises(ValueError, match="num_heads"):
-        TransformerConfig(vocab_size=10, num_codes=4, dim=30, num_heads=4)
+        TransformerConfig(**io, dim=30, num_heads=4)
     with pytest.raises(ValueError, match="rope"):
-        TransformerConfig(vocab_size=10, num_codes=4, rope="5d")
+        TransformerConfig(**io, rope="5d")
     with pytest.raises(ValueError, match="num_kv_heads"):
-        TransformerConfig(vocab_size=10, num_codes=4, num_heads=8, num_kv_heads=3)
+        TransformerConfig(**io, num_heads=8, num_kv_heads=3)
     with pytest.raises(RuntimeError, match="xformers"):
-        TransformerConfig(vocab_size=10, num_codes=4, attention_backend="xformers")
+        TransformerConfig(**io, attention_backend="xformers")
     with pytest.raises(ValueError, match="unknown preset"):
-        transformer_config_from_preset("huge", vocab_size=10, num_codes=4)
+        transformer_config_from_preset("huge", **io)
+    with pytest.raises(ValueError, match="head.kind: unknown 'softmax'"):
+        ARTransformer(TransformerConfig(**{**io, "head": {"kind": "softmax", "num_codes": 4}}))
+    with pytest.raises(ValueError, match="input .token.*num_code"):
+        ARTransformer(TransformerConfig(**{**io, "input": {"kind": "token", "num_code": 4}}))
 
 
 def test_set_attention_backend_explicit_failure():
@@ -110,19 +138,16 @@ def test_attention_backends_give_the_sdpa_model_outputs(backend):
     """The whole model, full forward and cached chunks (decode rows against the cache), with
     each backend; head dim 16 so that the Triton kernel (interpreter on CPU) takes it."""
     model = tiny(dim=64, num_heads=4, num_kv_heads=2)
-    layout = text_image_layout(5, (4, 4))
-    ids = torch.randint(0, 50, (2, layout.length), generator=torch.Generator().manual_seed(0))
+    layout = raster_layout(T, (4, 4))
+    text, codes = random_rows(layout, 2)
     with torch.no_grad():
-        reference = model(ids, layout.positions, layout.kv_end)
+        reference = model(layout.positions, layout.kv_end, condition_ids=text, inputs=codes)
         model.set_attention_backend(backend)
-        full = model(ids, layout.positions, layout.kv_end)
+        full = model(layout.positions, layout.kv_end, condition_ids=text, inputs=codes)
         caches = model.make_caches(2, layout.length)
-        chunks = [
-            model(ids[:, a:b], layout.positions[a:b], layout.kv_end[a:b], caches=caches, start=a)
-            for a, b in [(0, 5), (5, 6), (6, 13), (13, 21)]
-        ]
+        got = chunked(model, layout, text, codes, [(0, 4), (4, 5), (5, 13), (13, 20)], caches)
     torch.testing.assert_close(full, reference, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(torch.cat(chunks, 1), reference, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got, reference, atol=1e-5, rtol=1e-5)
 
 
 def test_qk_norm_keeps_the_fused_kernel_under_autocast():
@@ -130,15 +155,13 @@ def test_qk_norm_keeps_the_fused_kernel_under_autocast():
     # torch warns "Mismatch dtype between input and weight" and runs an unfused kernel
     import warnings
 
-    from mmgen.models.transformer import ARTransformer, TransformerConfig
-
-    model = ARTransformer(TransformerConfig(vocab_size=32, num_codes=32, dim=32, num_layers=1,
-                                            num_heads=2, rope="1d", qk_norm=True))  # fmt: skip
+    model = ARTransformer(token_model_config(32, 32, dim=32, num_layers=1, num_heads=2,
+                                             rope="1d", qk_norm=True))  # fmt: skip
     ids = torch.randint(0, 32, (2, 8), generator=torch.Generator().manual_seed(0))
     positions = torch.arange(8)[:, None].expand(8, 3).contiguous()
     with warnings.catch_warnings(record=True) as caught, torch.autocast("cpu", torch.bfloat16):
         warnings.simplefilter("always")
-        out = model(ids, positions, None)
+        out = model(positions, None, inputs=ids)
     assert not [w for w in caught if "Mismatch dtype" in str(w.message)]
     assert torch.isfinite(out).all()
     assert "blocks.0.attn.q_norm.weight" in model.state_dict()  # same keys as nn.RMSNorm

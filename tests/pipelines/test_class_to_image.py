@@ -1,11 +1,11 @@
 import pytest
 import torch
+from conftest import token_model_config
 from mmgen.tokenizers.label import ClassLabelTokenizer
 from mmgen.tokenizers.vq import VQConfig, VQModel
 
 from mmgen import ClassToImagePipeline
-from mmgen.models.transformer import ARTransformer, transformer_config_from_preset
-from mmgen.sequence import TokenSpace
+from mmgen.models.transformer import ARTransformer
 
 
 @pytest.fixture
@@ -22,13 +22,8 @@ def class_pipeline():
                 codebook_size=32,
             )
         )
-        space = TokenSpace(labels.vocab_size, vq.codebook_size)
-        model = ARTransformer(
-            transformer_config_from_preset(
-                "debug", vocab_size=space.vocab_size, num_codes=space.num_codes
-            )
-        )
-        torch.nn.init.normal_(model.head.weight, std=0.3)
+        model = ARTransformer(token_model_config(labels.vocab_size, vq.codebook_size))
+        torch.nn.init.normal_(model.head.proj.weight, std=0.3)
     return ClassToImagePipeline(model, vq, labels, image_size=16)
 
 

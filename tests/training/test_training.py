@@ -276,7 +276,7 @@ def test_condition_dropout_feeds_the_empty_prompt_to_the_training_loss(trained_v
     with torch.random.fork_rng():
         torch.manual_seed(0)
         model = task.build_model()
-        torch.nn.init.normal_(model.head.weight, std=0.3)  # a zero head ignores its input
+        torch.nn.init.normal_(model.head.proj.weight, std=0.3)  # a zero head ignores its input
     batch = task.get_batch(torch.arange(4), torch.device("cpu"))
     empty = {**batch, "condition_ids": task.null_ids.expand_as(batch["condition_ids"]).clone()}
     assert not torch.equal(empty["condition_ids"], batch["condition_ids"])

@@ -2,8 +2,9 @@ import json
 
 import pytest
 import torch
+from conftest import token_model_config
 
-from mmgen.models.transformer import ARTransformer, transformer_config_from_preset
+from mmgen.models.transformer import ARTransformer
 from mmgen.utils.serialization import (
     CheckpointError,
     load_module,
@@ -14,9 +15,7 @@ from mmgen.utils.serialization import (
 
 
 def tiny_model(**overrides):
-    return ARTransformer(
-        transformer_config_from_preset("debug", vocab_size=20, num_codes=8, **overrides)
-    )
+    return ARTransformer(token_model_config(11, 8, **overrides))
 
 
 def test_round_trip_is_bit_identical(tmp_path):

@@ -1,0 +1,105 @@
+"""Heads: hidden states -> a training loss and a sampler; each owns its guidance mixing.
+
+A head's ``forward`` gives what generation mixes and samples (logits here; flow heads will give
+their conditioning and mix velocities per ODE step). ``sample`` takes the outputs of the
+doubled batch under guidance (conditional rows first) and returns one draw per real row.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmgen.generation import guidance
+from mmgen.generation.logits_processors import sample as sample_logits
+from mmgen.models.inputs import ResidualMLP
+
+IGNORE_INDEX = -100
+
+
+class CategoricalHead(nn.Module):
+    """A softmax over ``num_codes`` per row (LlamaGen / VAR): ``Linear(D, K)``."""
+
+    def __init__(self, dim: int, num_codes: int):
+        super().__init__()
+        self.num_codes = num_codes
+        self.proj = nn.Linear(dim, num_codes, bias=False)
+
+    def zero_init(self) -> None:
+        """Start from uniform predictions."""
+        nn.init.zeros_(self.proj.weight)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, n, D) -> (B, n, K) logits."""
+        return self.proj(hidden)
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy (float32) of the rows' codes; ``IGNORE_INDEX`` targets skipped."""
+        logits = self(hidden)
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(),
+            targets.reshape(-1),
+            ignore_index=IGNORE_INDEX,
+        )
+
+    def sample(
+        self,
+        outputs: torch.Tensor,
+        batch_size: int,
+        guidance_scale: float,
+        sampling,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        """(B', n, ..., K) logits -> (B, n, ...) codes; with B' = 2B the second half is the
+        unconditional batch, mixed at ``guidance_scale``."""
+        logits = outputs
+        if outputs.shape[0] != batch_size:
+            logits = guidance.mix_guidance(
+                outputs[:batch_size], outputs[batch_size:], guidance_scale
+            )
+        return sample_logits(
+            logits,
+            temperature=sampling.temperature,
+            top_k=sampling.top_k,
+            top_p=sampling.top_p,
+            generator=generator,
+        )
+
+
+class MultiCategoricalHead(CategoricalHead):
+    """Token-Shuffle's unshuffle + ``window^2`` codes per row.
+
+    The row's D channels split into s^2 parts, an MLP expands each back to D, a residual MLP
+    block follows, and one shared ``Linear(D, K)`` gives (B, n, s^2, K) logits.
+    """
+
+    def __init__(self, dim: int, num_codes: int, window: int):
+        super().__init__(dim, num_codes)
+        parts = window * window
+        if dim % parts:
+            raise ValueError(f"dim {dim} is not divisible by window^2 = {parts}")
+        self.window = window
+        self.expand = nn.Sequential(nn.Linear(dim // parts, dim), nn.SiLU(), nn.Linear(dim, dim))
+        self.mix = ResidualMLP(dim)
+        self.norm = nn.RMSNorm(dim)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, n, D) -> (B, n, s^2, K) logits."""
+        B, n, D = hidden.shape
+        parts = self.window * self.window
+        x = self.expand(hidden.reshape(B, n, parts, D // parts))  # (B, n, s^2, D)
+        return self.proj(self.norm(self.mix(x)))
+
+
+HEAD_KINDS = {
+    "categorical": "mmgen.models.heads:CategoricalHead",
+    "multi_categorical": "mmgen.models.heads:MultiCategoricalHead",
+}
+
+
+def build_head(spec: dict, dim: int) -> nn.Module:
+    """The head a config's ``head`` dict names (see ``HEAD_KINDS``)."""
+    from mmgen.models.plugins import build_plugin
+
+    return build_plugin(spec, dim, HEAD_KINDS, "head")

@@ -1,0 +1,146 @@
+"""The order plug-in: which rows each group has, what they are fed, what they predict.
+
+An order turns a tokenizer's codes into one sample's sequence and back. It owns:
+
+* ``layout``: the :class:`~mmgen.sequence.SequenceLayout` (condition segment, then one group
+  per generation step; group ids, (t, h, w) positions, kv_end);
+* ``input_config()`` / ``head_config()``: the input adapter and head its rows need;
+* ``training_inputs(codes)``: teacher forcing, the inputs and targets of every generated row;
+* at generation, ``start(B)`` -> a :class:`GenerationState`, ``group_inputs(state, g)``
+  (built only from what groups < g produced), ``take(state, g, sampled)`` and ``finish``.
+
+Codes are the tokenizer's flat ids (B, N), N = ``token_layout.num_tokens``. One generation loop
+(:func:`mmgen.generation.loop.generate_codes`) and one training loss serve every order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+
+from mmgen.sequence import SequenceLayout
+from mmgen.utils.config import ConfigError
+
+
+@dataclass
+class GenerationState:
+    """What a generation has produced so far (passed to the per-group callback).
+
+    Attributes:
+        codes: (B, N) flat codes; rows of groups not generated yet hold 0.
+        done: groups generated so far.
+        extra: order-specific running values (e.g. next-scale's accumulated ``f_hat``).
+    """
+
+    codes: torch.Tensor
+    done: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Order:
+    """Base class of generation orders (see the module docstring).
+
+    Args:
+        tokenizer: the image tokenizer (reports ``token_layout(height, width)``).
+        image_size: image height and width in pixels.
+        condition_length: rows of the condition segment.
+        flat_positions: 1-D RoPE: every row at t = h = w = its index.
+        **options: the order's own config values (``order.<name>`` in recipes).
+    """
+
+    #: the name recipes and model_index.json use (``order: {name: ...}``)
+    name: ClassVar[str] = ""
+
+    def __init__(
+        self, tokenizer, image_size: int, condition_length: int, *, flat_positions: bool = False
+    ):
+        self.tokenizer = tokenizer
+        self.token_layout = tokenizer.token_layout(image_size, image_size)
+        self.condition_length = condition_length
+        self.flat_positions = flat_positions
+        self.layout: SequenceLayout  # set by subclasses
+
+    # what the rows need
+    def input_config(self) -> dict:
+        raise NotImplementedError
+
+    def head_config(self) -> dict:
+        raise NotImplementedError
+
+    def config(self) -> dict:
+        """This order as a config dict (``name`` + options), as saved in model_index.json."""
+        return {"name": self.name}
+
+    # teacher forcing
+    def training_inputs(self, codes_BN: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets of the generated rows (B, rows, ...), in group order."""
+        raise NotImplementedError
+
+    # generation
+    def start(self, batch_size: int, device: torch.device) -> GenerationState:
+        return GenerationState(
+            codes=torch.zeros(batch_size, self.token_layout.num_tokens, dtype=torch.long,
+                              device=device)
+        )  # fmt: skip
+
+    def group_inputs(self, state: GenerationState, g: int) -> torch.Tensor:
+        raise NotImplementedError
+
+    def take(self, state: GenerationState, g: int, sampled: torch.Tensor) -> None:
+        raise NotImplementedError
+
+    def finish(self, state: GenerationState) -> torch.Tensor:
+        """(B, N) flat codes of a finished generation."""
+        return state.codes
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.layout.image_groups)
+
+    def check_codes(self, codes_BN: torch.Tensor) -> None:
+        n = self.token_layout.num_tokens
+        if codes_BN.ndim != 2 or codes_BN.shape[1] != n:
+            raise ValueError(f"expected (B, {n}) flat codes, got {tuple(codes_BN.shape)}")
+
+
+ORDERS: dict[str, str] = {
+    "next_token": "mmgen.orders.next_token:NextTokenOrder",
+    "next_scale": "mmgen.orders.next_scale:NextScaleOrder",
+    "token_shuffle": "mmgen.orders.token_shuffle:TokenShuffleOrder",
+}
+
+
+def build_order(
+    spec: dict | None,
+    tokenizer,
+    image_size: int,
+    condition_length: int,
+    *,
+    flat_positions: bool = False,
+) -> Order:
+    """The order a config dict names: ``{"name": "next_scale"}``, ``{"name": "token_shuffle",
+    "window": 2}``, or ``{"name": "my_package.orders:BlockOrder", ...}`` for an order defined
+    outside mmgen. None means next-token.
+
+    Raises:
+        ConfigError: naming ``order.name`` or the order's bad key.
+    """
+    from mmgen.registry import resolve_class
+
+    spec = dict(spec or {"name": "next_token"})
+    if not isinstance(spec.get("name"), str):
+        raise ConfigError(f"order.name must be a string, got {spec.get('name')!r}")
+    name = spec.pop("name")
+    target = ORDERS.get(name, name)
+    if ":" not in target:
+        raise ConfigError(f"order.name: unknown order {name!r}; known: {sorted(ORDERS)}")
+    try:
+        cls = resolve_class(target, what="order.name")
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
+    try:
+        return cls(tokenizer, image_size, condition_length, flat_positions=flat_positions, **spec)
+    except TypeError as err:
+        raise ConfigError(f"order ({name}): {err}") from None

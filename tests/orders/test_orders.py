@@ -1,0 +1,118 @@
+"""The built-in orders' layouts, teacher forcing and configuration errors."""
+
+import pytest
+import torch
+from conftest import TINY_SCALES, make_tiny_tokenizer
+
+from mmgen.orders import build_order
+from mmgen.utils.config import ConfigError
+
+T = 5  # condition rows
+
+
+def order(spec, **kwargs):
+    return build_order(spec, make_tiny_tokenizer(spec), 16, T, **kwargs)
+
+
+def test_next_scale_mask_is_vars_rule():
+    """A row attends a key iff the key's scale <= the row's scale (VAR: d >= d^T), and the
+    condition prefix attends itself only."""
+    o = order({"name": "next_scale"})
+    scale_of_row = torch.cat(
+        [torch.zeros(T, dtype=torch.long)]
+        + [torch.full((p * p,), k + 1) for k, p in enumerate(TINY_SCALES)]
+    )
+    var_rule = scale_of_row[:, None] >= scale_of_row[None, :]  # (L, L)
+    keys = torch.arange(o.layout.length)
+    mask = keys[None, :] < o.layout.kv_end[:, None].long()  # row i attends keys [0, kv_end[i])
+    assert torch.equal(mask, var_rule)
+    assert [b - a for a, b in o.layout.image_groups] == [p * p for p in TINY_SCALES]
+
+
+def test_next_scale_positions_sit_on_the_finest_grid():
+    o = order({"name": "next_scale"})
+    grid = TINY_SCALES[-1]
+    rows = iter(o.layout.positions[T:].tolist())
+    for p in TINY_SCALES:
+        for r in range(p):
+            for c in range(p):
+                assert next(rows) == [T, T + r * grid / p, T + c * grid / p]
+
+
+def test_next_scale_inputs_are_the_downsampled_accumulated_latent():
+    """Scale k + 1 is fed area_down(f_hat_k, p_{k+1}) with a one-hot of its scale appended;
+    scale 1 is fed a zero latent of level 0."""
+    o = order({"name": "next_scale"})
+    vq = o.tokenizer
+    codes = torch.randint(0, 32, (2, o.token_layout.num_tokens),
+                          generator=torch.Generator().manual_seed(0))  # fmt: skip
+    inputs, targets = o.training_inputs(codes)
+    C, K = o.channels, len(TINY_SCALES)
+    assert inputs.shape == (2, o.token_layout.num_tokens, C + K) and torch.equal(targets, codes)
+    assert torch.equal(inputs[:, 0, :C], torch.zeros(2, C))
+    maps = vq.split_scales(codes)
+    f_hat = sum(vq.scale_residual(k, maps[k], 8) for k in range(2))  # after scales 1 and 2
+    expected = torch.nn.functional.interpolate(f_hat, size=(4, 4), mode="area")
+    third = inputs[:, 1 + 4 : 1 + 4 + 16]  # scale 3 (4 x 4)
+    torch.testing.assert_close(third[..., :C], expected.flatten(2).transpose(1, 2))
+    assert torch.equal(third[..., C:], torch.eye(K)[2].expand(2, 16, K))
+
+
+def test_token_shuffle_windows_round_trip_in_raster_order():
+    o = order({"name": "token_shuffle", "window": 2})
+    codes = torch.arange(64).view(1, 64)  # the 8 x 8 grid in raster order
+    windows = o.shuffle(codes)
+    assert windows.shape == (1, 16, 4)
+    assert windows[0, 0].tolist() == [0, 1, 8, 9]  # the top-left 2 x 2 window
+    assert windows[0, 1].tolist() == [2, 3, 10, 11]
+    assert windows[0, 4].tolist() == [16, 17, 24, 25]  # second row of windows
+    assert torch.equal(o.unshuffle(windows), codes)
+    inputs, targets = o.training_inputs(codes)
+    assert inputs[0, 0].tolist() == [32] * 4  # the start window
+    assert torch.equal(inputs[0, 1:], windows[0, :-1]) and torch.equal(targets, windows)
+
+
+def test_shuffle_merge_and_unshuffle_keep_shapes():
+    from mmgen.models.heads import MultiCategoricalHead
+    from mmgen.models.inputs import ShuffleInput
+
+    merge, head = ShuffleInput(32, 10, 2), MultiCategoricalHead(32, 10, 2)
+    ids = torch.randint(0, 11, (3, 7, 4))
+    x = merge(ids)
+    assert x.shape == (3, 7, 32)
+    assert head(x).shape == (3, 7, 4, 10)
+    # the merge reads each window's codes in order: swapping two of them changes the row
+    assert not torch.allclose(merge(ids[..., [1, 0, 2, 3]]), x)
+
+
+def test_window_one_is_plain_next_token_layout():
+    shuffled = order({"name": "token_shuffle", "window": 1})
+    plain = order({"name": "next_token"})
+    assert torch.equal(shuffled.layout.positions, plain.layout.positions)
+    assert torch.equal(shuffled.layout.kv_end, plain.layout.kv_end)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"name": "next_pixel"}, "order.name: unknown order 'next_pixel'"),
+        ({"name": "token_shuffle", "window": 3}, "order.window 3 does not divide"),
+        ({"name": "token_shuffle", "window": 0}, "order.window must be an int >= 1"),
+        ({"name": "token_shuffle", "windw": 2}, "order \\(token_shuffle\\).*windw"),
+        ({"name": "no_such_module:Order"}, "order.name.*cannot import"),
+    ],
+)
+def test_bad_order_configuration_is_a_config_error_naming_the_key(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        order(spec)
+
+
+def test_next_scale_needs_scales_that_end_at_the_grid():
+    from conftest import TINY_VQ
+    from mmgen.tokenizers.multiscale_vq import MultiScaleVQConfig, MultiScaleVQModel
+
+    vq = MultiScaleVQModel(MultiScaleVQConfig(**TINY_VQ, scales=(1, 2, 4)))  # grid is 8 x 8
+    with pytest.raises(ConfigError, match="scales \\[1, 2, 4\\] must end at the token grid"):
+        build_order({"name": "next_scale"}, vq, 16, T)
+    with pytest.raises(ConfigError, match="needs a multi-scale tokenizer"):
+        build_order({"name": "next_scale"}, make_tiny_tokenizer(), 16, T)

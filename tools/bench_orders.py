@@ -1,0 +1,145 @@
+"""Generation orders side by side on ``shapes``: quality, generation speed, training speed.
+
+Each order is trained by its recipe in ``configs/orders/`` (same transformer, data, batch and
+steps), then measured here, in one run on one machine:
+
+* pass rate: ``mmgen eval shapes`` at the pipeline's default sampling (400 prompts, seed 0);
+* backbone calls per image (prefill + one per group), counted with a forward hook;
+* seconds to generate 16 images in one batch (after one warm-up call);
+* training speed from the run's ``logs/metrics.jsonl``: samples/s, and tokens/s counted over
+  the 16 x 16 image grid every order draws (256 tokens per image, whatever the order feeds
+  the backbone), and the training loop's wall time (validation and checkpoints included).
+
+Targets (issue 11): next-scale generates >= 5x faster than next-token with a pass rate within
+0.05; token-shuffle s=2 generates >= 2.5x faster, trains >= 2x faster, pass rate within 0.05.
+Exits 1 when a target is missed or a run is missing.
+
+    mmgen train model --config configs/orders/next_token.yaml   # and next_scale, token_shuffle
+    python tools/bench_orders.py --runs runs/orders
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ORDERS = ("next_token", "next_scale", "token_shuffle")
+GRID_TOKENS = 16 * 16  # the image grid of the next-token baseline
+
+
+def training_speed(run: Path) -> dict:
+    """samples/s and wall seconds of a finished run, from its metrics.jsonl."""
+    from mmgen.training.summary import read_metrics
+    from mmgen.utils.config import load_yaml
+
+    records = read_metrics(run)
+    if not records:
+        raise FileNotFoundError(f"{run}/logs/metrics.jsonl: no training records")
+    batch = load_yaml(run / "final" / "training_config.yaml")["training"]["batch_size"]
+    wall, previous = 0.0, 0
+    for r in records:  # each record covers the steps since the previous one
+        wall += (r["step"] - previous) * batch / r["samples_per_s"]
+        previous = r["step"]
+    samples = previous * batch
+    return {"steps": previous, "samples": samples, "wall_s": wall, "samples_per_s": samples / wall}
+
+
+def generation_speed(pipe, num_images: int) -> tuple[int, float]:
+    """(backbone calls for one image, seconds for ``num_images`` images in one batch)."""
+    calls = []
+    hook = pipe.transformer.register_forward_pre_hook(lambda m, a: calls.append(1))
+    pipe("a red circle", generator=torch.Generator().manual_seed(0))
+    hook.remove()
+    prompts = ["a red circle to the left of a blue square"] * num_images
+    start = time.perf_counter()
+    pipe(prompts, generator=torch.Generator().manual_seed(0))
+    return len(calls), time.perf_counter() - start
+
+
+def measure(run: Path, num_prompts: int, seed: int, num_images: int) -> dict:
+    from mmgen import TextToImagePipeline
+    from mmgen.eval.shapes_eval import evaluate_shapes
+
+    pipe = TextToImagePipeline.from_pretrained(run / "final")
+    calls, seconds = generation_speed(pipe, num_images)
+    report = evaluate_shapes(pipe, num_prompts=num_prompts, seed=seed, show_progress=False)
+    return {
+        "order": pipe.order.config(),
+        "parameters": pipe.transformer.num_parameters(),
+        "pass_rate": report["overall"],
+        "families": report["families"],
+        "calls_per_image": calls,
+        "generate_s": seconds,
+        **training_speed(run),
+    }
+
+
+def verdicts(rows: dict) -> list[tuple[str, bool]]:
+    base = rows["next_token"]
+    out = []
+    for order, speedup, trains in (("next_scale", 5.0, None), ("token_shuffle", 2.5, 2.0)):
+        r = rows[order]
+        gen = base["generate_s"] / r["generate_s"]
+        out.append((f"{order} generates >= {speedup}x faster ({gen:.1f}x)", gen >= speedup))
+        gap = base["pass_rate"] - r["pass_rate"]
+        out.append((f"{order} pass rate within 0.05 of next-token ({-gap:+.3f})", gap <= 0.05))
+        if trains is not None:
+            train = r["samples_per_s"] / base["samples_per_s"]
+            out.append((f"{order} trains >= {trains}x faster ({train:.1f}x)", train >= trains))
+    return out
+
+
+def table(rows: dict, num_images: int) -> str:
+    base = rows["next_token"]
+    lines = [
+        f"| order | parameters | pass rate | backbone calls / image | s / {num_images} images "
+        "| generation speed-up | training tokens/s (16x16 grid) | training speed-up "
+        "| training wall |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for order, r in rows.items():
+        tokens = r["samples_per_s"] * GRID_TOKENS
+        lines.append(
+            f"| {order} | {r['parameters'] / 1e6:.1f}M | {r['pass_rate']:.3f} "
+            f"| {r['calls_per_image']} | {r['generate_s']:.2f} "
+            f"| {base['generate_s'] / r['generate_s']:.1f}x | {tokens:,.0f} "
+            f"| {r['samples_per_s'] / base['samples_per_s']:.1f}x | {r['wall_s'] / 60:.1f} min |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", default="runs/orders", help="folder of the three runs")
+    parser.add_argument("--num-prompts", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--num-images", type=int, default=16)
+    parser.add_argument("--json", help="also write the measurements here")
+    args = parser.parse_args(argv)
+    runs = Path(args.runs)
+    missing = [o for o in ORDERS if not (runs / o / "final").is_dir()]
+    if missing:
+        print(f"missing runs: {missing}; train them with configs/orders/<order>.yaml")
+        return 1
+    rows = {}
+    for order in ORDERS:
+        rows[order] = measure(runs / order, args.num_prompts, args.seed, args.num_images)
+        print(f"{order}: {json.dumps({k: v for k, v in rows[order].items()}, default=str)}")
+    print(f"\ntorch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print(table(rows, args.num_images))
+    checks = verdicts(rows)
+    print()
+    for text, ok in checks:
+        print(f"{'PASS' if ok else 'MISS'}  {text}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0 if all(ok for _, ok in checks) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
