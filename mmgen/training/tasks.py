@@ -131,12 +131,11 @@ class GenerationTask:
     model's head the loss."""
 
     def __init__(self, config: RunConfig):
+        from mmgen.builtin import resolve_component_path
         from mmgen.generation.loop import SamplingConfig
         from mmgen.models.transformer import TransformerConfig, transformer_config_from_preset
         from mmgen.orders import build_order
         from mmgen.utils.serialization import load_component
-
-        from mmgen.builtin import resolve_component_path
 
         self.config = config
         self.vq = load_component(resolve_component_path(config.tokenizer))
