@@ -152,6 +152,43 @@ def kernel_mask_off_by_one(mp):
                        lambda *args: real(*args) + 1)  # fmt: skip
 
 
+def next_scale_inputs_ignore_f_hat(mp):
+    """Generation feeds every scale a zero latent (its level one-hot kept) instead of the
+    downsampled f_hat of the scales before it; training still feeds the true inputs."""
+    from mmgen.orders.next_scale import NextScaleOrder
+
+    def make(group_inputs):
+        def zero_latent(self, state, g):
+            inputs = group_inputs(self, state, g).clone()
+            inputs[..., : self.channels] = 0
+            return inputs
+
+        return zero_latent
+
+    wrap_method(mp, NextScaleOrder, "group_inputs", make)
+
+
+def shuffle_windows_column_major(mp):
+    """Token-shuffle reads each s x s window column by column (and writes it back the same
+    way), so a window's codes reach the merge and the head transposed."""
+    from mmgen.orders.token_shuffle import TokenShuffleOrder
+
+    def make(method, inverse):
+        def transposed(self, codes):
+            if not inverse:
+                out = method(self, codes)
+                s = self.window
+                return out.view(*out.shape[:-1], s, s).transpose(-1, -2).reshape(out.shape)
+            s = self.window
+            flipped = codes.view(*codes.shape[:-1], s, s).transpose(-1, -2).reshape(codes.shape)
+            return method(self, flipped)
+
+        return transposed
+
+    mp.setattr(TokenShuffleOrder, "shuffle", make(TokenShuffleOrder.shuffle, False))
+    mp.setattr(TokenShuffleOrder, "unshuffle", make(TokenShuffleOrder.unshuffle, True))
+
+
 TRAINING = "tests/training/test_training.py::"
 MUTANTS = [
     Mutant("resume-ignored", "resume_from_checkpoint is ignored: a resumed run starts at step 0",
@@ -183,6 +220,16 @@ MUTANTS = [
     Mutant("cache-write-off-by-one", "the KV cache writes each group one position early",
            cache_write_off_by_one,
            ("tests/generation/test_loop.py::test_cached_generation_matches_full_recompute",)),
+    Mutant("next-scale-inputs-ignore-f-hat",
+           "next-scale generation feeds zero latents instead of the accumulated f_hat",
+           next_scale_inputs_ignore_f_hat,
+           ("tests/generation/test_loop.py::"
+            "test_greedy_generation_matches_teacher_forcing_argmax[next_scale]",)),
+    Mutant("shuffle-windows-column-major",
+           "token-shuffle reads and writes each window column-major instead of raster",
+           shuffle_windows_column_major,
+           ("tests/orders/test_orders.py::"
+            "test_token_shuffle_windows_round_trip_in_raster_order",)),
     Mutant("kernel-mask-off-by-one", "the Triton kernels let each row see one key past its end",
            kernel_mask_off_by_one,
            ("tests/kernels/test_group_causal_attention.py::"

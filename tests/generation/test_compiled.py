@@ -78,3 +78,19 @@ def test_compiled_forward_and_backward_through_the_triton_custom_ops():
     compiled = loss_and_grads(torch.compile(group_causal_attention, fullgraph=True))
     for mine, theirs in zip(compiled, eager):
         torch.testing.assert_close(mine, theirs, atol=1e-6, rtol=0)
+
+
+def test_compiled_decoding_matches_eager_for_multi_row_groups():
+    """Next-scale (groups of 1, 4, 16, 64 rows: one graph per group size) and token-shuffle
+    (one row of s^2 codes per group) through the compiled step."""
+    from conftest import ORDER_SPECS
+
+    for order in ("next_scale", "token_shuffle"):
+        torch._dynamo.reset()
+        counters.clear()
+        pipe = make_tiny_pipeline(order=ORDER_SPECS[order])
+        eager = generate(pipe)
+        compiled = generate(pipe.enable_compile())
+        torch.testing.assert_close(compiled, eager, atol=1e-5, rtol=0)
+        sizes = {end - start for start, end in pipe.layout.image_groups}
+        assert counters["stats"]["unique_graphs"] == len(sizes), order

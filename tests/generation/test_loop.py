@@ -120,3 +120,13 @@ def test_pipeline_use_cache_false_recomputes_the_prefix_and_matches_the_cached_i
     # reference path: every group re-runs the whole prefix [0, end) with no prefill
     assert recomputed_lengths == [end for _, end in groups]
     assert torch.equal(cached, recomputed)
+
+
+@pytest.mark.parametrize("order", ["next_scale", "token_shuffle"])
+@pytest.mark.parametrize("backend", ["flex", "triton"])
+def test_every_attention_backend_generates_the_sdpa_codes_for_multi_row_groups(order, backend):
+    """Greedy codes with the flex and Triton (interpreter on CPU) backends equal SDPA's."""
+    pipe = make_tiny_pipeline(order=ORDER_SPECS[order])
+    reference = codes(pipe, ["a red circle"], guidance_scale=2.0, temperature=0)
+    pipe.transformer.set_attention_backend(backend)
+    assert torch.equal(codes(pipe, ["a red circle"], guidance_scale=2.0, temperature=0), reference)

@@ -21,11 +21,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_match_one_process_with_gradient_accumulation(trained_vq, tmp_path):
-    tokenizer = trained_vq[0] / "final"
+@pytest.mark.parametrize("order", ["next_token", "next_scale"])
+def test_two_processes_match_one_process_with_gradient_accumulation(
+    order, trained_vq, trained_msvq, tmp_path
+):
+    import yaml
+
+    tokenizer = trained_msvq if order == "next_scale" else trained_vq[0] / "final"
     # condition dropout on, so that per-slot random draws are part of what must match
     common = dict(max_steps=4, lr_schedule="constant", condition_dropout=0.5, validation_steps=4)
     two = t2i_recipe(tmp_path, tokenizer, name="two_processes", **common)
+    # next-scale: each rank builds its inputs with the tokenizer
+    two.write_text(yaml.safe_dump({**yaml.safe_load(two.read_text()), "order": {"name": order}}))
     # torchrun starts the processes; accelerate sees WORLD_SIZE=2 on CPU: MULTI_CPU over gloo
     command = [
         sys.executable, "-m", "torch.distributed.run",
@@ -42,7 +49,7 @@ def test_two_processes_match_one_process_with_gradient_accumulation(trained_vq, 
     one = t2i_recipe(
         tmp_path, tokenizer, name="one_process", gradient_accumulation_steps=2, **common
     )
-    run(one)
+    run(one, order={"name": order})
     two_losses, one_losses = losses(tmp_path / "two_processes"), losses(tmp_path / "one_process")
     assert sorted(two_losses) == [1, 2, 3, 4]
     assert {r["num_processes"] for r in records(tmp_path / "two_processes")} == {2}

@@ -2,23 +2,9 @@
 
 import pytest
 import torch
-from training_recipes import losses, reset_accelerate, resumed_step, run, t2i_recipe, vq_recipe
+from training_recipes import losses, reset_accelerate, resumed_step, run, t2i_recipe
 
 from mmgen import TextToImagePipeline
-
-# a ds8 multi-scale tokenizer: 64x64 shapes -> 8x8, scales 1, 2, 4, 8
-TINY_MSVQ = {"block_out_channels": [8, 8, 8, 8], "norm_num_groups": 4, "latent_channels": 8,
-             "codebook_size": 16, "scales": [1, 2, 4, 8]}  # fmt: skip
-
-
-@pytest.fixture(scope="session")
-def trained_msvq(tmp_path_factory):
-    reset_accelerate()
-    tmp_path = tmp_path_factory.mktemp("msvq")
-    recipe = vq_recipe(tmp_path)
-    run(recipe, model_class="MultiScaleVQModel", model=TINY_MSVQ)
-    reset_accelerate()
-    return tmp_path / "vq" / "final"
 
 
 def tokenizer_and_order(order, trained_vq, trained_msvq):
