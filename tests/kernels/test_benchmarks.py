@@ -34,7 +34,7 @@ def test_dry_run_prints_and_writes_every_implementation(tmp_path):
 
 def test_bench_train_dry_run_times_each_variant():
     command = [sys.executable, str(REPO / "tools" / "bench_train.py"), "--dry-run",
-               "--variants", "eager-sdpa,eager-triton,eager-flex"]  # fmt: skip
+               "--variants", "eager-sdpa,eager-triton,eager-flex,fp32-eager-sdpa"]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, timeout=600)
     # FlexAttention has no backward on CPU: the variant is reported as failed, not dropped,
     # and the run exits 1
@@ -43,12 +43,15 @@ def test_bench_train_dry_run_times_each_variant():
     assert "1 variant(s) failed: eager-flex" in done.stdout
     assert "float16 matmul peak measured" in done.stdout.splitlines()[0]
     lines = [line.split() for line in done.stdout.splitlines()]
-    timed = {parts[0]: parts for parts in lines if parts and parts[0].startswith("eager")
+    timed = {parts[0]: parts for parts in lines if parts and "eager-" in parts[0]
              and parts[1] != "failed:"}  # fmt: skip
-    assert set(timed) == {"eager-sdpa", "eager-triton"}
-    # the same first-step loss through SDPA and through our kernel (fp16 autocast on CPU)
-    assert float(timed["eager-triton"][-1]) == pytest.approx(float(timed["eager-sdpa"][-1]),
-                                                             rel=1e-3)  # fmt: skip
+    assert set(timed) == {"eager-sdpa", "eager-triton", "fp32-eager-sdpa"}
+    loss = {name: float(parts[-2]) for name, parts in timed.items()}  # last column: speed
+    # the same first-step loss through SDPA and through our kernel (fp16 autocast on CPU),
+    # and without autocast (fp32)
+    assert loss["eager-triton"] == pytest.approx(loss["eager-sdpa"], rel=1e-3)
+    assert loss["fp32-eager-sdpa"] == pytest.approx(loss["eager-sdpa"], rel=1e-2)
+    assert timed["eager-sdpa"][-1] == "1.00x"  # speed against the first variant
 
 
 def test_bench_decode_dry_run_reports_eager_and_compiled_steps():
