@@ -57,7 +57,15 @@ class Order:
         self, tokenizer, image_size: int, condition_length: int, *, flat_positions: bool = False
     ):
         self.tokenizer = tokenizer
-        self.token_layout = tokenizer.token_layout(image_size, image_size)
+        if not callable(getattr(tokenizer, "token_layout", None)):
+            raise ConfigError(
+                f"order {self.name}: the tokenizer {type(tokenizer).__name__} has no "
+                "token_layout(height, width) method (see mmgen.tokenizers.layout.TokenLayout)"
+            )
+        try:
+            self.token_layout = tokenizer.token_layout(image_size, image_size)
+        except ValueError as err:
+            raise ConfigError(f"order {self.name}: {err}") from None
         self.condition_length = condition_length
         self.flat_positions = flat_positions
         self.layout: SequenceLayout  # set by subclasses

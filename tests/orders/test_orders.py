@@ -116,3 +116,11 @@ def test_next_scale_needs_scales_that_end_at_the_grid():
         build_order({"name": "next_scale"}, vq, 16, T)
     with pytest.raises(ConfigError, match="needs a multi-scale tokenizer"):
         build_order({"name": "next_scale"}, make_tiny_tokenizer(), 16, T)
+
+
+def test_a_tokenizer_without_a_token_layout_is_named():
+    class NoLayout:
+        pass
+
+    with pytest.raises(ConfigError, match="NoLayout has no token_layout"):
+        build_order(None, NoLayout(), 16, T)
