@@ -37,11 +37,15 @@ class MultiScaleVQConfig(VQConfig):
             encoder's grid side (e.g. ``(1, 2, 3, 4, 6, 8)`` for an 8 x 8 grid).
         num_phi: refinement convs shared across the scales (VAR uses 4).
         phi_ratio: weight ``a`` of the conv in ``phi(x) = (1 - a) x + a conv(x)``.
+        lookup: ``"cosine"`` (l2-normalised residual against l2-normalised codes, VAR's
+            ``using_znorm``) or ``"euclidean"`` (nearest raw code vector, VAR's default), which
+            also matches the residual's magnitude.
     """
 
     scales: tuple[int, ...] = (1, 2, 3, 4, 6, 8)
     num_phi: int = 4
     phi_ratio: float = 0.5
+    lookup: str = "cosine"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -58,6 +62,8 @@ class MultiScaleVQConfig(VQConfig):
             raise ConfigError(f"num_phi must be an int >= 1, got {self.num_phi!r}")
         if not 0.0 <= self.phi_ratio <= 1.0:
             raise ConfigError(f"phi_ratio must be in [0, 1], got {self.phi_ratio}")
+        if self.lookup not in ("cosine", "euclidean"):
+            raise ConfigError(f"lookup must be 'cosine' or 'euclidean', got {self.lookup!r}")
 
 
 class Phi(nn.Conv2d):
@@ -184,12 +190,10 @@ class MultiScaleVQModel(VQModel):
             if self.training and generator is not None:
                 z = F.normalize(f.detach().permute(0, 2, 3, 1).reshape(-1, f.shape[1]), dim=-1)
                 q._restart_dead_codes(z, generator)
-            codes_KC = q.normalized_codebook().float().detach()
             ids, counts = [], torch.zeros(q.codebook_size, device=f.device)
             for k, p in enumerate(self.scales):
                 rest = area_down(f_rest, p)  # (B, C, p, p)
-                z = F.normalize(rest.permute(0, 2, 3, 1).reshape(-1, f.shape[1]), dim=-1)
-                ids_N = q._nearest(z, codes_KC)  # (B p p,)
+                ids_N = self._nearest_codes(rest.permute(0, 2, 3, 1).reshape(-1, f.shape[1]))
                 counts += torch.bincount(ids_N, minlength=q.codebook_size).float()
                 ids_Bpp = ids_N.view(f.shape[0], p, p)
                 h = self.scale_residual(k, ids_Bpp, side).float()
@@ -211,6 +215,15 @@ class MultiScaleVQModel(VQModel):
             commitment_loss,
             perplexity,
         )
+
+    @torch.no_grad()
+    def _nearest_codes(self, rest_NC: torch.Tensor) -> torch.Tensor:
+        """(N,) nearest code of each residual row, by the configured lookup."""
+        weight = self.quantize.embedding.weight.float()  # (K, C)
+        if self.config.lookup == "cosine":
+            return self.quantize._nearest(F.normalize(rest_NC, dim=-1), F.normalize(weight, dim=-1))
+        # |r - e|^2 = |r|^2 - 2 r.e + |e|^2: the largest 2 r.e - |e|^2
+        return (2 * rest_NC @ weight.T - weight.pow(2).sum(-1)).argmax(dim=1)
 
     @torch.no_grad()
     def encode(self, images_B3HW: torch.Tensor) -> torch.Tensor:
