@@ -56,3 +56,21 @@ def class_spec(cls: type) -> list[str]:
     if KNOWN_CLASSES.get(name) == cls.__module__:
         return [cls.__module__, name]
     return [cls.__module__, cls.__qualname__]
+
+
+def resolve_named(name: Any, known: dict[str, str], key: str, noun: str = "") -> type:
+    """The class a config value names: a key of ``known`` (short name -> ``module:Class``) or
+    ``module:Class`` itself (a plug-in outside mmgen); ``noun`` words the error.
+
+    Raises:
+        ConfigError: naming ``key`` when the name is unknown or does not import.
+    """
+    from mmgen.utils.config import ConfigError
+
+    target = known.get(name, name) if isinstance(name, str) else name
+    if not isinstance(target, str) or ":" not in target:
+        raise ConfigError(f"{key}: unknown {noun}{name!r}; known: {sorted(known)}")
+    try:
+        return resolve_class(target, what=key)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None

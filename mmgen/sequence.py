@@ -17,8 +17,6 @@ import torch
 
 from mmgen.models.attention import kv_end_from_group_ids
 
-IGNORE_INDEX = -100
-
 
 @dataclass(frozen=True)
 class SequenceLayout:

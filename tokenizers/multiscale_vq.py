@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layout import TokenLayout
-from .vq import VQConfig, VQModel, VQOutput
+from .quantizer import QuantizerOutput
+from .vq import VQConfig, VQModel
 
 
 @dataclass(kw_only=True)
@@ -175,8 +176,11 @@ class MultiScaleVQModel(VQModel):
 
     # ------------------------------------------------------------------ quantise
 
-    def _quantise(self, f_BChw: torch.Tensor, generator: torch.Generator | None):
-        """Residual quantisation -> (f_hat, flat ids, scale residuals for the losses)."""
+    def _quantise(
+        self, f_BChw: torch.Tensor, generator: torch.Generator | None, *, training: bool
+    ) -> QuantizerOutput:
+        """Residual quantisation: straight-through f_hat, flat ids (B, N), VQ losses; with
+        ``training`` the usage is updated and (given a generator) dead codes restarted."""
         q = self.quantize
         side = f_BChw.shape[-1]
         if f_BChw.shape[-2:] != (side, side) or side != self.scales[-1]:
@@ -187,7 +191,7 @@ class MultiScaleVQModel(VQModel):
         with torch.autocast(device_type=f_BChw.device.type, enabled=False):
             f = f_BChw.float()
             f_rest, f_hat = f.detach().clone(), torch.zeros_like(f)
-            if self.training and generator is not None:
+            if training and generator is not None:
                 z = F.normalize(f.detach().permute(0, 2, 3, 1).reshape(-1, f.shape[1]), dim=-1)
                 q._restart_dead_codes(z, generator)
             ids, counts = [], torch.zeros(q.codebook_size, device=f.device)
@@ -200,7 +204,7 @@ class MultiScaleVQModel(VQModel):
                 f_hat = f_hat + h
                 f_rest = f_rest - h.detach()
                 ids.append(ids_Bpp.flatten(1))
-            if self.training:
+            if training:
                 q._update_usage(counts)
             probs = counts / counts.sum()
             perplexity = torch.exp(-torch.special.xlogy(probs, probs).sum())
@@ -208,12 +212,12 @@ class MultiScaleVQModel(VQModel):
             commitment_loss = F.mse_loss(f, f_hat.detach())
             codebook_loss = F.mse_loss(f_hat, f.detach())
             f_st = f + (f_hat - f).detach()  # straight-through to the encoder
-        return (
-            f_st.to(f_BChw.dtype),
-            torch.cat(ids, dim=1),
-            codebook_loss,
-            commitment_loss,
-            perplexity,
+        return QuantizerOutput(
+            quantized=f_st.to(f_BChw.dtype),
+            ids=torch.cat(ids, dim=1),
+            codebook_loss=codebook_loss,
+            commitment_loss=commitment_loss,
+            perplexity=perplexity,
         )
 
     @torch.no_grad()
@@ -225,36 +229,14 @@ class MultiScaleVQModel(VQModel):
         # |r - e|^2 = |r|^2 - 2 r.e + |e|^2: the largest 2 r.e - |e|^2
         return (2 * rest_NC @ weight.T - weight.pow(2).sum(-1)).argmax(dim=1)
 
+    def quantise_latents(self, latents_BChw, generator):
+        return self._quantise(latents_BChw, generator, training=self.training)
+
     @torch.no_grad()
     def encode(self, images_B3HW: torch.Tensor) -> torch.Tensor:
         """Images (B, C, H, W) in [-1, 1] -> flat ids (B, sum p_k^2). Updates no statistics."""
-        was_training = self.training
-        self.eval()
-        try:
-            return self._quantise(self._latents(images_B3HW), None)[1]
-        finally:
-            self.train(was_training)
+        return self._quantise(self._latents(images_B3HW), None, training=False).ids
 
     def decode(self, ids_BN: torch.Tensor) -> torch.Tensor:
         """Flat ids (B, sum p_k^2) -> images (B, C, H, W), clamped to [-1, 1]."""
         return self._decode_latents(self.ids_to_f_hat(ids_BN)).clamp(-1.0, 1.0)
-
-    def forward(
-        self, images_B3HW: torch.Tensor, generator: torch.Generator | None = None
-    ) -> VQOutput:
-        """Reconstruct ``images_B3HW`` and compute the training losses (as :class:`VQModel`)."""
-        f_hat, ids, codebook_loss, commitment_loss, perplexity = self._quantise(
-            self._latents(images_B3HW), generator
-        )
-        decoded = self._decode_latents(f_hat)
-        reconstruction_loss = F.mse_loss(decoded, images_B3HW) + F.l1_loss(decoded, images_B3HW)
-        loss = reconstruction_loss + codebook_loss + self.config.commitment_beta * commitment_loss
-        return VQOutput(
-            reconstruction=decoded.clamp(-1.0, 1.0),
-            loss=loss,
-            reconstruction_loss=reconstruction_loss,
-            codebook_loss=codebook_loss,
-            commitment_loss=commitment_loss,
-            perplexity=perplexity,
-            ids=ids,
-        )

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .layout import TokenLayout
-from .quantizer import VectorQuantizer
+from .quantizer import QuantizerOutput, VectorQuantizer
 
 
 def _check_int(name: str, value: object, minimum: int) -> None:
@@ -226,6 +226,12 @@ class VQModel(nn.Module):
         quantized_BChw = self.quantize.lookup(ids_Bhw).to(self.post_quant_conv.weight.dtype)
         return self._decode_latents(quantized_BChw).clamp(-1.0, 1.0)
 
+    def quantise_latents(
+        self, latents_BChw: torch.Tensor, generator: torch.Generator | None
+    ) -> QuantizerOutput:
+        """The training quantisation of encoder latents (subclasses change the scheme)."""
+        return self.quantize(latents_BChw, generator=generator)
+
     def forward(
         self, images_B3HW: torch.Tensor, generator: torch.Generator | None = None
     ) -> VQOutput:
@@ -234,7 +240,7 @@ class VQModel(nn.Module):
         In training mode the quantiser's usage statistics are updated, and with a ``generator``
         dead codes are restarted (see :class:`~mmgen.tokenizers.quantizer.VectorQuantizer`).
         """
-        q = self.quantize(self._latents(images_B3HW), generator=generator)
+        q = self.quantise_latents(self._latents(images_B3HW), generator)
         decoded = self._decode_latents(q.quantized)
         reconstruction_loss = F.mse_loss(decoded, images_B3HW) + F.l1_loss(decoded, images_B3HW)
         loss = (

@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = {}
     for order in ORDERS:
         rows[order] = measure(runs / order, args.num_prompts, args.seed, args.num_images)
-        print(f"{order}: {json.dumps({k: v for k, v in rows[order].items()}, default=str)}")
+        print(f"{order}: {json.dumps(rows[order], default=str)}")
     print()
     print(table(rows, args.num_images))
     checks = verdicts(rows)

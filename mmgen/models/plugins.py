@@ -15,19 +15,13 @@ def build_plugin(spec: dict[str, Any], dim: int, known: dict[str, str], what: st
     Raises:
         ConfigError: naming ``what.kind`` or the bad option.
     """
-    from mmgen.registry import resolve_class
+    from mmgen.registry import resolve_named
 
     if not isinstance(spec, dict) or "kind" not in spec:
         raise ConfigError(f"{what} must be a mapping with a 'kind', got {spec!r}")
     options = dict(spec)
     kind = options.pop("kind")
-    target = known.get(kind, kind)
-    if ":" not in str(target):
-        raise ConfigError(f"{what}.kind: unknown {kind!r}; known: {sorted(known)}")
-    try:
-        cls = resolve_class(target, what=f"{what}.kind")
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    cls = resolve_named(kind, known, f"{what}.kind")
     try:
         return cls(dim, **options)
     except TypeError as err:

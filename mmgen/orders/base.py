@@ -135,19 +135,11 @@ def build_order(
     Raises:
         ConfigError: naming ``order.name`` or the order's bad key.
     """
-    from mmgen.registry import resolve_class
+    from mmgen.registry import resolve_named
 
     spec = dict(spec or {"name": "next_token"})
-    if not isinstance(spec.get("name"), str):
-        raise ConfigError(f"order.name must be a string, got {spec.get('name')!r}")
-    name = spec.pop("name")
-    target = ORDERS.get(name, name)
-    if ":" not in target:
-        raise ConfigError(f"order.name: unknown order {name!r}; known: {sorted(ORDERS)}")
-    try:
-        cls = resolve_class(target, what="order.name")
-    except ValueError as err:
-        raise ConfigError(str(err)) from None
+    name = spec.pop("name", None)
+    cls = resolve_named(name, ORDERS, "order.name", "order ")
     try:
         return cls(tokenizer, image_size, condition_length, flat_positions=flat_positions, **spec)
     except TypeError as err:

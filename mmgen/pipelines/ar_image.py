@@ -85,9 +85,7 @@ class ARImagePipeline:
         for part, wanted in (("input", self.order.input_config()),
                              ("head", self.order.head_config())):  # fmt: skip
             have = getattr(c, part)
-            if have.get("kind") != wanted["kind"] or any(
-                have.get(k) != v for k, v in wanted.items()
-            ):
+            if any(have.get(k) != v for k, v in wanted.items()):
                 raise ValueError(
                     f"transformer {part} {have} does not fit the {self.order.name} order over "
                     f"this tokenizer (needs {wanted})"

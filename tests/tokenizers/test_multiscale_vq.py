@@ -38,7 +38,7 @@ def test_decoding_the_ids_gives_the_forward_reconstruction():
 def test_residual_quantisation_shrinks_the_residual_scale_by_scale():
     model = tiny(lookup="euclidean")
     f = model._latents(images(4)).detach()
-    ids = model._quantise(f, None)[1]
+    ids = model._quantise(f, None, training=False).ids
     errors, f_hat = [], torch.zeros_like(f)
     for k, m in enumerate(model.split_scales(ids)):
         f_hat = f_hat + model.scale_residual(k, m, 8)
