@@ -14,8 +14,8 @@ default bf16 on GPUs, fp16 on the dry run), mode ``eager`` or ``compile``, backe
 
 MFU counts 6 x (matmul parameters) x tokens plus attention over unmasked pairs
 (4 x B x H x D x pairs per layer forward, 2.5x that backward) against the matmul peak measured
-in the same run (an 8192^2 matmul in the autocast dtype: what this card reaches at its clocks
-and power), with the datasheet figure beside it (989 TFLOP/s, H100/H200 SXM bf16 dense). Steps
+in the same run (an 8192^2 matmul, 256^2 on the CPU, in the variant's precision: what this
+machine reaches at its clocks and power), with the datasheet figure beside it (989 TFLOP/s, H100/H200 SXM bf16 dense). Steps
 are timed after warm-up (compilation excluded and reported separately). Exits 1 when a variant
 fails.
 """
@@ -47,13 +47,19 @@ def step_flops(matmul_params: int, dims: dict, batch: int, length: int, pairs: i
     return 6 * matmul_params * batch * length + 3.5 * attention
 
 
+def parse_variant(variant: str, device: torch.device) -> tuple[torch.dtype | None, str, str]:
+    """``[fp32-|bf16-|fp16-]{eager,compile}-{sdpa,triton,flex}`` -> (autocast dtype or None for
+    float32, mode, backend)."""
+    *precision, mode, backend = variant.split("-")
+    return (PRECISIONS[precision[0]] if precision else autocast_dtype(device)), mode, backend
+
+
 def time_variant(variant: str, vocab: int, dims: dict, device, B: int, L: int, steps: int):
-    """(parameter counts, seconds per step, seconds of the first step, its loss) of one variant,
-    ``[fp32-|bf16-|fp16-]{eager,compile}-{sdpa,triton,flex}``."""
+    """(parameter counts, seconds per step, seconds of the first step, its loss) of one
+    variant (see :func:`parse_variant`)."""
     from mmgen.models.transformer import ARTransformer, TransformerConfig
 
-    *precision, mode, backend = variant.split("-")
-    amp_dtype = PRECISIONS[precision[0]] if precision else autocast_dtype(device)
+    amp_dtype, mode, backend = parse_variant(variant, device)
     torch.manual_seed(0)
     tokens = {"num_codes": vocab}  # the token input and categorical head over `vocab` codes
     config = TransformerConfig(condition_vocab_size=1, input={"kind": "token", **tokens},
@@ -139,12 +145,17 @@ def main() -> int:
     B, L = args.batch, args.length
     pairs = L * (L + 1) // 2  # causal
     card = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    amp = torch.bfloat16 if args.cpu else autocast_dtype(device)  # AMX: bf16 on this CPU
-    peak = matmul_peak_tflops(device, amp, lambda fn: time_ms(fn, device)) * 1e12
+    peaks: dict[torch.dtype, float] = {}  # FLOP/s of a matmul in each variant's precision
+
+    def peak_of(dtype: torch.dtype) -> float:
+        if dtype not in peaks:
+            peaks[dtype] = matmul_peak_tflops(device, dtype, lambda fn: time_ms(fn, device)) * 1e12
+        return peaks[dtype]
+
     print(f"device {card}; torch {torch.__version__}; {torch.get_num_threads()} threads; "
-          f"batch {B} x {L} tokens; {str(amp)[6:]} matmul peak measured {peak / 1e12:.3g} "
-          f"TFLOP/s (datasheet {DATASHEET_PEAK / 1e12:.0f}); loss = first step's; "
-          "speed = against the first variant")  # fmt: skip
+          f"batch {B} x {L} tokens; MFU against a matmul in the variant's own precision, "
+          f"measured in this run (datasheet {DATASHEET_PEAK / 1e12:.0f} TFLOP/s bf16 beside it); "
+          "loss = first step's; speed = against the first variant")  # fmt: skip
     columns = (("params", 8), ("step ms", 9), ("tokens/s", 10), ("MFU", 6), ("MFU(989)", 9),
                ("compile s", 9), ("loss", 8), ("speed", 6))  # fmt: skip
     print(f"{'variant':16} " + " ".join(f"{name:>{width}}" for name, width in columns))
@@ -157,13 +168,17 @@ def main() -> int:
             print(f"{variant:16} failed: {type(err).__name__}: {str(err)[:100]}")
             failed.append(variant)
             continue
+        amp_dtype, mode, _ = parse_variant(variant, device)
+        peak = peak_of(amp_dtype or torch.float32)
         flops = step_flops(params["matmul"], dims, B, L, pairs)
-        compile_s = first - seconds if variant.startswith("compile") else 0.0
+        compile_s = first - seconds if mode == "compile" else 0.0
         achieved = flops / seconds
         baseline = baseline or seconds  # the first variant's step time
         print(f"{variant:16} {params['all'] / 1e6:7.1f}M {seconds * 1e3:9.1f} "
               f"{B * L / seconds:10.0f} {achieved / peak:6.3f} {achieved / DATASHEET_PEAK:9.3f} "
               f"{compile_s:9.1f} {loss:8.4f} {baseline / seconds:5.2f}x")  # fmt: skip
+    print("matmul peaks measured: " + ", ".join(
+        f"{str(dtype)[6:]} {flops / 1e12:.3g} TFLOP/s" for dtype, flops in peaks.items()))
     if failed:
         print(f"{len(failed)} variant(s) failed: {', '.join(failed)}")
     return 1 if failed else 0

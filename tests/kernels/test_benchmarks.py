@@ -41,7 +41,9 @@ def test_bench_train_dry_run_times_each_variant():
     assert done.returncode == 1, done.stderr[-2000:]
     assert "eager-flex       failed: NotImplementedError" in done.stdout
     assert "1 variant(s) failed: eager-flex" in done.stdout
-    assert "float16 matmul peak measured" in done.stdout.splitlines()[0]
+    # MFU against a matmul in each variant's own precision: fp16 (autocast) and fp32
+    peaks = next(line for line in done.stdout.splitlines() if line.startswith("matmul peaks"))
+    assert "float16 " in peaks and "float32 " in peaks, peaks
     lines = [line.split() for line in done.stdout.splitlines()]
     timed = {parts[0]: parts for parts in lines if parts and "eager-" in parts[0]
              and parts[1] != "failed:"}  # fmt: skip
