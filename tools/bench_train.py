@@ -15,9 +15,9 @@ default bf16 on GPUs, fp16 on the dry run), mode ``eager`` or ``compile``, backe
 MFU counts 6 x (matmul parameters) x tokens plus attention over unmasked pairs
 (4 x B x H x D x pairs per layer forward, 2.5x that backward) against the matmul peak measured
 in the same run (an 8192^2 matmul, 256^2 on the CPU, in the variant's precision: what this
-machine reaches at its clocks and power), with the datasheet figure beside it (989 TFLOP/s, H100/H200 SXM bf16 dense). Steps
-are timed after warm-up (compilation excluded and reported separately). Exits 1 when a variant
-fails.
+machine reaches at its clocks and power), with the datasheet figure beside it (989 TFLOP/s,
+H100/H200 SXM bf16 dense). Steps are timed after warm-up (compilation excluded and reported
+separately). Exits 1 when a variant fails.
 """
 
 from __future__ import annotations
