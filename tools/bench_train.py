@@ -177,8 +177,12 @@ def main() -> int:
         print(f"{variant:16} {params['all'] / 1e6:7.1f}M {seconds * 1e3:9.1f} "
               f"{B * L / seconds:10.0f} {achieved / peak:6.3f} {achieved / DATASHEET_PEAK:9.3f} "
               f"{compile_s:9.1f} {loss:8.4f} {baseline / seconds:5.2f}x")  # fmt: skip
-    print("matmul peaks measured: " + ", ".join(
-        f"{str(dtype)[6:]} {flops / 1e12:.3g} TFLOP/s" for dtype, flops in peaks.items()))
+    print(
+        "matmul peaks measured: "
+        + ", ".join(
+            f"{str(dtype)[6:]} {flops / 1e12:.3g} TFLOP/s" for dtype, flops in peaks.items()
+        )
+    )
     if failed:
         print(f"{len(failed)} variant(s) failed: {', '.join(failed)}")
     return 1 if failed else 0
