@@ -109,6 +109,9 @@ class RunConfig:
             ``MultiScaleVQModel`` (VAR) or ``module:ClassName``.
         tokenizer: folder of a trained image tokenizer (text_to_image, class_to_image), or
             a built-in model's, e.g. ``shapes-t2i/vq``.
+        init_from: a component folder (or built-in component, e.g. ``shapes-t2i/vq``) whose
+            tensors start the trained model wherever their names and shapes match (the others
+            keep their seeded init); used at a fresh start, not on resume.
         order: the generation order, ``{"name": ..., **options}``: ``next_token`` (default),
             ``next_scale`` (a multi-scale tokenizer), ``token_shuffle`` (option ``window``) or
             ``module:ClassName`` for an order defined outside mmgen.
@@ -126,6 +129,7 @@ class RunConfig:
     model: dict[str, Any] = field(default_factory=dict)
     model_class: str = "VQModel"
     tokenizer: str | None = None
+    init_from: str | None = None
     order: dict[str, Any] = field(default_factory=lambda: {"name": "next_token"})
     text_max_length: int = 64
     training: TrainingConfig = field(default_factory=TrainingConfig)

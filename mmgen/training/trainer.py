@@ -65,6 +65,20 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0}]
 
 
+def start_from_weights(model: nn.Module, source: str, accelerator) -> None:
+    """``init_from``: copy the matching tensors of ``source`` into the fresh ``model``."""
+    from mmgen.builtin import resolve_component_path
+    from mmgen.utils.serialization import load_matching_weights
+
+    report = load_matching_weights(model, resolve_component_path(source))
+    kept = ", ".join(report["kept"][:6]) + (" ..." if len(report["kept"]) > 6 else "")
+    accelerator.print(
+        f"init_from {source}: {len(report['copied'])} tensors copied, "
+        f"{len(report['kept'])} kept fresh{f' ({kept})' if kept else ''}, "
+        f"{len(report['ignored'])} of the file unused"
+    )
+
+
 def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None = None) -> dict:
     """Train ``task`` as described by ``config``; returns the final export's metrics."""
     if not config.training.deterministic:
@@ -104,6 +118,8 @@ def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) ->
     with torch.random.fork_rng():  # model init is seeded without touching global state
         torch.manual_seed(config.seed)
         model = task.build_model()
+    if config.init_from and resume_from_checkpoint is None:
+        start_from_weights(model, config.init_from, accelerator)
     num_examples = task.prepare_data(accelerator)
     optimizer = torch.optim.AdamW(
         param_groups(model, tc.weight_decay),

@@ -146,6 +146,34 @@ def load_component(
     return load_module(cls, folder, torch_dtype=torch_dtype)
 
 
+def load_matching_weights(module: nn.Module, folder: str | Path) -> dict[str, list[str]]:
+    """Copy into ``module`` every tensor of ``folder/model.safetensors`` whose name and shape
+    match one of the module's (fine-tuning from a related model); the rest keep their values.
+
+    Returns ``{"copied": [...], "kept": [...], "ignored": [...]}``: the module's tensors that were
+    copied, its tensors the file has no match for, and the file's tensors left unused.
+    Raises :class:`CheckpointError` when the file is missing or not one tensor matches.
+    """
+    weights_path = Path(folder) / WEIGHTS_NAME
+    if not weights_path.is_file():
+        raise CheckpointError(
+            f"{weights_path}: weights file not found (name a component folder, e.g. shapes-t2i/vq)"
+        )
+    state = load_state_dict(weights_path)
+    own = module.state_dict()
+    copied = sorted(k for k in own if k in state and state[k].shape == own[k].shape)
+    if not copied:
+        raise CheckpointError(f"{weights_path}: no tensor matches the model's names and shapes")
+    with torch.no_grad():
+        for key in copied:
+            own[key].copy_(state[key])
+    return {
+        "copied": copied,
+        "kept": sorted(set(own) - set(copied)),
+        "ignored": sorted(set(state) - set(copied)),
+    }
+
+
 def load_weights_into(module: nn.Module, state: dict[str, torch.Tensor], *, source: Path) -> None:
     """Strictly copy ``state`` into ``module`` with a readable report of any mismatch."""
     expected = module.state_dict()
