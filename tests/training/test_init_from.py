@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from mmgen.tokenizers.vq import VQConfig, VQModel
 from training_recipes import run, vq_recipe
 
-from mmgen.tokenizers.vq import VQConfig, VQModel
 from mmgen.utils.serialization import (
     CheckpointError,
     load_component,
