@@ -68,4 +68,4 @@ def test_tokenizer_and_text_to_image_train_on_a_user_folder(shapes_folder, tmp_p
 def test_strict_data_flag_refuses_the_bad_entry(shapes_folder, tmp_path):
     recipe = folder_recipe(tmp_path, shapes_folder, "tokenizer")
     with pytest.raises(DataError, match=r"metadata\.jsonl:13: no caption"):
-        cli_main(["train", "tokenizer", "--config", str(recipe), "--strict_data"])
+        cli_main(["train", "tokenizer", "--config", str(recipe), "--strict_data", "--debug"])
