@@ -54,6 +54,7 @@ def training_speed(run: Path) -> dict:
 
 def generation_speed(pipe, num_images: int) -> tuple[int, float]:
     """(backbone calls for one image, seconds for ``num_images`` images in one batch)."""
+    pipe.set_progress_bar_config(disable=True)  # time generation, not the bar
     calls = []
     hook = pipe.transformer.register_forward_pre_hook(lambda m, a: calls.append(1))
     pipe("a red circle", generator=torch.Generator().manual_seed(0))

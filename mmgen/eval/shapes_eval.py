@@ -43,7 +43,8 @@ def evaluate_shapes(
         range(0, num_prompts, batch_size), desc="eval shapes", disable=not show_progress
     ):
         batch = prompts[start : start + batch_size]
-        out = pipe([p.text for p in batch], generator=image_gen, **sampling).images
+        out = pipe([p.text for p in batch], generator=image_gen, show_progress=False, **sampling)
+        out = out.images
         for prompt, image in zip(batch, out):
             verdict = verify(image, prompt)
             results.append(

@@ -58,19 +58,30 @@ def sample(
     temperature: float = 1.0,
     top_k: int = 0,
     top_p: float = 1.0,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
 ) -> torch.Tensor:
-    """Draw one token per row of (..., V) logits; temperature 0 is greedy (argmax).
+    """Draw one token per row of (B, ..., V) logits; temperature 0 is greedy (argmax).
 
-    Every random draw comes from ``generator``.
+    Every random draw comes from ``generator``; a list of B generators (diffusers' one per
+    image) draws batch row i from ``generator[i]`` alone, so image i does not depend on the
+    others in the batch.
     """
     if temperature == 0:
         return logits.argmax(dim=-1)
     probs = logits_to_probs(logits, temperature, top_k, top_p)
-    flat = probs.reshape(-1, probs.shape[-1])  # (N, V)
-    if generator is not None and generator.device != flat.device:
-        # draw where the generator lives, so one seed gives the same tokens on every device
-        tokens = torch.multinomial(flat.to(generator.device), 1, generator=generator)
+    if isinstance(generator, (list, tuple)):
+        if len(generator) != probs.shape[0]:
+            raise ValueError(f"{len(generator)} generators for a batch of {probs.shape[0]}")
+        rows = [draw(row.reshape(-1, row.shape[-1]), g) for row, g in zip(probs, generator)]
+        tokens = torch.stack(rows)
     else:
-        tokens = torch.multinomial(flat, 1, generator=generator)  # (N, 1)
+        tokens = draw(probs.reshape(-1, probs.shape[-1]), generator)
     return tokens.reshape(probs.shape[:-1]).to(logits.device)
+
+
+def draw(probs_NV: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One multinomial draw per row of (N, V) probabilities -> (N, 1), made where the
+    generator lives (so one seed gives the same tokens on every device)."""
+    if generator is not None and generator.device != probs_NV.device:
+        return torch.multinomial(probs_NV.to(generator.device), 1, generator=generator)
+    return torch.multinomial(probs_NV, 1, generator=generator)

@@ -88,7 +88,7 @@ def generate_codes(
     uncond_ids: torch.Tensor | None,
     sampling: SamplingConfig,
     *,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     use_cache: bool = True,
     callback: GroupCallback | None = None,
     decoder=None,
@@ -101,7 +101,7 @@ def generate_codes(
         condition_ids: (B, T) conditional prompts (or class ids).
         uncond_ids: (B, T) negative/empty prompts; used when guidance is active.
         sampling: guidance and sampling knobs.
-        generator: source of every random draw.
+        generator: source of every random draw, or one generator per batch row.
         use_cache: False recomputes the full prefix per group (the reference path).
         callback: called as ``callback(step, num_groups, state)`` after each group.
         decoder: optional :class:`~mmgen.generation.compiled.CompiledDecoder` for the groups

@@ -49,7 +49,7 @@ class CategoricalHead(nn.Module):
         batch_size: int,
         guidance_scale: float,
         sampling,
-        generator: torch.Generator | None,
+        generator,  # a torch.Generator, one per batch row, or None
     ) -> torch.Tensor:
         """(B', n, ..., K) logits -> (B, n, ...) codes; with B' = 2B the second half is the
         unconditional batch, mixed at ``guidance_scale``."""

@@ -15,6 +15,7 @@ from mmgen.generation.loop import SamplingConfig, generate_codes
 from mmgen.models.transformer import ARTransformer
 from mmgen.orders.base import Order, build_order
 from mmgen.pipelines.outputs import OUTPUT_TYPES, ImagePipelineOutput, to_output_type
+from mmgen.pipelines.pipeline_utils import PipelineSurface
 from mmgen.registry import class_spec, resolve_class
 from mmgen.utils.config import ConfigError, from_dict, to_dict
 from mmgen.utils.serialization import (
@@ -29,7 +30,7 @@ MODEL_INDEX = "model_index.json"
 TRAINING_CONFIG = "training_config.yaml"
 
 
-class ARImagePipeline:
+class ARImagePipeline(PipelineSurface):
     """Base of :class:`TextToImagePipeline` and :class:`ClassToImagePipeline`.
 
     A condition segment (prompt bytes or one class token) is the first group; the image codes
@@ -102,21 +103,20 @@ class ARImagePipeline:
 
     # ------------------------------------------------------------------ devices and files
 
-    @property
-    def device(self) -> torch.device:
-        return self.transformer.device
+    def component_names(self) -> dict[str, str]:
+        return {
+            "transformer": "transformer",
+            "vq": "vq",
+            "condition_tokenizer": "condition_tokenizer",
+        }
 
     @property
     def vq_device(self) -> torch.device:
         return next(self.vq.parameters()).device
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None):
-        """Move both models (like ``nn.Module.to``); returns self."""
-        self.transformer.to(device=device, dtype=dtype)
-        self.vq.to(device=device, dtype=dtype)
+    def after_move(self) -> None:
         if self.decoder is not None:  # its caches and graphs belong to the old device
             self.enable_compile(self.decoder.mode)
-        return self
 
     def enable_compile(self, mode: str | None = None):
         """Decode each group with a compiled static-shape step (``torch.compile``; CUDA graphs
@@ -139,21 +139,24 @@ class ARImagePipeline:
         folder.mkdir(parents=True, exist_ok=True)
         save_module(self.transformer, folder / "transformer")
         save_module(self.vq, folder / "vq")
-        index = {
-            "_class_name": type(self).__name__,
-            "image_size": self.image_size,
-            self.condition_key: self.condition_tokenizer.config,
-            "order": self.order.config(),
-            "sampling": to_dict(self.sampling),
-            "transformer": class_spec(type(self.transformer)),
-            "vq": class_spec(type(self.vq)),
-        }
+        index = self.model_index()
         write_json(folder / MODEL_INDEX, index)
         if self.training_config is not None:
             import yaml
 
             (folder / TRAINING_CONFIG).write_text(yaml.safe_dump(self.training_config))
         return folder
+
+    def model_index(self) -> dict[str, Any]:
+        return {
+            "_class_name": type(self).__name__,
+            "image_size": self.image_size,
+            self.condition_key: dict(self.condition_tokenizer.config),
+            "order": self.order.config(),
+            "sampling": to_dict(self.sampling),
+            "transformer": class_spec(type(self.transformer)),
+            "vq": class_spec(type(self.vq)),
+        }
 
     @classmethod
     def from_pretrained(
@@ -214,12 +217,29 @@ class ARImagePipeline:
             raise TypeError(f"{count_name} must be an int, got {type(num_images).__name__}")
         if num_images < 1:
             raise ValueError(f"{count_name} must be >= 1, got {num_images}")
-        if output_type not in OUTPUT_TYPES:
+        if output_type not in (*OUTPUT_TYPES, "latent"):
             raise ValueError(
-                f"output_type must be one of {list(OUTPUT_TYPES)}, got {output_type!r}"
+                f"output_type must be one of {[*OUTPUT_TYPES, 'latent']}, got {output_type!r}"
             )
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+        generators = generator if isinstance(generator, (list, tuple)) else [generator]
+        if generator is None or all(isinstance(g, torch.Generator) for g in generators):
+            return
+        got = type(generator).__name__
+        if isinstance(generator, (list, tuple)):
+            got = f"a list holding {sorted({type(g).__name__ for g in generators})}"
+        raise TypeError(
+            f"generator must be a torch.Generator or a list of them (one per image), got {got}; "
+            "for a seed write generator=torch.Generator().manual_seed(0)"
+        )
+
+    @staticmethod
+    def check_generator_count(generator, num_images: int) -> None:
+        """A list of generators gives one per output image (diffusers' convention)."""
+        if isinstance(generator, (list, tuple)) and len(generator) != num_images:
+            raise ValueError(
+                f"got {len(generator)} generators for {num_images} images: pass one per "
+                "image (prompts x num_images_per_prompt) or a single torch.Generator"
+            )
 
     def resolve_sampling(self, **overrides: Any) -> SamplingConfig:
         """The saved defaults with the given (non-None) knobs replaced, validated."""
@@ -239,19 +259,21 @@ class ARImagePipeline:
         uncond_ids: torch.Tensor,
         sampling: SamplingConfig,
         *,
-        generator: torch.Generator | None,
+        generator: torch.Generator | list[torch.Generator] | None,
         use_cache: bool,
-        show_progress: bool,
+        show_progress: bool | None,
         output_type: str,
         return_dict: bool,
         callback_on_step_end=None,
     ) -> ImagePipelineOutput | tuple[Any]:
-        """Condition ids (B, T) -> decoded images in the requested output type."""
+        """Condition ids (B, T) -> decoded images in the requested output type (``"latent"``:
+        the (B, N) codes, not decoded). ``show_progress`` None shows the bar unless
+        :meth:`set_progress_bar_config` disabled it."""
+        self.check_generator_count(generator, condition_ids.shape[0])
         bar = None
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=self.order.num_groups, desc="groups", leave=False)
+        if show_progress or show_progress is None:
+            bar = self.progress_bar(total=self.order.num_groups)
+            bar.set_description("groups")
 
         def step_end(step: int, num_groups: int, state) -> None:
             if bar is not None:
@@ -274,8 +296,10 @@ class ARImagePipeline:
         finally:
             if bar is not None:
                 bar.close()
-        images = self.decode_codes(codes)  # (B, C, H, W)
-        images = to_output_type(images, output_type)
+        if output_type == "latent":
+            images = codes
+        else:
+            images = to_output_type(self.decode_codes(codes), output_type)  # from (B, C, H, W)
         return ImagePipelineOutput(images=images) if return_dict else (images,)
 
     def decode_codes(self, codes_BN: torch.Tensor) -> torch.Tensor:

@@ -34,25 +34,28 @@ class ClassToImagePipeline(ARImagePipeline):
     def __call__(
         self,
         class_labels: int | list[int],
-        num_images_per_class: int = 1,
+        num_images_per_class: int | None = None,
         guidance_scale: float | None = None,
         guidance_schedule: str | None = None,
         guidance_cutoff: int | None = None,
         temperature: float | None = None,
         top_k: int | None = None,
         top_p: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
         use_cache: bool = True,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         callback_on_step_end=None,
+        num_images_per_prompt: int | None = None,
     ) -> ImagePipelineOutput | tuple[Any]:
         """Generate ``num_images_per_class`` images for each label in ``class_labels``.
 
         Args:
             class_labels (`int` or `list[int]`): classes to draw, each in ``[0, num_classes)``.
             num_images_per_class (`int`, defaults to 1): images per label.
+            num_images_per_prompt (`int`, *optional*): the same, under diffusers' name (give
+                one of the two).
             Other arguments as in :meth:`TextToImagePipeline.__call__`; guidance mixes with the
             null class.
 
@@ -67,6 +70,14 @@ class ClassToImagePipeline(ARImagePipeline):
             raise TypeError(
                 f"class_labels must be an int or a non-empty list of int, got {class_labels!r}"
             )
+        if num_images_per_class is not None and num_images_per_prompt is not None:
+            if num_images_per_class != num_images_per_prompt:
+                raise ValueError(
+                    f"num_images_per_class={num_images_per_class} and num_images_per_prompt="
+                    f"{num_images_per_prompt} disagree: give one of them"
+                )
+        if num_images_per_class is None:
+            num_images_per_class = 1 if num_images_per_prompt is None else num_images_per_prompt
         self.check_common_args(num_images_per_class, output_type, generator, "num_images_per_class")
         sampling = self.resolve_sampling(
             guidance_scale=guidance_scale,

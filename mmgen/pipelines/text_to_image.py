@@ -54,11 +54,11 @@ class TextToImagePipeline(ARImagePipeline):
         temperature: float | None = None,
         top_k: int | None = None,
         top_p: float | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
         use_cache: bool = True,
-        show_progress: bool = False,
+        show_progress: bool | None = None,
         callback_on_step_end=None,
     ) -> ImagePipelineOutput | tuple[Any]:
         """Generate images for one prompt or a list of prompts.
@@ -76,12 +76,16 @@ class TextToImagePipeline(ARImagePipeline):
             temperature (`float`, *optional*): softmax temperature; 0 is greedy.
             top_k (`int`, *optional*): keep the k most likely codes (0 keeps all).
             top_p (`float`, *optional*): nucleus sampling mass in (0, 1].
-            generator (`torch.Generator`, *optional*): source of every random draw.
-            output_type (`str`, defaults to ``"pil"``): ``"pil"``, ``"np"`` or ``"pt"``.
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*): source of every
+                random draw; a list gives one generator per image (image i then depends on
+                ``generator[i]`` only). A seed is ``torch.Generator().manual_seed(0)``.
+            output_type (`str`, defaults to ``"pil"``): ``"pil"``, ``"np"``, ``"pt"`` or
+                ``"latent"`` (the (B, N) code ids, not decoded).
             return_dict (`bool`, defaults to True): return an :class:`ImagePipelineOutput`
                 rather than a tuple.
             use_cache (`bool`, defaults to True): False recomputes every step (reference path).
-            show_progress (`bool`, defaults to False): a progress bar over the groups.
+            show_progress (`bool`, *optional*): a progress bar over the groups; by default
+                shown unless ``set_progress_bar_config(disable=True)`` (diffusers' switch).
             callback_on_step_end (`Callable`, *optional*): called after every group as
                 ``callback_on_step_end(step, num_groups, state)``; ``state.codes`` holds the
                 (B, N) codes so far (diffusers' pattern; streaming and progress use it).

@@ -263,6 +263,7 @@ class GenerationTask:
 
     def validate(self, model, step: int, output_dir: Path) -> dict:
         pipe = self.pipeline(model)
+        pipe.set_progress_bar_config(disable=True)  # the training bar is the one to watch
         generator = torch.Generator().manual_seed(0)
         if self.config.task == "class_to_image":
             from mmgen.eval.digits_eval import classifier_accuracy, verifier_classifier

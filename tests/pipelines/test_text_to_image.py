@@ -80,7 +80,7 @@ def test_saved_sampling_defaults_are_used(tiny_pipeline, tmp_path):
         (dict(top_p=1.01), ValueError, "top_p"),
         (dict(top_k=-1), ValueError, "top_k"),
         (dict(temperature=-0.1), ValueError, "temperature"),
-        (dict(output_type="latent"), ValueError, "output_type"),
+        (dict(output_type="latents"), ValueError, "output_type"),
         (dict(negative_prompt=["a", "b"]), ValueError, "negative_prompt"),
         (dict(generator=0), TypeError, "generator"),
     ],
