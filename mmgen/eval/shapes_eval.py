@@ -8,6 +8,7 @@ import torch
 
 from mmgen.data.shapes import FAMILIES, sample_prompt
 from mmgen.eval.shapes_verifier import verify
+from mmgen.utils.config import to_dict
 from mmgen.utils.images import image_grid
 from mmgen.utils.serialization import write_json
 
@@ -26,10 +27,13 @@ def evaluate_shapes(
 
     Prompts come from ``torch.Generator().manual_seed(seed)``; images from a second generator
     seeded with ``seed + 1``, so a run is reproducible. Writes ``report.json`` and
-    ``samples.png`` (green frame = pass, red = fail) to ``out_dir`` when given.
+    ``samples.png`` (the first 64 images, each over its prompt; green frame = pass, red = fail)
+    to ``out_dir`` when given.
 
     Returns:
-        dict with ``overall``, ``families`` (pass rate per family), ``counts`` and ``results``.
+        dict with ``overall``, ``families`` (pass rate per family; None for a family no prompt
+        was drawn from), ``counts``, ``sampling`` (every knob as used: the given ones over the
+        pipeline's defaults) and ``results``.
     """
     from tqdm.auto import tqdm
 
@@ -61,14 +65,14 @@ def evaluate_shapes(
     for family in FAMILIES:
         rows = [r for r in results if r["family"] == family]
         counts[family] = len(rows)
-        families[family] = sum(r["passed"] for r in rows) / len(rows) if rows else float("nan")
+        families[family] = sum(r["passed"] for r in rows) / len(rows) if rows else None
     report = {
         "overall": sum(r["passed"] for r in results) / len(results),
         "families": families,
         "counts": counts,
         "num_prompts": num_prompts,
         "seed": seed,
-        "sampling": sampling,
+        "sampling": to_dict(pipe.resolve_sampling(**sampling)),  # the values used
         "results": results,
     }
     if out_dir is not None:
@@ -77,7 +81,11 @@ def evaluate_shapes(
         write_json(out_dir / "report.json", report)
         shown = min(len(images), 64)
         image_grid(
-            images[:shown], cols=8, marks=[r["passed"] for r in results[:shown]], scale=2
+            images[:shown],
+            cols=8,
+            marks=[r["passed"] for r in results[:shown]],
+            captions=[r["prompt"] for r in results[:shown]],
+            scale=2,
         ).save(out_dir / "samples.png")
     return report
 
@@ -86,6 +94,7 @@ def format_report(report: dict) -> str:
     """A small table of pass rates."""
     lines = [f"{'family':<10} {'n':>5} {'pass rate':>10}"]
     for family, rate in report["families"].items():
-        lines.append(f"{family:<10} {report['counts'][family]:>5} {rate:>10.3f}")
+        shown = "-" if rate is None else f"{rate:.3f}"  # no prompt of this family was drawn
+        lines.append(f"{family:<10} {report['counts'][family]:>5} {shown:>10}")
     lines.append(f"{'overall':<10} {report['num_prompts']:>5} {report['overall']:>10.3f}")
     return "\n".join(lines)

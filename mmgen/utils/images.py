@@ -8,6 +8,7 @@ from PIL import Image, ImageDraw
 
 PASS_COLOUR = (40, 170, 70)
 FAIL_COLOUR = (220, 40, 40)
+CHAR_WIDTH, LINE_HEIGHT = 6, 12  # Pillow's default font, with room
 
 
 def image_grid(
@@ -15,6 +16,7 @@ def image_grid(
     *,
     cols: int | None = None,
     marks: Sequence[bool] | None = None,
+    captions: Sequence[str] | None = None,
     scale: int = 1,
     pad: int = 2,
 ) -> Image.Image:
@@ -24,6 +26,7 @@ def image_grid(
         images: equally sized PIL images.
         cols: images per row (defaults to ceil(sqrt(n))).
         marks: per-image pass/fail; draws a coloured frame in the padding.
+        captions: per-image text, wrapped to the tile's width under each image.
         scale: integer upscaling (nearest) so small images stay readable.
         pad: pixels between images (the frame width when marks are given).
     """
@@ -34,10 +37,13 @@ def image_grid(
     rows = (n + cols - 1) // cols
     w, h = images[0].size
     w, h = w * scale, h * scale
-    grid = Image.new("RGB", (cols * (w + 2 * pad), rows * (h + 2 * pad)), (255, 255, 255))
+    lines = [wrap_caption(c, w) for c in captions] if captions is not None else None
+    text_h = max(len(t) for t in lines) * LINE_HEIGHT + pad if lines else 0
+    cell_w, cell_h = w + 2 * pad, h + 2 * pad + text_h
+    grid = Image.new("RGB", (cols * cell_w, rows * cell_h), (255, 255, 255))
     draw = ImageDraw.Draw(grid)
     for i, image in enumerate(images):
-        x, y = (i % cols) * (w + 2 * pad), (i // cols) * (h + 2 * pad)
+        x, y = (i % cols) * cell_w, (i // cols) * cell_h
         if marks is not None:
             colour = PASS_COLOUR if marks[i] else FAIL_COLOUR
             draw.rectangle([x, y, x + w + 2 * pad - 1, y + h + 2 * pad - 1], fill=colour)
@@ -45,4 +51,13 @@ def image_grid(
         if scale != 1:
             tile = tile.resize((w, h), Image.NEAREST)
         grid.paste(tile, (x + pad, y + pad))
+        for k, line in enumerate(lines[i] if lines else []):
+            draw.text((x + pad, y + h + 2 * pad + k * LINE_HEIGHT), line, fill=(0, 0, 0))
     return grid
+
+
+def wrap_caption(text: str, width_px: int) -> list[str]:
+    """``text`` wrapped to lines of Pillow's default font that fit ``width_px``."""
+    import textwrap
+
+    return textwrap.wrap(text, max(4, width_px // CHAR_WIDTH)) or [""]
