@@ -217,7 +217,9 @@ def run_demo(args) -> Path:
         path = run_generate_image(gen)
         print(f"one row per prompt: {DEMO_PROMPTS}")
         return path
-    configs = Path(__file__).resolve().parents[2] / "configs"
+    from mmgen.training.config import recipes_dir
+
+    configs = recipes_dir()
     out = Path(args.output_dir)
     steps = [] if args.max_train_steps is None else ["--max-train-steps", str(args.max_train_steps)]
 

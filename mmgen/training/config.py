@@ -159,12 +159,48 @@ class RunConfig:
             raise ConfigError(f"report_to must be 'tensorboard' or null, got {self.report_to!r}")
 
 
+def recipes_dir() -> Path:
+    """The shipped recipes: ``mmgen/recipes`` in an installed wheel, ``configs/`` in a checkout."""
+    import mmgen
+
+    package = Path(mmgen.__file__).resolve().parent
+    for candidate in (package / "recipes", package.parent / "configs"):
+        if candidate.is_dir():
+            return candidate
+    return package / "recipes"
+
+
+def resolve_recipe(path: str | Path) -> Path:
+    """A recipe file as given, else a shipped recipe by name: ``shapes_t2i``,
+    ``orders/next_scale`` or ``configs/shapes_vq.yaml`` (the README's paths work from any
+    folder after ``pip install``).
+
+    Raises:
+        FileNotFoundError: naming the shipped recipes when neither exists.
+    """
+    path = Path(path)
+    if path.is_file() or path.is_absolute():
+        return path
+    relative = Path(*path.parts[1:]) if path.parts[:1] == ("configs",) else path
+    shipped = recipes_dir() / (relative if relative.suffix else relative.with_suffix(".yaml"))
+    if shipped.is_file():
+        return shipped
+    root = recipes_dir()
+    names = sorted(
+        str(p.relative_to(root).with_suffix(""))
+        for p in root.rglob("*.yaml")
+        if p.parent.name != "accelerate"  # accelerate's launch configs, not recipes
+    )
+    raise FileNotFoundError(f"config file not found: {path} (shipped recipes: {', '.join(names)})")
+
+
 def load_run_config(path: str | Path, **overrides: Any) -> RunConfig:
-    """Read a recipe YAML; ``overrides`` replace top-level or ``training.*`` values.
+    """Read a recipe YAML (a path, or a shipped recipe's name: :func:`resolve_recipe`);
+    ``overrides`` replace top-level or ``training.*`` values.
 
     An override key ``"training.max_steps"`` sets a nested value.
     """
-    data = load_yaml(path)
+    data = load_yaml(resolve_recipe(path))
     for key, value in overrides.items():
         if value is None:
             continue
