@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 from PIL import Image
 
 from mmgen.cli import main
@@ -174,3 +175,9 @@ def test_version_and_list_come_from_the_code(capsys):
     listed = capsys.readouterr().out
     for name in [*BUILTIN_MODELS, *ORDERS, *INPUT_KINDS, *HEAD_KINDS, "MultiScaleVQModel"]:
         assert f"  {name} " in listed, name
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA GPU is visible: --device cuda works")
+def test_device_cuda_without_a_gpu_says_to_use_the_cpu(capsys):
+    assert main(["generate", "image", "--prompt", "hi", "--device", "cuda"]) == 2
+    assert "--device cuda: no CUDA GPU is visible here; use --device cpu" in capsys.readouterr().err
