@@ -32,6 +32,7 @@ class SamplingConfig:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
+    num_inference_steps: int = 16  # Euler steps of a flow head (categorical heads ignore it)
 
 
 def prefill(

@@ -1,0 +1,121 @@
+"""Flow heads: a continuous latent per row, sampled by rectified flow (``mmgen.generation.flow``).
+
+``FlowMLPHead`` is MAR's ``SimpleMLPAdaLN`` trained with flow matching instead of DDPM (as
+CLEAR's audio head): a small residual MLP, adaLN-modulated by (time, the row's hidden state),
+predicts the velocity of one token's latent. Its ``forward`` returns the conditioning (the
+hidden states); ``sample`` integrates the flow per row, mixing conditional and unconditional
+velocities under guidance.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from mmgen.generation.flow import euler_sample, flow_matching_loss
+
+
+def timestep_embedding(t_N: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Sinusoidal features (N, dim) of times ``t`` in [0, 1] (scaled to [0, 1000] like DiT)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t_N.device) / half)
+    angles = 1000.0 * t_N.float()[:, None] * freqs[None]
+    return torch.cat([angles.cos(), angles.sin()], dim=-1)
+
+
+class AdaLNBlock(nn.Module):
+    """LayerNorm -> (shift, scale) from the conditioning -> MLP -> gated residual."""
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.mlp = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 3 * width))
+        nn.init.zeros_(self.modulation[-1].weight)  # each block starts as the identity
+        nn.init.zeros_(self.modulation[-1].bias)
+
+    def forward(self, x_NW: torch.Tensor, c_NW: torch.Tensor) -> torch.Tensor:
+        shift, scale, gate = self.modulation(c_NW).chunk(3, dim=-1)
+        return x_NW + gate * self.mlp(self.norm(x_NW) * (1 + scale) + shift)
+
+
+class FlowMLPHead(nn.Module):
+    """Per-row flow head over ``latent_channels`` (MAR / CLEAR).
+
+    Args:
+        dim: the backbone's width D.
+        latent_channels: C, the channels of one row's latent.
+        width: the MLP's width.
+        depth: residual adaLN blocks.
+        num_draws: noise draws per row per training step (MAR's ``diffusion_batch_mul``).
+    """
+
+    def __init__(
+        self, dim: int, latent_channels: int, width: int = 256, depth: int = 3, num_draws: int = 4
+    ):
+        super().__init__()
+        for name, value in (("latent_channels", latent_channels), ("width", width),
+                            ("depth", depth), ("num_draws", num_draws)):  # fmt: skip
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"flow head {name} must be an int >= 1, got {value!r}")
+        self.latent_channels, self.num_draws, self.width = latent_channels, num_draws, width
+        self.x_in = nn.Linear(latent_channels, width)
+        self.t_in = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.z_in = nn.Linear(dim, width)
+        self.blocks = nn.ModuleList(AdaLNBlock(width) for _ in range(depth))
+        self.out_norm = nn.LayerNorm(width, elementwise_affine=False, eps=1e-6)
+        self.out_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
+        self.out = nn.Linear(width, latent_channels)
+        for layer in (self.out_modulation[-1], self.out):  # start predicting zero velocity
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def velocity(self, x_NC: torch.Tensor, t_N: torch.Tensor, z_ND: torch.Tensor) -> torch.Tensor:
+        """Predicted velocity (N, C) of latents ``x`` at times ``t`` given hidden states ``z``."""
+        c = self.t_in(timestep_embedding(t_N, self.width).to(z_ND.dtype)) + self.z_in(z_ND)
+        h = self.x_in(x_NC.to(z_ND.dtype))
+        for block in self.blocks:
+            h = block(h, c)
+        shift, scale = self.out_modulation(c).chunk(2, dim=-1)
+        return self.out(self.out_norm(h) * (1 + scale) + shift)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, n, D) -> the same: the conditioning generation mixes and samples with."""
+        return hidden
+
+    def loss(
+        self,
+        hidden: torch.Tensor,
+        targets: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Flow-matching loss of (B, n, C) target latents given (B, n, D) hidden states, each
+        row drawn ``num_draws`` times."""
+        z = hidden.reshape(-1, hidden.shape[-1]).repeat(self.num_draws, 1)  # (N * draws, D)
+        x = targets.reshape(-1, self.latent_channels).repeat(self.num_draws, 1)
+        return flow_matching_loss(lambda x_t, t: self.velocity(x_t, t, z), x, generator=generator)
+
+    def sample(
+        self, outputs: torch.Tensor, batch_size: int, guidance_scale: float, sampling, generator
+    ) -> torch.Tensor:
+        """(B', n, D) conditioning (B' = 2B under guidance: conditional rows first) -> (B, n, C)
+        latents, ``sampling.num_inference_steps`` Euler steps from noise scaled by
+        ``sampling.temperature``."""
+        if isinstance(generator, (list, tuple)):
+            raise ValueError("flow heads take one torch.Generator (not one per image) for now")
+        n = outputs.shape[1]
+        guided = outputs.shape[0] != batch_size and guidance_scale != 1.0
+        scale = guidance_scale if guided else 1.0
+        z = (outputs if guided else outputs[:batch_size]).reshape(-1, outputs.shape[-1])
+        latents = euler_sample(
+            lambda x_t, t: self.velocity(x_t, t, z),
+            (batch_size * n, self.latent_channels),
+            num_steps=sampling.num_inference_steps,
+            generator=generator,
+            temperature=sampling.temperature,
+            guidance_scale=scale,
+            device=outputs.device,
+        )
+        return latents.reshape(batch_size, n, self.latent_channels)
