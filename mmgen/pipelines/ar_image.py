@@ -251,6 +251,9 @@ class ARImagePipeline(PipelineSurface):
             sampling.guidance_scale, sampling.guidance_schedule, sampling.guidance_cutoff
         )
         check_sampling_args(sampling.temperature, sampling.top_k, sampling.top_p)
+        steps = sampling.num_inference_steps
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+            raise ValueError(f"num_inference_steps must be an int >= 1, got {steps!r}")
         return sampling
 
     def generate_images(
