@@ -16,6 +16,7 @@ KNOWN_CLASSES: dict[str, str] = {
     "ARTransformer": "mmgen.models.transformer",
     "VQModel": "mmgen.tokenizers.vq",
     "MultiScaleVQModel": "mmgen.tokenizers.multiscale_vq",
+    "KLModel": "mmgen.tokenizers.kl",
     "TextToImagePipeline": "mmgen.pipelines.text_to_image",
     "ClassToImagePipeline": "mmgen.pipelines.class_to_image",
     "ByteTokenizer": "mmgen.tokenizers.text",

@@ -19,7 +19,8 @@ def evaluate_reconstruction(
     """Verifier pass rate on reconstructions, the originals' pass rate, and code usage.
 
     Returns a dict with ``reconstruction_pass_rate``, ``original_pass_rate``,
-    ``codebook_utilisation`` (fraction of codes used on these images) and ``mse``.
+    ``codebook_utilisation`` (fraction of codes used on these images; None for continuous
+    latents) and ``mse``.
     """
     data = ShapesDataset(num_images, seed=seed)
     device = next(vq.parameters()).device
@@ -31,7 +32,8 @@ def evaluate_reconstruction(
         images = torch.stack([it["image"] for it in items]).float().div(127.5).sub(1).to(device)
         ids = vq.encode(images)
         recon = vq.decode(ids)
-        used.update(ids.unique().tolist())
+        if vq.codebook_size:  # continuous tokenizers have no codes to count
+            used.update(ids.unique().tolist())
         sq_err += ((recon - images) ** 2).mean(dim=(1, 2, 3)).sum().item()
         for item, image in zip(items, to_output_type(recon, "pil")):
             passed += verify(image, item["prompt"]).passed
@@ -40,7 +42,7 @@ def evaluate_reconstruction(
     return {
         "reconstruction_pass_rate": passed / num_images,
         "original_pass_rate": original_passed / num_images,
-        "codebook_utilisation": len(used) / vq.codebook_size,
+        "codebook_utilisation": len(used) / vq.codebook_size if vq.codebook_size else None,
         "mse": sq_err / num_images,
         "num_images": num_images,
     }

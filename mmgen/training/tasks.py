@@ -50,7 +50,7 @@ def load_training_images(data, *, show_progress: bool) -> tuple[torch.Tensor, li
 
 
 class TokenizerTask:
-    """Train an image tokenizer (``model_class``: VQ or multi-scale VQ) on ``shapes``,
+    """Train an image tokenizer (``model_class``: VQ, multi-scale VQ or KL) on ``shapes``,
     ``digits`` or an image folder (reconstruction + VQ losses)."""
 
     def __init__(self, config: RunConfig):
@@ -95,10 +95,10 @@ class TokenizerTask:
 
     def loss(self, model, batch, generator):
         out = model(batch["images"], generator=generator)
-        stats = {
-            "reconstruction_loss": out.reconstruction_loss.item(),
-            "perplexity": out.perplexity.item(),
-        }
+        stats = {"reconstruction_loss": out.reconstruction_loss.item()}
+        for name in ("perplexity", "kl_loss"):  # VQ / KL tokenizers
+            if hasattr(out, name):
+                stats[name] = getattr(out, name).item()
         return out.loss, stats
 
     def validate(self, model, step: int, output_dir: Path) -> dict:
@@ -112,15 +112,19 @@ class TokenizerTask:
         folder = output_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         image_grid(tiles, cols=16, scale=2).save(folder / f"step_{step:07d}.png")
-        return {k: round(v, 4) for k, v in metrics.items() if k != "num_images"}
+        return {k: round(v, 4) for k, v in metrics.items() if k != "num_images" and v is not None}
 
     def export(self, model, folder: Path) -> dict:
         from mmgen.utils.serialization import save_module, write_json
 
+        if hasattr(model, "calibrate"):  # continuous latents: fit their normalisation first
+            model.calibrate(to_unit_range(self.images[:2048]).to(next(model.parameters()).device))
         save_module(model, folder)
         metrics = self.evaluate(model, num_images=400)
         write_json(folder / "eval.json", metrics)
-        print("tokenizer: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        print(
+            "tokenizer: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if v is not None)
+        )
         return metrics
 
 
