@@ -45,7 +45,8 @@ class ARImagePipeline(PipelineSurface):
         image_size: output height and width in pixels.
         sampling: default sampling knobs used when ``__call__`` leaves them out.
         training_config: the recipe that trained the model, saved alongside.
-        order: the generation order's config (``{"name": "next_scale"}``...); None is
+        order: the generation order's config (``{"name": "next_scale"}``...) or an
+            :class:`Order` (its config is used); None is
             next-token.
     """
 
@@ -61,7 +62,7 @@ class ARImagePipeline(PipelineSurface):
         image_size: int,
         sampling: SamplingConfig | None = None,
         training_config: dict | None = None,
-        order: dict | None = None,
+        order: dict | Order | None = None,
     ):
         self.transformer = transformer.eval()
         self.vq = vq.eval()
@@ -70,6 +71,8 @@ class ARImagePipeline(PipelineSurface):
         self.sampling = sampling or SamplingConfig()
         self.training_config = training_config
         self.decoder = None  # set by enable_compile()
+        if isinstance(order, Order):  # e.g. from another pipeline's components
+            order = order.config()
         self.order: Order = build_order(
             order,
             vq,
@@ -108,6 +111,7 @@ class ARImagePipeline(PipelineSurface):
             "transformer": "transformer",
             "vq": "vq",
             "condition_tokenizer": "condition_tokenizer",
+            "order": "order",
         }
 
     @property
