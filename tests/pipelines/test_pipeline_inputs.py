@@ -29,7 +29,7 @@ VALID = {
     "temperature": st.one_of(st.none(), st.floats(0, 3)),
     "top_k": st.one_of(st.none(), st.integers(0, 40)),
     "top_p": st.one_of(st.none(), st.floats(0.01, 1.0)),
-    "output_type": st.sampled_from(["pil", "np", "pt"]),
+    "output_type": st.sampled_from(["pil", "np", "pt", "latent"]),
 }
 # anything at all, valid values included
 ANYTHING = {
@@ -45,7 +45,7 @@ ANYTHING = {
     "temperature": NUMBERS,
     "top_k": st.one_of(st.integers(-3, 40), NUMBERS),
     "top_p": st.one_of(st.floats(-0.5, 1.5), NUMBERS),
-    "output_type": st.sampled_from(["pil", "np", "pt", "latent", None]),
+    "output_type": st.sampled_from(["pil", "np", "pt", "latents", "PIL", None]),
 }
 
 
@@ -85,7 +85,7 @@ def invalid_arguments(args: dict) -> set[str]:
     top_p = args["top_p"]
     if top_p is not None and not (is_number(top_p) and 0 < top_p <= 1):
         bad.add("top_p")
-    if args["output_type"] not in ("pil", "np", "pt"):
+    if args["output_type"] not in ("pil", "np", "pt", "latent"):
         bad.add("output_type")
     return bad
 
@@ -130,6 +130,10 @@ def check_any_input(pipe, args, seed):
     if args["output_type"] == "pil":
         assert len(images) == expected
         assert all(im.size == (16, 16) and im.mode == "RGB" for im in images)
+        return
+    if args["output_type"] == "latent":  # the (B, N) codes, before the decoder
+        assert images.shape == (expected, 64) and images.dtype == torch.long
+        assert 0 <= images.min() and images.max() < pipe.vq.codebook_size
         return
     array = images.numpy() if args["output_type"] == "pt" else images
     assert len(array) == expected
