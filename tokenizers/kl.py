@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layout import TokenLayout
+from .layout import ConvGrid, TokenLayout
 from .vq import _check_float, _check_int
 
 
@@ -71,7 +71,7 @@ class KLOutput:
     kl_loss: torch.Tensor
 
 
-class KLModel(nn.Module):
+class KLModel(ConvGrid, nn.Module):
     """Continuous image tokenizer: images in [-1, 1] <-> normalised (B, C, h, w) latents.
 
     Examples:
@@ -102,18 +102,6 @@ class KLModel(nn.Module):
         )
         self.register_buffer("latent_mean", torch.zeros(config.latent_channels))
         self.register_buffer("latent_std", torch.ones(config.latent_channels))
-
-    @property
-    def downsample_factor(self) -> int:
-        return 2 ** (len(self.config.block_out_channels) - 1)
-
-    def grid_shape(self, height: int, width: int) -> tuple[int, int]:
-        ds = self.downsample_factor
-        if height % ds or width % ds:
-            raise ValueError(
-                f"image size {height}x{width} is not divisible by the downsample factor {ds}"
-            )
-        return height // ds, width // ds
 
     def token_layout(self, height: int, width: int) -> TokenLayout:
         """One (h, w) grid of ``latent_channels``-channel continuous tokens."""

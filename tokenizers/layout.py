@@ -29,3 +29,22 @@ class TokenLayout:
         if self.scales is not None:
             return sum(s * s for s in self.scales)
         return self.grid[0] * self.grid[1]
+
+
+class ConvGrid:
+    """The token grid of a conv encoder with ``len(config.block_out_channels) - 1``
+    downsamplings by 2 (mixed into the image tokenizers)."""
+
+    @property
+    def downsample_factor(self) -> int:
+        """Image pixels per token along each side."""
+        return 2 ** (len(self.config.block_out_channels) - 1)
+
+    def grid_shape(self, height: int, width: int) -> tuple[int, int]:
+        """Token grid (h, w) for an image of ``height`` x ``width`` pixels."""
+        ds = self.downsample_factor
+        if height % ds or width % ds:
+            raise ValueError(
+                f"image size {height}x{width} is not divisible by the downsample factor {ds}"
+            )
+        return height // ds, width // ds

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .layout import TokenLayout
+from .layout import ConvGrid, TokenLayout
 from .quantizer import QuantizerOutput, VectorQuantizer
 
 
@@ -132,7 +132,7 @@ class VQOutput:
     ids: torch.Tensor
 
 
-class VQModel(nn.Module):
+class VQModel(ConvGrid, nn.Module):
     """VQ image tokenizer: images in [-1, 1] <-> (B, h, w) code ids.
 
     Submodule names (``encoder``, ``quant_conv``, ``quantize``, ``post_quant_conv``,
@@ -182,20 +182,6 @@ class VQModel(nn.Module):
             act_fn="silu",
             mid_block_add_attention=config.mid_block_attention,
         )
-
-    @property
-    def downsample_factor(self) -> int:
-        """Image pixels per token along each side."""
-        return 2 ** (len(self.config.block_out_channels) - 1)
-
-    def grid_shape(self, height: int, width: int) -> tuple[int, int]:
-        """Token grid (h, w) for an image of ``height`` x ``width`` pixels."""
-        ds = self.downsample_factor
-        if height % ds or width % ds:
-            raise ValueError(
-                f"image size {height}x{width} is not divisible by the downsample factor {ds}"
-            )
-        return height // ds, width // ds
 
     def token_layout(self, height: int, width: int) -> TokenLayout:
         """The codes of a ``height`` x ``width`` image: one (h, w) grid of ``codebook_size``."""
