@@ -94,7 +94,8 @@ def run_generate_image(args) -> Path:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     image_grid(images, cols=args.num_images, scale=2).save(out)
-    kind = "classes" if isinstance(pipe, ClassToImagePipeline) else "prompts"
+    kind = "class" if isinstance(pipe, ClassToImagePipeline) else "prompt"
+    kind += "" if len(conditions) == 1 else ("es" if kind == "class" else "s")
     print(f"wrote {len(images)} images ({len(conditions)} {kind} x {args.num_images}) to {out}")
     return out
 
