@@ -119,3 +119,96 @@ class FlowMLPHead(nn.Module):
             device=outputs.device,
         )
         return latents.reshape(batch_size, n, self.latent_channels)
+
+
+class GroupFlowHead(nn.Module):
+    """Group flow head (FlowAR / FAR): a whole group's latents denoised jointly by a small
+    bidirectional transformer of the backbone's own :class:`DecoderBlock` (every row of the group
+    sees every other: ``kv_end = n``), each row conditioned on its backbone hidden state and on
+    ``t`` (added to its input; FlowAR's spatial adaLN is the refinement to try next).
+
+    Args:
+        dim: the backbone's width D.
+        latent_channels: C, the channels of one row's latent.
+        width: the head transformer's width.
+        depth: its decoder blocks.
+        num_heads: its attention heads (``width`` must divide by it).
+        num_draws: noise draws per group per training step.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        latent_channels: int,
+        width: int = 128,
+        depth: int = 2,
+        num_heads: int = 4,
+        num_draws: int = 1,
+    ):
+        super().__init__()
+        from mmgen.models.blocks import DecoderBlock
+        from mmgen.models.rope import RotaryEmbedding
+
+        if width % num_heads:
+            raise ValueError(f"width {width} is not divisible by num_heads {num_heads}")
+        self.latent_channels, self.num_draws, self.width = latent_channels, num_draws, width
+        self.x_in = nn.Linear(latent_channels, width)
+        self.z_in = nn.Linear(dim, width)
+        self.t_in = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
+        self.rope = RotaryEmbedding(width // num_heads, kind="1d")
+        self.blocks = nn.ModuleList(
+            DecoderBlock(
+                width, num_heads, num_heads, 4 * width, qk_norm=True, norm_eps=1e-6, backend="sdpa"
+            )  # fmt: skip
+            for _ in range(depth)
+        )
+        self.out_norm = nn.RMSNorm(width, eps=1e-6)
+        self.out = nn.Linear(width, latent_channels)
+        nn.init.zeros_(self.out.weight)  # start predicting zero velocity
+        nn.init.zeros_(self.out.bias)
+
+    def velocity(self, x_BnC: torch.Tensor, t_B: torch.Tensor, z_BnD: torch.Tensor) -> torch.Tensor:
+        """Predicted velocity (B, n, C) of each group's latents at its time ``t``."""
+        n = x_BnC.shape[1]
+        t_emb = self.t_in(timestep_embedding(t_B, self.width).to(z_BnD.dtype))  # (B, W)
+        h = self.x_in(x_BnC.to(z_BnD.dtype)) + self.z_in(z_BnD) + t_emb[:, None]
+        index = torch.arange(n, device=h.device)
+        cos, sin = self.rope.cos_sin(index[:, None].expand(n, 3))
+        kv_end = torch.full((n,), n, dtype=torch.int32, device=h.device)  # full attention
+        for block in self.blocks:
+            h = block(h, cos, sin, kv_end)
+        return self.out(self.out_norm(h))
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, n, D) -> the same: the conditioning generation mixes and samples with."""
+        return hidden
+
+    def loss(
+        self,
+        hidden: torch.Tensor,
+        targets: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Flow-matching loss of (B, n, C) group latents given (B, n, D) hidden states: one
+        time per group, each group drawn ``num_draws`` times."""
+        z = hidden.repeat(self.num_draws, 1, 1)
+        x = targets.repeat(self.num_draws, 1, 1)
+        return flow_matching_loss(lambda x_t, t: self.velocity(x_t, t, z), x, generator=generator)
+
+    def sample(
+        self, outputs: torch.Tensor, batch_size: int, guidance_scale: float, sampling, generator
+    ) -> torch.Tensor:
+        """(B', n, D) conditioning (B' = 2B under guidance) -> (B, n, C) group latents."""
+        if isinstance(generator, (list, tuple)):
+            raise ValueError("flow heads take one torch.Generator (not one per image) for now")
+        guided = outputs.shape[0] != batch_size and guidance_scale != 1.0
+        z = outputs if guided else outputs[:batch_size]
+        return euler_sample(
+            lambda x_t, t: self.velocity(x_t, t, z),
+            (batch_size, outputs.shape[1], self.latent_channels),
+            num_steps=sampling.num_inference_steps,
+            generator=generator,
+            temperature=sampling.temperature,
+            guidance_scale=guidance_scale if guided else 1.0,
+            device=outputs.device,
+        )
