@@ -41,7 +41,58 @@ class AdaLNBlock(nn.Module):
         return x_NW + gate * self.mlp(self.norm(x_NW) * (1 + scale) + shift)
 
 
-class FlowMLPHead(nn.Module):
+class FlowHead(nn.Module):
+    """What the flow heads share: ``forward`` returns the conditioning, ``loss`` and ``sample``
+    run the rectified-flow core over *units*: one row each (``per_row``) or a whole group.
+    Subclasses give ``velocity(x, t, z)`` and set ``latent_channels``, ``num_draws``."""
+
+    per_row: bool = True
+
+    def units(self, t_BnX: torch.Tensor) -> torch.Tensor:
+        """(B, n, X) -> (B * n, X) per row, or unchanged per group."""
+        return t_BnX.reshape(-1, t_BnX.shape[-1]) if self.per_row else t_BnX
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        """(B, n, D) -> the same: the conditioning generation mixes and samples with."""
+        return hidden
+
+    def loss(
+        self,
+        hidden: torch.Tensor,
+        targets: torch.Tensor,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Flow-matching loss of (B, n, C) target latents given (B, n, D) hidden states, each
+        unit drawn ``num_draws`` times."""
+        z, x = self.units(hidden), self.units(targets)
+        repeats = (self.num_draws,) + (1,) * (z.ndim - 1)
+        z, x = z.repeat(*repeats), x.repeat(*repeats)
+        return flow_matching_loss(lambda x_t, t: self.velocity(x_t, t, z), x, generator=generator)
+
+    def sample(
+        self, outputs: torch.Tensor, batch_size: int, guidance_scale: float, sampling, generator
+    ) -> torch.Tensor:
+        """(B', n, D) conditioning (B' = 2B under guidance: conditional rows first) -> (B, n, C)
+        latents, ``sampling.num_inference_steps`` Euler steps from noise scaled by
+        ``sampling.temperature``."""
+        if isinstance(generator, (list, tuple)):
+            raise ValueError("flow heads take one torch.Generator (not one per image) for now")
+        n, C = outputs.shape[1], self.latent_channels
+        guided = outputs.shape[0] != batch_size and guidance_scale != 1.0
+        z = self.units(outputs if guided else outputs[:batch_size])
+        latents = euler_sample(
+            lambda x_t, t: self.velocity(x_t, t, z),
+            (batch_size * n, C) if self.per_row else (batch_size, n, C),
+            num_steps=sampling.num_inference_steps,
+            generator=generator,
+            temperature=sampling.temperature,
+            guidance_scale=guidance_scale if guided else 1.0,
+            device=outputs.device,
+        )
+        return latents.reshape(batch_size, n, C)
+
+
+class FlowMLPHead(FlowHead):
     """Per-row flow head over ``latent_channels`` (MAR / CLEAR).
 
     Args:
@@ -81,47 +132,8 @@ class FlowMLPHead(nn.Module):
         shift, scale = self.out_modulation(c).chunk(2, dim=-1)
         return self.out(self.out_norm(h) * (1 + scale) + shift)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(B, n, D) -> the same: the conditioning generation mixes and samples with."""
-        return hidden
 
-    def loss(
-        self,
-        hidden: torch.Tensor,
-        targets: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Flow-matching loss of (B, n, C) target latents given (B, n, D) hidden states, each
-        row drawn ``num_draws`` times."""
-        z = hidden.reshape(-1, hidden.shape[-1]).repeat(self.num_draws, 1)  # (N * draws, D)
-        x = targets.reshape(-1, self.latent_channels).repeat(self.num_draws, 1)
-        return flow_matching_loss(lambda x_t, t: self.velocity(x_t, t, z), x, generator=generator)
-
-    def sample(
-        self, outputs: torch.Tensor, batch_size: int, guidance_scale: float, sampling, generator
-    ) -> torch.Tensor:
-        """(B', n, D) conditioning (B' = 2B under guidance: conditional rows first) -> (B, n, C)
-        latents, ``sampling.num_inference_steps`` Euler steps from noise scaled by
-        ``sampling.temperature``."""
-        if isinstance(generator, (list, tuple)):
-            raise ValueError("flow heads take one torch.Generator (not one per image) for now")
-        n = outputs.shape[1]
-        guided = outputs.shape[0] != batch_size and guidance_scale != 1.0
-        scale = guidance_scale if guided else 1.0
-        z = (outputs if guided else outputs[:batch_size]).reshape(-1, outputs.shape[-1])
-        latents = euler_sample(
-            lambda x_t, t: self.velocity(x_t, t, z),
-            (batch_size * n, self.latent_channels),
-            num_steps=sampling.num_inference_steps,
-            generator=generator,
-            temperature=sampling.temperature,
-            guidance_scale=scale,
-            device=outputs.device,
-        )
-        return latents.reshape(batch_size, n, self.latent_channels)
-
-
-class GroupFlowHead(nn.Module):
+class GroupFlowHead(FlowHead):
     """Group flow head (FlowAR / FAR): a whole group's latents denoised jointly by a small
     bidirectional transformer of the backbone's own :class:`DecoderBlock` (every row of the group
     sees every other: ``kv_end = n``), each row conditioned on its backbone hidden state and on
@@ -135,6 +147,8 @@ class GroupFlowHead(nn.Module):
         num_heads: its attention heads (``width`` must divide by it).
         num_draws: noise draws per group per training step.
     """
+
+    per_row = False
 
     def __init__(
         self,
@@ -178,37 +192,3 @@ class GroupFlowHead(nn.Module):
         for block in self.blocks:
             h = block(h, cos, sin, kv_end)
         return self.out(self.out_norm(h))
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        """(B, n, D) -> the same: the conditioning generation mixes and samples with."""
-        return hidden
-
-    def loss(
-        self,
-        hidden: torch.Tensor,
-        targets: torch.Tensor,
-        generator: torch.Generator | None = None,
-    ) -> torch.Tensor:
-        """Flow-matching loss of (B, n, C) group latents given (B, n, D) hidden states: one
-        time per group, each group drawn ``num_draws`` times."""
-        z = hidden.repeat(self.num_draws, 1, 1)
-        x = targets.repeat(self.num_draws, 1, 1)
-        return flow_matching_loss(lambda x_t, t: self.velocity(x_t, t, z), x, generator=generator)
-
-    def sample(
-        self, outputs: torch.Tensor, batch_size: int, guidance_scale: float, sampling, generator
-    ) -> torch.Tensor:
-        """(B', n, D) conditioning (B' = 2B under guidance) -> (B, n, C) group latents."""
-        if isinstance(generator, (list, tuple)):
-            raise ValueError("flow heads take one torch.Generator (not one per image) for now")
-        guided = outputs.shape[0] != batch_size and guidance_scale != 1.0
-        z = outputs if guided else outputs[:batch_size]
-        return euler_sample(
-            lambda x_t, t: self.velocity(x_t, t, z),
-            (batch_size, outputs.shape[1], self.latent_channels),
-            num_steps=sampling.num_inference_steps,
-            generator=generator,
-            temperature=sampling.temperature,
-            guidance_scale=guidance_scale if guided else 1.0,
-            device=outputs.device,
-        )
