@@ -11,6 +11,12 @@ if not torch.cuda.is_available():
     # a kernel module is imported, so it is set before any test imports one
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+# encoded training data is cached per session, never in the user's ~/.cache
+if "MMGEN_CACHE" not in os.environ:
+    import tempfile
+
+    os.environ["MMGEN_CACHE"] = tempfile.mkdtemp(prefix="mmgen-test-cache-")
+
 import pytest  # noqa: E402
 from hypothesis import settings
 from mmgen.tokenizers.text import ByteTokenizer

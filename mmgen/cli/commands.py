@@ -33,6 +33,7 @@ def run_train(args) -> dict:
         output_dir=args.output_dir,
         seed=args.seed,
         report_to=args.report_to,
+        cache_dir=args.cache_dir,
         tokenizer=getattr(args, "tokenizer", None),
         **{
             "training.max_steps": args.max_train_steps,

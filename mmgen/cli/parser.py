@@ -57,6 +57,12 @@ def add_train(sub) -> None:
     flag(p, "--seed", type=int, help="override the recipe's seed")
     flag(
         p,
+        "--cache-dir",
+        help="where encoded training data is kept between runs (default $MMGEN_CACHE or "
+        "~/.cache/mmgen)",
+    )
+    flag(
+        p,
         "--strict-data",
         action="store_true",
         default=None,

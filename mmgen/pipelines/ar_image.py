@@ -40,8 +40,8 @@ class ARImagePipeline(PipelineSurface):
         transformer: the :class:`ARTransformer`.
         vq: the image tokenizer (``VQModel``, ``MultiScaleVQModel``, or any module with
             ``token_layout``, ``encode`` and ``decode``).
-        condition_tokenizer: turns conditions into ids (``ByteTokenizer`` or
-            ``ClassLabelTokenizer``).
+        condition_tokenizer: turns conditions into ids (``ByteTokenizer``,
+            ``TrainedTextTokenizer`` or ``ClassLabelTokenizer``).
         image_size: output height and width in pixels.
         sampling: default sampling knobs used when ``__call__`` leaves them out.
         training_config: the recipe that trained the model, saved alongside.
@@ -100,9 +100,28 @@ class ARImagePipeline(PipelineSurface):
         """The order's sequence layout."""
         return self.order.layout
 
+    #: the condition tokenizer class of index entries that name none (folders written before
+    #: learned text tokenizers): a short name of ``mmgen.registry``
+    default_condition_tokenizer: ClassVar[str]
+
     @classmethod
-    def make_condition_tokenizer(cls, config: dict):
-        raise NotImplementedError
+    def load_condition_tokenizer(cls, entry: dict, folder: Path):
+        """The condition tokenizer that ``model_index.json``'s entry describes: its
+        ``_class_name`` (default :attr:`default_condition_tokenizer`) built from a ``file`` in
+        the pipeline folder (``tokenizer.json``) when the entry names one, else from the
+        entry's other fields as keyword arguments."""
+        fields = dict(entry)
+        spec = fields.pop("_class_name", cls.default_condition_tokenizer)
+        tokenizer_class = resolve_class(spec, what="condition tokenizer")
+        if "file" not in fields:
+            return tokenizer_class(**fields)
+        tokenizer = tokenizer_class.from_file(folder / fields["file"])
+        if "max_length" in fields and tokenizer.max_length != fields["max_length"]:
+            raise ValueError(
+                f"{fields['file']} pads to {tokenizer.max_length} tokens, the index says "
+                f"{fields['max_length']}"
+            )
+        return tokenizer
 
     # ------------------------------------------------------------------ devices and files
 
@@ -137,12 +156,15 @@ class ARImagePipeline(PipelineSurface):
         return self
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        """Write ``model_index.json``, ``transformer/``, ``vq/`` (safetensors + JSON config)
-        and the training recipe as ``training_config.yaml``."""
+        """Write ``model_index.json``, ``transformer/``, ``vq/`` (safetensors + JSON config),
+        a learned text tokenizer's ``tokenizer.json`` and the training recipe as
+        ``training_config.yaml``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_module(self.transformer, folder / "transformer")
         save_module(self.vq, folder / "vq")
+        if "file" in self.condition_tokenizer.config:  # a learned vocabulary: tokenizer.json
+            self.condition_tokenizer.save(folder / self.condition_tokenizer.config["file"])
         index = self.model_index()
         write_json(folder / MODEL_INDEX, index)
         if self.training_config is not None:
@@ -155,7 +177,10 @@ class ARImagePipeline(PipelineSurface):
         return {
             "_class_name": type(self).__name__,
             "image_size": self.image_size,
-            self.condition_key: dict(self.condition_tokenizer.config),
+            self.condition_key: {
+                "_class_name": class_spec(type(self.condition_tokenizer)),
+                **self.condition_tokenizer.config,
+            },
             "order": self.order.config(),
             "sampling": to_dict(self.sampling),
             "transformer": class_spec(type(self.transformer)),
@@ -201,13 +226,13 @@ class ARImagePipeline(PipelineSurface):
             pipe = cls(
                 transformer,
                 vq,
-                cls.make_condition_tokenizer(index[cls.condition_key]),
+                cls.load_condition_tokenizer(index[cls.condition_key], folder),
                 image_size=int(index["image_size"]),
                 sampling=from_dict(SamplingConfig, index.get("sampling", {})),
                 training_config=training_config,
                 order=index.get("order"),
             )
-        except (KeyError, TypeError, ValueError, ConfigError) as err:
+        except (KeyError, TypeError, ValueError, ConfigError, FileNotFoundError) as err:
             raise CheckpointError(
                 f"{folder / MODEL_INDEX}: inconsistent pipeline ({err})"
             ) from None

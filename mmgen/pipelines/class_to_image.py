@@ -24,11 +24,7 @@ class ClassToImagePipeline(ARImagePipeline):
 
     condition_key = "class_tokenizer"
 
-    @classmethod
-    def make_condition_tokenizer(cls, config: dict):
-        from mmgen.tokenizers.label import ClassLabelTokenizer
-
-        return ClassLabelTokenizer(**config)
+    default_condition_tokenizer = "ClassLabelTokenizer"
 
     @torch.no_grad()
     def __call__(

@@ -1,4 +1,4 @@
-"""Text-to-image pipeline: byte prompts -> transformer (group loop) -> VQ decoder."""
+"""Text-to-image pipeline: prompts (bytes or a learned vocabulary) -> group loop -> decoder."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ class TextToImagePipeline(ARImagePipeline):
     Args:
         transformer: the :class:`ARTransformer`.
         vq: the VQ image tokenizer (``mmgen.tokenizers.vq.VQModel``).
-        text_tokenizer: a ``mmgen.tokenizers.text.ByteTokenizer``.
+        text_tokenizer: a ``ByteTokenizer`` (``mmgen.tokenizers.text``) or a
+            ``TrainedTextTokenizer`` (``mmgen.tokenizers.trained_text``, saved as tokenizer.json).
         image_size: output height and width in pixels.
         sampling: default sampling knobs used when ``__call__`` leaves them out.
         training_config: the recipe that trained the model, saved alongside.
@@ -36,11 +37,7 @@ class TextToImagePipeline(ARImagePipeline):
     def text_tokenizer(self):
         return self.condition_tokenizer
 
-    @classmethod
-    def make_condition_tokenizer(cls, config: dict):
-        from mmgen.tokenizers.text import ByteTokenizer
-
-        return ByteTokenizer(**config)
+    default_condition_tokenizer = "ByteTokenizer"
 
     @torch.no_grad()
     def __call__(

@@ -115,7 +115,14 @@ class RunConfig:
         order: the generation order, ``{"name": ..., **options}``: ``next_token`` (default),
             ``next_scale`` (a multi-scale tokenizer), ``token_shuffle`` (option ``window``) or
             ``module:ClassName`` for an order defined outside mmgen.
+        text_tokenizer: how prompts become ids: ``{"kind": "bytes"}`` (UTF-8 bytes, the
+            default), ``{"kind": "word"}`` (a word-level vocabulary learned from the run's
+            captions by the training command, saved as the pipeline's ``tokenizer.json``) or
+            ``{"kind": "bpe", "vocab_size": N}`` (byte-pair merges learned the same way).
         text_max_length: text tokens per prompt (BOS and EOS included).
+        cache_dir: where encoded training data (codes and conditions) is kept between runs,
+            keyed by the tokenizer's weights and the data spec (``mmgen.training.encoded_data``);
+            None is ``$MMGEN_CACHE`` or ``~/.cache/mmgen``.
         training: :class:`TrainingConfig`.
         sampling: default sampling knobs saved with the pipeline and used for validation.
         validation_prompts: prompts drawn at each validation.
@@ -131,7 +138,9 @@ class RunConfig:
     tokenizer: str | None = None
     init_from: str | None = None
     order: dict[str, Any] = field(default_factory=lambda: {"name": "next_token"})
+    text_tokenizer: dict[str, Any] = field(default_factory=lambda: {"kind": "bytes"})
     text_max_length: int = 64
+    cache_dir: str | None = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sampling: dict[str, Any] = field(default_factory=dict)
     validation_prompts: list[str] = field(
@@ -155,6 +164,15 @@ class RunConfig:
             raise ConfigError(
                 f"task {self.task} trains on data.name {' or '.join(map(repr, allowed))}"
             )
+        kind = self.text_tokenizer.get("kind")
+        allowed_fields = {"bytes": {"kind"}, "word": {"kind"}, "bpe": {"kind", "vocab_size"}}
+        if kind not in allowed_fields:
+            raise ConfigError(
+                f"text_tokenizer.kind must be one of {list(allowed_fields)}, got {kind!r}"
+            )
+        unknown = set(self.text_tokenizer) - allowed_fields[kind]
+        if unknown:
+            raise ConfigError(f"text_tokenizer: unknown key(s) {sorted(unknown)} for kind {kind}")
         if self.report_to not in (None, "tensorboard"):
             raise ConfigError(f"report_to must be 'tensorboard' or null, got {self.report_to!r}")
 

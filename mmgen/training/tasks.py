@@ -137,75 +137,101 @@ class GenerationTask:
     def __init__(self, config: RunConfig):
         from mmgen.builtin import resolve_component_path
         from mmgen.generation.loop import SamplingConfig
-        from mmgen.models.transformer import TransformerConfig, transformer_config_from_preset
-        from mmgen.orders import build_order
         from mmgen.utils.serialization import load_component
 
         self.config = config
         self.vq = load_component(resolve_component_path(config.tokenizer))
+        self.sampling = from_dict(SamplingConfig, config.sampling, where="sampling")
+        self.device_layout = {}
+        self.condition_tokenizer = self.order = self.layout = self.model_config = None
         if config.task == "class_to_image":
             from mmgen.data.digits import NUM_CLASSES
             from mmgen.pipelines.class_to_image import ClassToImagePipeline
             from mmgen.tokenizers.label import ClassLabelTokenizer
 
-            self.condition_tokenizer = ClassLabelTokenizer(NUM_CLASSES)
             self.pipeline_class = ClassToImagePipeline
-            self.null_ids = self.condition_tokenizer([None])[0]  # (1,)
+            self.configure(ClassLabelTokenizer(NUM_CLASSES))
         else:
             from mmgen.pipelines.text_to_image import TextToImagePipeline
-            from mmgen.tokenizers.text import ByteTokenizer
 
-            self.condition_tokenizer = ByteTokenizer(config.text_max_length)
             self.pipeline_class = TextToImagePipeline
-            self.null_ids = self.condition_tokenizer("")[0]  # (T,)
-        model_fields = dict(config.model)
+            if config.text_tokenizer["kind"] == "bytes":
+                from mmgen.tokenizers.text import ByteTokenizer
+
+                self.configure(ByteTokenizer(config.text_max_length))
+            # a learned vocabulary is trained on the captions in prepare_data
+
+    def configure(self, condition_tokenizer) -> None:
+        """Fix the condition tokenizer, and with it the order's layout and the model config."""
+        from mmgen.models.transformer import TransformerConfig, transformer_config_from_preset
+        from mmgen.orders import build_order
+
+        self.condition_tokenizer = condition_tokenizer
+        null_condition = None if self.config.task == "class_to_image" else ""
+        self.null_ids = condition_tokenizer([null_condition])[0]  # (T,): the guidance's other half
+        model_fields = dict(self.config.model)
         preset = model_fields.pop("preset", None)
         rope = model_fields.get("rope", "2d")
         self.order = build_order(
-            config.order,
+            self.config.order,
             self.vq,
-            config.data.resolution,
-            self.condition_tokenizer.max_length,
+            self.config.data.resolution,
+            condition_tokenizer.max_length,
             flat_positions=rope == "1d",
         )
         model_fields.setdefault("input", self.order.input_config())
         model_fields.setdefault("head", self.order.head_config())
-        model_fields.update(condition_vocab_size=self.condition_tokenizer.vocab_size)
+        model_fields.update(condition_vocab_size=condition_tokenizer.vocab_size)
         if preset is not None:
             self.model_config = transformer_config_from_preset(preset, **model_fields)
         else:
             self.model_config = from_dict(TransformerConfig, model_fields, where="model")
-        self.sampling = from_dict(SamplingConfig, config.sampling, where="sampling")
         self.layout = self.order.layout
-        self.device_layout = {}
 
     def build_model(self) -> nn.Module:
         from mmgen.models.transformer import ARTransformer
 
+        if self.model_config is None:
+            raise RuntimeError(
+                "call prepare_data first: the text tokenizer learns from the captions"
+            )
         return ARTransformer(self.model_config)
 
     def prepare_data(self, accelerator) -> int:
-        """Load the images and encode them to codes once (cached under output_dir/cache)."""
-        from mmgen.utils.serialization import load_state_dict, save_state_dict
+        """Codes and conditions of the training set, from the shared cache
+        (``mmgen.training.encoded_data``) or rendered/read and encoded once and stored there;
+        a learned text tokenizer is trained on the captions here."""
+        from mmgen.training.encoded_data import EncodedDataCache
 
-        d = self.config.data
-        name = {
-            "shapes": f"shapes_{d.num_samples}_{d.seed}",
-            "imagefolder": f"imagefolder_{Path(d.path or '').name}_{d.resolution}",
-        }.get(d.name, d.name)
-        cache = Path(self.config.output_dir) / "cache" / f"{name}.safetensors"
-        images, conditions = load_training_images(
-            d, show_progress=accelerator.is_local_main_process
-        )
-        self.condition_ids = self.condition_tokenizer(conditions)  # (N, T)
-        if cache.is_file():
-            self.codes = load_state_dict(cache)["codes"]
+        show = accelerator.is_local_main_process
+        cache = EncodedDataCache(self.config.cache_dir, self.vq, self.config.data)
+        entry = cache.load()
+        if entry is not None:
+            self.codes, conditions = entry
+            accelerator.print(f"encoded data: {len(conditions)} examples from {cache.folder}")
         else:
+            images, conditions = load_training_images(self.config.data, show_progress=show)
             self.codes = self.encode_images(images, accelerator)
             if accelerator.is_main_process:
-                cache.parent.mkdir(parents=True, exist_ok=True)
-                save_state_dict({"codes": self.codes}, cache)
-        return len(images)
+                cache.save(self.codes, conditions)
+        if self.condition_tokenizer is None:
+            from mmgen.tokenizers.trained_text import TrainedTextTokenizer
+
+            options = {k: v for k, v in self.config.text_tokenizer.items() if k != "kind"}
+            self.configure(
+                TrainedTextTokenizer.train(
+                    conditions,
+                    kind=self.config.text_tokenizer["kind"],
+                    max_length=self.config.text_max_length,
+                    **options,
+                )
+            )
+            accelerator.print(
+                f"text tokenizer: {self.condition_tokenizer.vocab_size} ids learned from "
+                f"{len(conditions)} captions"
+            )
+        self.condition_ids = self.condition_tokenizer(conditions)  # (N, T)
+        return len(conditions)
 
     def encode_images(self, images: torch.Tensor, accelerator, batch_size: int = 256):
         """(N, C, H, W) uint8 images -> (N, tokens) flat codes, encoded on the accelerator's

@@ -115,12 +115,12 @@ def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) ->
         import yaml
 
         (output_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+    num_examples = task.prepare_data(accelerator)  # first: a text vocabulary sizes the model
     with torch.random.fork_rng():  # model init is seeded without touching global state
         torch.manual_seed(config.seed)
         model = task.build_model()
     if config.init_from and resume_from_checkpoint is None:
         start_from_weights(model, config.init_from, accelerator)
-    num_examples = task.prepare_data(accelerator)
     optimizer = torch.optim.AdamW(
         param_groups(model, tc.weight_decay),
         lr=tc.learning_rate,

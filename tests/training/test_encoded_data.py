@@ -1,0 +1,70 @@
+"""The encoded-data cache: shared between runs, keyed by tokenizer weights and data spec."""
+
+import torch
+from training_recipes import reset_accelerate, run, t2i_recipe
+
+from mmgen.training.config import DataConfig
+from mmgen.training.encoded_data import EncodedDataCache
+from mmgen.utils.serialization import load_component, save_module
+
+
+def final_vq(trained_vq):
+    return load_component(trained_vq[0] / "final")
+
+
+def test_key_follows_tokenizer_weights_and_data_spec(tmp_path, trained_vq):
+    vq = final_vq(trained_vq)
+    data = DataConfig(num_samples=32)
+    base = EncodedDataCache(tmp_path, vq, data).folder
+    assert EncodedDataCache(tmp_path, final_vq(trained_vq), DataConfig(num_samples=32)).folder == base
+    assert EncodedDataCache(tmp_path, vq, DataConfig(num_samples=33)).folder != base
+    assert EncodedDataCache(tmp_path, vq, DataConfig(num_samples=32, seed=1)).folder != base
+    with torch.no_grad():
+        next(vq.parameters()).view(-1)[0] += 1e-3  # one weight of the encoder changed
+    assert EncodedDataCache(tmp_path, vq, data).folder != base
+
+
+def test_corrupt_entry_is_a_miss(tmp_path, trained_vq):
+    cache = EncodedDataCache(tmp_path, final_vq(trained_vq), DataConfig(num_samples=2))
+    cache.save(torch.zeros(2, 4, dtype=torch.int16), ["a red circle", "a blue square"])
+    codes, conditions = cache.load()
+    assert codes.shape == (2, 4) and conditions == ["a red circle", "a blue square"]
+    (cache.folder / "codes.safetensors").write_bytes(b"truncated")
+    assert cache.load() is None
+
+
+def test_second_run_reuses_codes_without_rendering(tmp_path, trained_vq, monkeypatch):
+    import mmgen.training.tasks as tasks
+
+    cache_dir = tmp_path / "cache"
+    run(t2i_recipe(tmp_path, trained_vq[0] / "final", name="first"), cache_dir=str(cache_dir))
+    (entry,) = (cache_dir / "encoded").iterdir()
+    reset_accelerate()
+
+    def no_rendering(*args, **kwargs):
+        raise AssertionError("rendered although the cache holds the codes")
+
+    monkeypatch.setattr(tasks, "load_training_images", no_rendering)
+    second = t2i_recipe(tmp_path, trained_vq[0] / "final", name="second")
+    run(second, cache_dir=str(cache_dir))  # another output folder, same cache
+    assert (tmp_path / "second" / "final" / "model_index.json").is_file()
+    assert list((cache_dir / "encoded").iterdir()) == [entry]
+
+
+def test_changed_tokenizer_in_same_output_folder_encodes_again(tmp_path, trained_vq):
+    cache_dir = tmp_path / "cache"
+    recipe = t2i_recipe(tmp_path, trained_vq[0] / "final", max_steps=1, checkpointing_steps=1)
+    run(recipe, cache_dir=str(cache_dir))
+    other_vq = final_vq(trained_vq)
+    with torch.no_grad():
+        for p in other_vq.parameters():
+            p.mul_(-1.0)  # a different encoder
+    save_module(other_vq, tmp_path / "other_vq")
+    reset_accelerate()
+    recipe = t2i_recipe(tmp_path, tmp_path / "other_vq", max_steps=1, checkpointing_steps=1)
+    run(recipe, cache_dir=str(cache_dir))  # same output_dir "t2i", new tokenizer
+    entries = sorted((cache_dir / "encoded").iterdir())
+    assert len(entries) == 2
+    first, second = (EncodedDataCache.__new__(EncodedDataCache) for _ in entries)
+    first.folder, second.folder = entries
+    assert not torch.equal(first.load()[0], second.load()[0])
