@@ -125,7 +125,11 @@ class RunConfig:
             None is ``$MMGEN_CACHE`` or ``~/.cache/mmgen``.
         training: :class:`TrainingConfig`.
         sampling: default sampling knobs saved with the pipeline and used for validation.
-        validation_prompts: prompts drawn at each validation.
+        validation_prompts: prompts drawn at each validation (4 images each).
+        validation_num_prompts: on ``shapes``, 0 validates on ``validation_prompts``; N > 0
+            scores N prompts drawn like ``mmgen eval shapes --seed 1`` instead (one image
+            each: a steadier learning curve, per-family rates, the report under
+            ``validations/``).
         report_to: ``tensorboard`` or None.
     """
 
@@ -151,6 +155,7 @@ class RunConfig:
             "a purple square to the left of a black circle",
         ]
     )
+    validation_num_prompts: int = 0
     report_to: str | None = None
 
     def __post_init__(self):
@@ -173,6 +178,10 @@ class RunConfig:
         unknown = set(self.text_tokenizer) - allowed_fields[kind]
         if unknown:
             raise ConfigError(f"text_tokenizer: unknown key(s) {sorted(unknown)} for kind {kind}")
+        if self.validation_num_prompts < 0:
+            raise ConfigError(
+                f"validation_num_prompts must be >= 0, got {self.validation_num_prompts}"
+            )
         if self.report_to not in (None, "tensorboard"):
             raise ConfigError(f"report_to must be 'tensorboard' or null, got {self.report_to!r}")
 

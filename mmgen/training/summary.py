@@ -1,4 +1,4 @@
-"""What a finished run leaves beside its checkpoints: a loss-curve PNG and the last sample grid."""
+"""What a run leaves beside its checkpoints: loss and validation curves, the last sample grid."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ from PIL import Image, ImageDraw
 WIDTH, HEIGHT, MARGIN = 640, 360, 48
 
 
-def read_metrics(output_dir: Path) -> list[dict]:
-    path = Path(output_dir) / "logs" / "metrics.jsonl"
+def read_metrics(output_dir: Path, name: str = "metrics.jsonl") -> list[dict]:
+    """The records of ``output_dir/logs/<name>``: ``metrics.jsonl`` (training logs) or
+    ``validations.jsonl`` (one record per validation: step, wall_s and the task's metrics)."""
+    path = Path(output_dir) / "logs" / name
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
@@ -32,49 +34,87 @@ def keep_metrics_until(path: Path, step: int) -> None:
         tmp.replace(path)  # a crash here leaves the old log whole
 
 
-def plot_loss_curve(steps: list[int], losses: list[float], title: str) -> Image.Image:
-    """A plain line chart of ``losses`` against ``steps`` (Pillow only), axes labelled with
-    the first/last step and the lowest/highest loss."""
+def plot_line_chart(
+    xs: list[float],
+    ys: list[float],
+    title: str,
+    *,
+    x_label: str,
+    y_range: tuple[float, float] | None = None,
+) -> Image.Image:
+    """A plain line chart of ``ys`` against ``xs`` (Pillow only: matplotlib is not a
+    dependency), axes labelled with the first/last x and the y range (the data's own unless
+    ``y_range`` is given), points marked."""
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
     left, top, right, bottom = MARGIN + 24, MARGIN // 2 + 8, WIDTH - MARGIN // 2, HEIGHT - MARGIN
     draw.rectangle((left, top, right, bottom), outline=(120, 120, 120))
     draw.text((left, 6), title, fill="black")
-    low, high = min(losses), max(losses)
+    low, high = y_range or (min(ys), max(ys))
     span_y = (high - low) or 1.0
-    first, last = steps[0], steps[-1]
+    first, last = xs[0], xs[-1]
     span_x = (last - first) or 1
 
-    def point(step: int, loss: float) -> tuple[float, float]:
-        x = left + (step - first) / span_x * (right - left)
-        y = bottom - (loss - low) / span_y * (bottom - top)
-        return x, y
+    def point(x: float, y: float) -> tuple[float, float]:
+        return (
+            left + (x - first) / span_x * (right - left),
+            bottom - (y - low) / span_y * (bottom - top),
+        )
 
-    points = [point(s, v) for s, v in zip(steps, losses)]
+    points = [point(x, y) for x, y in zip(xs, ys)]
     if len(points) > 1:
         draw.line(points, fill=(40, 90, 220), width=2)
-    else:
-        x, y = points[0]
-        draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=(40, 90, 220))
+    if len(points) <= 40:
+        for x, y in points:
+            draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=(40, 90, 220))
     draw.text((4, top - 4), f"{high:.4g}", fill="black")
     draw.text((4, bottom - 8), f"{low:.4g}", fill="black")
-    draw.text((left, bottom + 6), f"step {first}", fill="black")
-    label = f"step {last}"
+    draw.text((left, bottom + 6), f"{x_label} {first:g}", fill="black")
+    label = f"{x_label} {last:g}"
     draw.text((right - draw.textlength(label), bottom + 6), label, fill="black")
     return image
 
 
+def quality_metric(record: dict) -> str | None:
+    """The headline metric of a validation record: its first ``*pass_rate`` or
+    ``*accuracy`` entry (shapes, tokenizers, digits), None if it has none."""
+    return next((k for k in record if k.endswith(("pass_rate", "accuracy"))), None)
+
+
+def write_validation_curve(output_dir: str | Path) -> Path | None:
+    """``output_dir/validation_curve.png``: the headline validation metric against training
+    wall time in minutes (resumed runs count every session), from logs/validations.jsonl."""
+    output_dir = Path(output_dir)
+    records = read_metrics(output_dir, "validations.jsonl")
+    metric = quality_metric(records[0]) if records else None
+    if metric is None:
+        return None
+    records = [r for r in records if metric in r]
+    path = output_dir / "validation_curve.png"
+    plot_line_chart(
+        [r["wall_s"] / 60 for r in records],
+        [r[metric] for r in records],
+        f"{metric} against training wall time ({output_dir.name}, last step {records[-1]['step']})",
+        x_label="minutes",
+        y_range=(0.0, 1.0),
+    ).save(path)
+    return path
+
+
 def write_run_summary(output_dir: str | Path) -> None:
-    """``output_dir/loss_curve.png`` from logs/metrics.jsonl and ``output_dir/last_samples.png``
-    (a copy of the newest validation grid), where there is something to show."""
+    """``output_dir/loss_curve.png`` from logs/metrics.jsonl, ``validation_curve.png`` from
+    logs/validations.jsonl and ``output_dir/last_samples.png`` (a copy of the newest
+    validation grid), where there is something to show."""
     output_dir = Path(output_dir)
     records = read_metrics(output_dir)
     if records:
-        steps = [r["step"] for r in records]
-        losses = [r["loss"] for r in records]
-        plot_loss_curve(steps, losses, f"training loss ({output_dir.name})").save(
-            output_dir / "loss_curve.png"
-        )
+        plot_line_chart(
+            [r["step"] for r in records],
+            [r["loss"] for r in records],
+            f"training loss ({output_dir.name})",
+            x_label="step",
+        ).save(output_dir / "loss_curve.png")
+    write_validation_curve(output_dir)
     grids = sorted((output_dir / "samples").glob("step_*.png"))
     if grids:
         shutil.copy2(grids[-1], output_dir / "last_samples.png")

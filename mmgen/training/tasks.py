@@ -310,6 +310,8 @@ class GenerationTask:
             prompts = self.config.validation_prompts
             images = pipe(prompts, num_images_per_prompt=4, generator=generator).images
             marks, metrics = None, {}
+        elif self.config.validation_num_prompts > 0:  # shapes, scored like mmgen eval
+            return self.validate_like_eval(pipe, step, output_dir)
         else:
             from mmgen.eval.shapes_verifier import verify
 
@@ -320,6 +322,29 @@ class GenerationTask:
         folder = output_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         image_grid(images, cols=8, marks=marks, scale=2).save(folder / f"step_{step:07d}.png")
+        return metrics
+
+    def validate_like_eval(self, pipe, step: int, output_dir: Path) -> dict:
+        """``validation_num_prompts`` prompts scored as ``mmgen eval shapes --seed 1`` does;
+        the report goes to ``validations/step_N/``, its sample sheet to ``samples/``."""
+        import shutil
+
+        from mmgen.eval.shapes_eval import evaluate_shapes
+
+        report_dir = output_dir / "validations" / f"step_{step:07d}"
+        report = evaluate_shapes(
+            pipe,
+            num_prompts=self.config.validation_num_prompts,
+            seed=1,
+            out_dir=report_dir,
+            show_progress=False,
+        )
+        (output_dir / "samples").mkdir(parents=True, exist_ok=True)
+        shutil.copy2(report_dir / "samples.png", output_dir / "samples" / f"step_{step:07d}.png")
+        metrics = {"validation_pass_rate": round(report["overall"], 4)}
+        for family, rate in report["families"].items():
+            if rate is not None:
+                metrics[f"validation_{family}"] = round(rate, 4)
         return metrics
 
     def export(self, model, folder: Path) -> dict:

@@ -16,7 +16,7 @@ from mmgen.training.config import RunConfig
 from mmgen.training.ema import ema_weights
 from mmgen.training.slots import draw_step_slots
 from mmgen.training.stop import StopRequest
-from mmgen.training.summary import keep_metrics_until, write_run_summary
+from mmgen.training.summary import keep_metrics_until, write_run_summary, write_validation_curve
 from mmgen.utils.config import to_dict
 
 
@@ -32,18 +32,26 @@ class Task(Protocol):
 
 
 class TrainState:
-    """Step counter and the training generator, saved with every checkpoint."""
+    """Step counter, the training generator and the run's wall time so far (every session
+    of a resumed run), saved with every checkpoint."""
 
     def __init__(self, seed: int):
         self.step = 0
         self.generator = torch.Generator().manual_seed(seed)
+        self.wall_before = 0.0  # seconds spent by the sessions before this one
+        self.session_start = time.perf_counter()
+
+    @property
+    def wall_s(self) -> float:
+        return self.wall_before + time.perf_counter() - self.session_start
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "generator": self.generator.get_state()}
+        return {"step": self.step, "generator": self.generator.get_state(), "wall_s": self.wall_s}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
         self.generator.set_state(state["generator"])
+        self.wall_before = float(state.get("wall_s", 0.0))  # checkpoints before wall_s: 0
 
 
 def lr_lambda(schedule: str, warmup: int, total: int):
@@ -101,6 +109,7 @@ def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) ->
 
     tc = config.training
     output_dir = Path(config.output_dir)
+    state = TrainState(config.seed)  # its clock counts data preparation and compilation too
     accelerator = Accelerator(
         mixed_precision=tc.mixed_precision,
         gradient_accumulation_steps=tc.gradient_accumulation_steps,
@@ -130,7 +139,6 @@ def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) ->
         optimizer, lr_lambda(tc.lr_schedule, tc.warmup_steps, tc.max_steps)
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
-    state = TrainState(config.seed)
     accelerator.register_for_checkpointing(state)
     ema = None
     if tc.ema_decay > 0:
@@ -157,8 +165,10 @@ def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) ->
     world, rank = accelerator.num_processes, accelerator.process_index
     accumulation = tc.gradient_accumulation_steps
     metrics_path = output_dir / "logs" / "metrics.jsonl"
+    validations_path = output_dir / "logs" / "validations.jsonl"
     if accelerator.is_main_process:  # steps past the checkpoint are about to be run again
         keep_metrics_until(metrics_path, state.step)
+        keep_metrics_until(validations_path, state.step)
     bar = tqdm(
         total=tc.max_steps,
         initial=state.step,
@@ -239,6 +249,10 @@ def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) ->
                     bar.write(
                         f"step {state.step}: " + ", ".join(f"{k}={v}" for k, v in stats.items())
                     )
+                    record = {"step": state.step, "wall_s": round(state.wall_s, 1), **stats}
+                    with open(validations_path, "a") as handle:
+                        handle.write(json.dumps(record) + "\n")
+                    write_validation_curve(output_dir)
         bar.close()
     finally:
         stop.release()
