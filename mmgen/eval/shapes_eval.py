@@ -18,7 +18,7 @@ def evaluate_shapes(
     *,
     num_prompts: int = 400,
     seed: int = 0,
-    batch_size: int = 32,
+    batch_size: int = 50,
     out_dir: str | Path | None = None,
     show_progress: bool = True,
     **sampling,
@@ -26,7 +26,9 @@ def evaluate_shapes(
     """Generate one image per random prompt and verify it.
 
     Prompts come from ``torch.Generator().manual_seed(seed)``; images from a second generator
-    seeded with ``seed + 1``, so a run is reproducible. Writes ``report.json`` and
+    seeded with ``seed + 1``, so a run is reproducible. The images also depend on ``batch_size``
+    (one generator draws for a whole batch): the default is the CLI's, so that a script and
+    ``mmgen eval shapes`` print the same numbers. Writes ``report.json`` and
     ``samples.png`` (the first 64 images, each over its prompt; green frame = pass, red = fail)
     to ``out_dir`` when given.
 

@@ -2,7 +2,6 @@ import warnings
 
 import pytest
 import torch
-
 from mmgen.tokenizers.trained_text import TrainedTextTokenizer
 
 CAPTIONS = ["a red circle", "two blue squares", "a green triangle to the left of a red square"]

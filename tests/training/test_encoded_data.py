@@ -16,7 +16,9 @@ def test_key_follows_tokenizer_weights_and_data_spec(tmp_path, trained_vq):
     vq = final_vq(trained_vq)
     data = DataConfig(num_samples=32)
     base = EncodedDataCache(tmp_path, vq, data).folder
-    assert EncodedDataCache(tmp_path, final_vq(trained_vq), DataConfig(num_samples=32)).folder == base
+    assert (
+        EncodedDataCache(tmp_path, final_vq(trained_vq), DataConfig(num_samples=32)).folder == base
+    )
     assert EncodedDataCache(tmp_path, vq, DataConfig(num_samples=33)).folder != base
     assert EncodedDataCache(tmp_path, vq, DataConfig(num_samples=32, seed=1)).folder != base
     with torch.no_grad():

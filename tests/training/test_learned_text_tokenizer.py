@@ -5,10 +5,10 @@ import json
 
 import pytest
 import torch
+from mmgen.tokenizers.trained_text import TrainedTextTokenizer
 from training_recipes import run, t2i_recipe
 
 from mmgen import TextToImagePipeline
-from mmgen.tokenizers.trained_text import TrainedTextTokenizer
 
 
 @pytest.fixture(scope="module")

@@ -63,6 +63,21 @@ def test_tokenizer_and_text_to_image_train_on_a_user_folder(shapes_folder, tmp_p
     out = pipe("a red circle", output_type="np")
     assert out.images.shape == (1, 32, 32, 3)
     assert (tmp_path / "text_to_image" / "samples" / "step_0000002.png").is_file()
+    # the same folder with a word-level vocabulary learned from its captions (codes: cache hit)
+    reset_accelerate()
+    run(recipe, output_dir=str(tmp_path / "word"), text_tokenizer={"kind": "word"},
+        text_max_length=12)  # fmt: skip
+    pipe = TextToImagePipeline.from_pretrained(tmp_path / "word" / "final")
+    captions = [ShapesDataset(12, seed=3)[i]["prompt"] for i in range(12)]
+    words = {w for c in captions for w in c.split()}
+    assert set(pipe.text_tokenizer.tokenizer.get_vocab()) == words | {
+        "[PAD]",
+        "[BOS]",
+        "[EOS]",
+        "[UNK]",
+    }
+    with pytest.warns(UserWarning, match="'cat'"):
+        pipe("a cat", output_type="latent")
 
 
 def test_strict_data_flag_refuses_the_bad_entry(shapes_folder, tmp_path):

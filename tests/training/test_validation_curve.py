@@ -29,7 +29,9 @@ def test_validation_curve_across_a_resume(tmp_path, trained_vq):
         assert image.size == (640, 360)
     # a run restarted from its step-2 checkpoint logs step 4's validation once
     reset_accelerate()
-    run(recipe, resume=str(output_dir / "checkpoints" / "checkpoint-2"), **{"training.max_steps": 4})
+    run(
+        recipe, resume=str(output_dir / "checkpoints" / "checkpoint-2"), **{"training.max_steps": 4}
+    )
     assert [r["step"] for r in validations(output_dir)] == [2, 4]
 
 
