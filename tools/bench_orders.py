@@ -87,53 +87,26 @@ def measure(run: Path, num_prompts: int, seed: int, num_images: int) -> dict:
     }
 
 
-def recipe_task(order: str):
+def order_task(order: str):
     """The training task of the order's recipe in configs/orders/ (its tokenizer loaded)."""
-    from mmgen.training.config import load_run_config
-    from mmgen.training.tasks import build_task
+    from mmgen.utils.benchmark import recipe_task
 
-    return build_task(load_run_config(f"orders/{order}"))
+    return recipe_task(f"orders/{order}")
 
 
 def untrained_pipeline(order: str):
     """The pipeline a recipe in configs/orders/ would train, with fresh weights."""
-    task = recipe_task(order)
+    task = order_task(order)
     torch.manual_seed(0)
     return task.pipeline(task.build_model())
 
 
-def training_step_speed(order: str, steps: int = 4) -> float:
-    """Samples/s of the recipe's own training step, measured here: its task's loss on a batch
-    of its size (random codes and prompts: the speed does not depend on them), backward,
-    gradient clipping and an AdamW step, compiled when the recipe compiles; after two
-    warm-up steps (compilation excluded)."""
-    task = recipe_task(order)
-    tc = task.config.training
-    torch.manual_seed(0)
-    model = task.build_model()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=tc.learning_rate)
-    forward = torch.compile(model) if tc.compile else model
-    gen = torch.Generator().manual_seed(0)
-    B, N = tc.batch_size, task.order.token_layout.num_tokens
-    task.codes = torch.randint(0, task.vq.codebook_size, (B, N), generator=gen)
-    T = task.condition_tokenizer.max_length
-    task.condition_ids = torch.randint(
-        0, task.condition_tokenizer.vocab_size, (B, T), generator=gen
-    )
-    batch = task.get_batch(torch.arange(B), torch.device("cpu"))
+def training_step_speed(order: str) -> float:
+    """Samples/s of the order recipe's own training step, measured here
+    (:func:`mmgen.utils.benchmark.training_step_speed`; compiled when the recipe compiles)."""
+    from mmgen.utils.benchmark import training_step_speed as measure_step
 
-    def step():
-        loss, _ = task.loss(forward, batch, gen)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), tc.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-    step(), step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return B * steps / (time.perf_counter() - start)
+    return measure_step(order_task(order))["samples_per_s"]
 
 
 def generation_only(num_images: int) -> int:

@@ -4,9 +4,10 @@
                                                       # 16,384 codes), batch 8 x 4096, bf16
     python tools/bench_train.py --variants eager-sdpa,compile-sdpa,compile-triton
     python tools/bench_train.py --dry-run             # tiny model on CPU
-    python tools/bench_train.py --cpu                 # the shipped shapes-t2i transformer on
-                                                      # this CPU: fp32 eager, bf16 eager and
-                                                      # bf16 compiled, batch 32 x 312 tokens
+    python tools/bench_train.py --cpu                 # the CPU flagship recipe's own training
+                                                      # step on this CPU: fp32 and bf16, eager
+                                                      # and compiled
+    python tools/bench_train.py --recipe orders/next_token   # any recipe's step, the same way
 
 A variant is ``[precision-]mode-backend``: precision ``fp32``, ``bf16`` or ``fp16`` (autocast;
 default bf16 on GPUs, fp16 on the dry run), mode ``eager`` or ``compile``, backend ``sdpa``,
@@ -31,9 +32,8 @@ import torch
 
 DATASHEET_PEAK = 989e12  # H100 / H200 SXM, bf16 dense
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtype
-# the shipped shapes-t2i transformer and its training batch (32 samples of 56 + 256 tokens)
-CPU_DIMS, CPU_VOCAB, CPU_BATCH, CPU_LENGTH = dict(dim=320, num_layers=7, num_heads=5), 512, 32, 312
-CPU_VARIANTS = "fp32-eager-sdpa,bf16-eager-sdpa,bf16-compile-sdpa"
+FLAGSHIP_RECIPE = "shapes_t2i_shuffle"  # what --cpu times
+RECIPE_VARIANTS = "fp32-eager,bf16-eager,bf16-compile,fp32-compile"
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype:
@@ -112,6 +112,38 @@ def time_ms(fn, device, repeats: int = 10) -> float:
     return (time.perf_counter() - start) / repeats * 1e3
 
 
+def time_recipe(recipe: str, variants: str, steps: int) -> int:
+    """Tokens/s of a recipe's own training step (its order's inputs, its head's loss, its batch)
+    on the CPU, one line per ``{fp32,bf16}-{eager,compile}`` variant."""
+    from mmgen.utils.benchmark import recipe_task, training_step_speed
+
+    task = recipe_task(recipe)
+    rows = task.layout.length
+    print(f"recipe {recipe}: batch {task.config.training.batch_size} x {rows} rows "
+          f"({task.order.name}); torch {torch.__version__}; {torch.get_num_threads()} threads; "
+          "speed = against the first variant")  # fmt: skip
+    print(f"{'variant':14} {'params':>8} {'step ms':>9} {'tokens/s':>10} {'samples/s':>10} "
+          f"{'compile s':>9} {'speed':>6}")  # fmt: skip
+    failed, baseline = [], None
+    for variant in variants.split(","):
+        precision, mode = variant.split("-")
+        try:
+            r = training_step_speed(task, steps=steps, amp_dtype=PRECISIONS[precision],
+                                    compile=mode == "compile")  # fmt: skip
+        except Exception as err:  # a variant that cannot run here: say so, go on
+            print(f"{variant:14} failed: {type(err).__name__}: {str(err)[:100]}")
+            failed.append(variant)
+            continue
+        baseline = baseline or r["step_s"]
+        compile_s = r["first_step_s"] - r["step_s"] if mode == "compile" else 0.0
+        print(f"{variant:14} {r['parameters'] / 1e6:7.1f}M {r['step_s'] * 1e3:9.1f} "
+              f"{r['rows_per_s']:10.0f} {r['samples_per_s']:10.1f} {compile_s:9.1f} "
+              f"{baseline / r['step_s']:5.2f}x")  # fmt: skip
+    if failed:
+        print(f"{len(failed)} variant(s) failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--variants", default="eager-sdpa,eager-triton,compile-sdpa,compile-triton")
@@ -120,14 +152,15 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--dry-run", action="store_true", help="tiny model on CPU")
     parser.add_argument("--cpu", action="store_true",
-                        help="the shipped shapes-t2i transformer on this CPU")  # fmt: skip
+                        help=f"--recipe {FLAGSHIP_RECIPE} (the CPU flagship)")  # fmt: skip
+    parser.add_argument("--recipe", help="time this recipe's own training step on the CPU")
     args = parser.parse_args()
-    if args.cpu:
-        device, dims, vocab = torch.device("cpu"), CPU_DIMS, CPU_VOCAB
-        args.batch, args.length, args.steps = CPU_BATCH, CPU_LENGTH, min(args.steps, 5)
-        if args.variants == parser.get_default("variants"):
-            args.variants = CPU_VARIANTS
-    elif args.dry_run:
+    if args.cpu or args.recipe:
+        variants = args.variants
+        if variants == parser.get_default("variants"):
+            variants = RECIPE_VARIANTS
+        return time_recipe(args.recipe or FLAGSHIP_RECIPE, variants, min(args.steps, 5))
+    if args.dry_run:
         os.environ.setdefault("TRITON_INTERPRET", "1")
         device, dims = torch.device("cpu"), dict(dim=64, num_layers=2, num_heads=4)
         vocab, args.batch, args.length, args.steps = 256, 2, 64, 2
