@@ -40,11 +40,14 @@ def plot_line_chart(
     title: str,
     *,
     x_label: str,
+    x_range: tuple[float, float] | None = None,
     y_range: tuple[float, float] | None = None,
+    guides: tuple[float, ...] = (),
 ) -> Image.Image:
     """A plain line chart of ``ys`` against ``xs`` (Pillow only: matplotlib is not a
-    dependency), axes labelled with the first/last x and the y range (the data's own unless
-    ``y_range`` is given), points marked."""
+    dependency): axes span the data unless ``x_range`` / ``y_range`` fix them, labelled at
+    their ends (``x_label`` names the x unit), light horizontal lines at ``guides``, points
+    marked when there are few."""
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
     left, top, right, bottom = MARGIN + 24, MARGIN // 2 + 8, WIDTH - MARGIN // 2, HEIGHT - MARGIN
@@ -52,7 +55,7 @@ def plot_line_chart(
     draw.text((left, 6), title, fill="black")
     low, high = y_range or (min(ys), max(ys))
     span_y = (high - low) or 1.0
-    first, last = xs[0], xs[-1]
+    first, last = x_range or (xs[0], xs[-1])
     span_x = (last - first) or 1
 
     def point(x: float, y: float) -> tuple[float, float]:
@@ -61,6 +64,10 @@ def plot_line_chart(
             bottom - (y - low) / span_y * (bottom - top),
         )
 
+    for guide in guides:
+        _, y = point(first, guide)
+        draw.line((left, y, right, y), fill=(215, 215, 215))
+        draw.text((4, y - 6), f"{guide:.4g}", fill=(110, 110, 110))
     points = [point(x, y) for x, y in zip(xs, ys)]
     if len(points) > 1:
         draw.line(points, fill=(40, 90, 220), width=2)
@@ -69,8 +76,8 @@ def plot_line_chart(
             draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=(40, 90, 220))
     draw.text((4, top - 4), f"{high:.4g}", fill="black")
     draw.text((4, bottom - 8), f"{low:.4g}", fill="black")
-    draw.text((left, bottom + 6), f"{x_label} {first:g}", fill="black")
-    label = f"{x_label} {last:g}"
+    draw.text((left, bottom + 6), f"{first:.4g} {x_label}", fill="black")
+    label = f"{last:.4g} {x_label}"
     draw.text((right - draw.textlength(label), bottom + 6), label, fill="black")
     return image
 
@@ -91,12 +98,16 @@ def write_validation_curve(output_dir: str | Path) -> Path | None:
         return None
     records = [r for r in records if metric in r]
     path = output_dir / "validation_curve.png"
+    minutes = [r["wall_s"] / 60 for r in records]
+    steps = ", ".join(f"{r['step']}: {r[metric]:.2f}" for r in records[-4:])
     plot_line_chart(
-        [r["wall_s"] / 60 for r in records],
+        minutes,
         [r[metric] for r in records],
-        f"{metric} against training wall time ({output_dir.name}, last step {records[-1]['step']})",
-        x_label="minutes",
+        f"{metric} against training wall time ({output_dir.name}; step {steps})",
+        x_label="min",
+        x_range=(0.0, minutes[-1]),
         y_range=(0.0, 1.0),
+        guides=(0.25, 0.5, 0.75, 0.9),
     ).save(path)
     return path
 
@@ -112,7 +123,7 @@ def write_run_summary(output_dir: str | Path) -> None:
             [r["step"] for r in records],
             [r["loss"] for r in records],
             f"training loss ({output_dir.name})",
-            x_label="step",
+            x_label="steps",
         ).save(output_dir / "loss_curve.png")
     write_validation_curve(output_dir)
     grids = sorted((output_dir / "samples").glob("step_*.png"))
