@@ -3,8 +3,8 @@
     python tools/install_builtin.py --source runs/shapes_t2i/final --name shapes-t2i \
         --weights-dtype float16
 
-Only model_index.json, training_config.yaml and the components' config.json +
-model.safetensors are copied; the folder is loaded back once to check it.
+Only model_index.json, training_config.yaml, a learned text tokenizer's tokenizer.json and the
+components' config.json + model.safetensors are copied; the folder is loaded back once to check it.
 ``--weights-dtype float16`` stores floating-point weights at half size (the package's size
 budget); they load into float32 modules unchanged, so the pipeline computes in float32 and
 reloads bit-identically.
@@ -42,7 +42,7 @@ def main() -> None:
     pipeline_class.from_pretrained(source)  # fails loudly on anything inconsistent
     if target.exists():
         shutil.rmtree(target)
-    for relative in ("model_index.json", "training_config.yaml"):
+    for relative in ("model_index.json", "training_config.yaml", "tokenizer.json"):
         if (source / relative).is_file():
             target.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source / relative, target / relative)
