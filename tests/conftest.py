@@ -13,9 +13,12 @@ if not torch.cuda.is_available():
 
 # encoded training data is cached per session, never in the user's ~/.cache
 if "MMGEN_CACHE" not in os.environ:
+    import atexit
+    import shutil
     import tempfile
 
     os.environ["MMGEN_CACHE"] = tempfile.mkdtemp(prefix="mmgen-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["MMGEN_CACHE"], ignore_errors=True)
 
 import pytest  # noqa: E402
 from hypothesis import settings

@@ -215,23 +215,25 @@ class GenerationTask:
             if accelerator.is_main_process:
                 cache.save(self.codes, conditions)
         if self.condition_tokenizer is None:
-            from mmgen.tokenizers.trained_text import TrainedTextTokenizer
-
-            options = {k: v for k, v in self.config.text_tokenizer.items() if k != "kind"}
-            self.configure(
-                TrainedTextTokenizer.train(
-                    conditions,
-                    kind=self.config.text_tokenizer["kind"],
-                    max_length=self.config.text_max_length,
-                    **options,
-                )
-            )
+            self.learn_text_tokenizer(conditions)
             accelerator.print(
                 f"text tokenizer: {self.condition_tokenizer.vocab_size} ids learned from "
                 f"{len(conditions)} captions"
             )
         self.condition_ids = self.condition_tokenizer(conditions)  # (N, T)
         return len(conditions)
+
+    def learn_text_tokenizer(self, captions: list[str]) -> None:
+        """Train the recipe's ``text_tokenizer`` (word or BPE) on ``captions`` and configure
+        the task with it."""
+        from mmgen.tokenizers.trained_text import TrainedTextTokenizer
+
+        options = {k: v for k, v in self.config.text_tokenizer.items() if k != "kind"}
+        kind = self.config.text_tokenizer["kind"]
+        max_length = self.config.text_max_length
+        self.configure(
+            TrainedTextTokenizer.train(captions, kind=kind, max_length=max_length, **options)
+        )
 
     def encode_images(self, images: torch.Tensor, accelerator, batch_size: int = 256):
         """(N, C, H, W) uint8 images -> (N, tokens) flat codes, encoded on the accelerator's

@@ -1,4 +1,4 @@
-"""Helpers the benchmark scripts in ``tools/`` share (imports only torch)."""
+"""Helpers the benchmark scripts in ``tools/`` share (torch at import; mmgen where used)."""
 
 from __future__ import annotations
 
@@ -37,18 +37,9 @@ def recipe_task(recipe: str):
     task = build_task(load_run_config(recipe))
     if task.condition_tokenizer is None:
         from mmgen.data.shapes import sample_prompt
-        from mmgen.tokenizers.trained_text import TrainedTextTokenizer
 
         gen = torch.Generator().manual_seed(0)
-        options = {k: v for k, v in task.config.text_tokenizer.items() if k != "kind"}
-        task.configure(
-            TrainedTextTokenizer.train(
-                [sample_prompt(gen).text for _ in range(2000)],
-                kind=task.config.text_tokenizer["kind"],
-                max_length=task.config.text_max_length,
-                **options,
-            )
-        )
+        task.learn_text_tokenizer([sample_prompt(gen).text for _ in range(2000)])
     return task
 
 
