@@ -17,6 +17,7 @@ KNOWN_CLASSES: dict[str, str] = {
     "VQModel": "mmgen.tokenizers.vq",
     "MultiScaleVQModel": "mmgen.tokenizers.multiscale_vq",
     "KLModel": "mmgen.tokenizers.kl",
+    "FrequencyVQModel": "mmgen.tokenizers.frequency_vq",
     "TextToImagePipeline": "mmgen.pipelines.text_to_image",
     "ClassToImagePipeline": "mmgen.pipelines.class_to_image",
     "ByteTokenizer": "mmgen.tokenizers.text",

@@ -58,8 +58,21 @@ ORDER_SPECS = {
 }
 
 
-def make_tiny_tokenizer(order: dict | None = None):
-    """The tiny VQ (16x16 pixels -> 8x8 codes), multi-scale (1, 2, 4, 8) for next-scale."""
+#: orders over continuous latents (the tiny KL tokenizer), by test id
+CONTINUOUS_ORDER_SPECS = {
+    "continuous_next_token": {"name": "next_token"},
+    "continuous_next_scale": {"name": "continuous_next_scale"},
+}
+TINY_KL = dict(block_out_channels=(8, 8), norm_num_groups=4, latent_channels=4)
+
+
+def make_tiny_tokenizer(order: dict | None = None, *, continuous: bool = False):
+    """The tiny VQ (16x16 pixels -> 8x8 codes), multi-scale (1, 2, 4, 8) for next-scale, or
+    with ``continuous`` the tiny KL autoencoder (8x8 latents of 4 channels)."""
+    if continuous:
+        from mmgen.tokenizers.kl import KLConfig, KLModel
+
+        return KLModel(KLConfig(**TINY_KL))
     if order is not None and order.get("name") == "next_scale":
         from mmgen.tokenizers.multiscale_vq import MultiScaleVQConfig, MultiScaleVQModel
 
@@ -68,14 +81,15 @@ def make_tiny_tokenizer(order: dict | None = None):
 
 
 def make_tiny_pipeline(
-    seed: int = 0, *, rope: str = "2d", order: dict | None = None
+    seed: int = 0, *, rope: str = "2d", order: dict | None = None, continuous: bool = False
 ) -> TextToImagePipeline:
     """A randomly initialised 16x16-pixel pipeline (8x8 codes) with non-trivial logits, in
-    ``order`` (next-token by default)."""
+    ``order`` (next-token by default); ``continuous``: over the tiny KL's latents, with a flow
+    head whose velocities depend on the hidden states."""
     text = ByteTokenizer(max_length=24)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
-        vq = make_tiny_tokenizer(order)
+        vq = make_tiny_tokenizer(order, continuous=continuous)
         built = build_order(order, vq, 16, text.max_length, flat_positions=rope == "1d")
         model = ARTransformer(
             transformer_config_from_preset(
@@ -88,10 +102,15 @@ def make_tiny_pipeline(
         )
         # non-trivial logits (a zero-init head is uniform; 0.02-std MLPs pass rows through
         # almost unchanged, so every row would look alike)
-        for module in [*model.inputs.modules(), *model.head.modules()]:
-            if isinstance(module, torch.nn.Linear) and module is not model.head.proj:
-                torch.nn.init.normal_(module.weight, std=3.0 / module.in_features**0.5)
-        torch.nn.init.normal_(model.head.proj.weight, std=0.3)
+        if continuous:  # a flow head starts at zero velocity: give every layer weights
+            for module in [*model.inputs.modules(), *model.head.modules()]:
+                if isinstance(module, torch.nn.Linear):
+                    torch.nn.init.normal_(module.weight, std=1.0 / module.in_features**0.5)
+        else:
+            for module in [*model.inputs.modules(), *model.head.modules()]:
+                if isinstance(module, torch.nn.Linear) and module is not model.head.proj:
+                    torch.nn.init.normal_(module.weight, std=3.0 / module.in_features**0.5)
+            torch.nn.init.normal_(model.head.proj.weight, std=0.3)
     return TextToImagePipeline(model, vq, text, image_size=16, order=order)
 
 

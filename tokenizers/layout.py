@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,29 @@ class TokenLayout:
         if self.scales is not None:
             return sum(s * s for s in self.scales)
         return self.grid[0] * self.grid[1]
+
+    @property
+    def is_continuous(self) -> bool:
+        """Continuous latents (a KL autoencoder), not codes."""
+        return self.codebook_size == 0
+
+    def flatten(self, encoded: torch.Tensor) -> torch.Tensor:
+        """What the tokenizer's ``encode`` gave -> the engine's flat tokens: codes (B, h, w) or
+        (B, N) -> (B, N) ids; latents (B, C, h, w) -> (B, h * w, C), raster order."""
+        if self.is_continuous:
+            return encoded.flatten(2).transpose(1, 2)
+        return encoded.flatten(1)
+
+    def unflatten(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Flat tokens -> what the tokenizer's ``decode`` takes (the inverse of :meth:`flatten`):
+        (B, N) ids -> (B, h, w) on a single grid (multi-scale decoders take (B, N) as is);
+        (B, h * w, C) latents -> (B, C, h, w)."""
+        gh, gw = self.grid
+        if self.is_continuous:
+            return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, gh, gw)
+        if self.scales is None:
+            return tokens.view(-1, gh, gw)
+        return tokens
 
 
 class ConvGrid:

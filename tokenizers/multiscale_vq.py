@@ -176,6 +176,11 @@ class MultiScaleVQModel(VQModel):
 
     # ------------------------------------------------------------------ quantise
 
+    def scale_target(self, f_rest_BChw: torch.Tensor, k: int) -> torch.Tensor:
+        """What scale k quantises: the residual brought to its (B, C, p_k, p_k) map
+        (VAR: ``area_down``; the frequency tokenizer low-passes it first)."""
+        return area_down(f_rest_BChw, self.scales[k])
+
     def _quantise(
         self, f_BChw: torch.Tensor, generator: torch.Generator | None, *, training: bool
     ) -> QuantizerOutput:
@@ -196,7 +201,7 @@ class MultiScaleVQModel(VQModel):
                 q._restart_dead_codes(z, generator)
             ids, counts = [], torch.zeros(q.codebook_size, device=f.device)
             for k, p in enumerate(self.scales):
-                rest = area_down(f_rest, p)  # (B, C, p, p)
+                rest = self.scale_target(f_rest, k)  # (B, C, p, p)
                 ids_N = self._nearest_codes(rest.permute(0, 2, 3, 1).reshape(-1, f.shape[1]))
                 counts += torch.bincount(ids_N, minlength=q.codebook_size).float()
                 ids_Bpp = ids_N.view(f.shape[0], p, p)

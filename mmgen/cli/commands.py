@@ -15,6 +15,7 @@ SAMPLING_FLAGS = (
     "temperature",
     "top_k",
     "top_p",
+    "num_inference_steps",
 )
 
 

@@ -43,6 +43,7 @@ def add_sampling(p: argparse.ArgumentParser) -> None:
     flag(p, "--temperature", type=float, help="softmax temperature")
     flag(p, "--top-k", type=int, help="keep the k most likely codes (0 = all)")
     flag(p, "--top-p", type=float, help="nucleus sampling mass (1 = off)")
+    flag(p, "--num-inference-steps", type=int, help="Euler steps of a flow head per group")
     add_device(p)
 
 

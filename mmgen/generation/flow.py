@@ -35,14 +35,23 @@ def draw_noise(shape, generator: torch.Generator | None, device, dtype=torch.flo
     return torch.randn(shape, generator=generator, device=where, dtype=dtype).to(device)
 
 
+def draw_training_noise(
+    shape: tuple[int, ...], generator: torch.Generator | None, device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The draws of one flow-matching loss over data of ``shape`` (N, ...): noise of that
+    shape and one time ``t ~ U(0, 1)`` per row (N,), both from ``generator``. Drawn outside
+    the model's forward (a generator inside a compiled graph breaks it)."""
+    noise = draw_noise(shape, generator, device)
+    where = generator.device if generator is not None else device
+    t = torch.rand(shape[0], generator=generator, device=where).to(device)
+    return noise, t
+
+
 def flow_matching_loss(
-    velocity: VelocityFn, x: torch.Tensor, *, generator: torch.Generator | None = None
+    velocity: VelocityFn, x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor
 ) -> torch.Tensor:
-    """Mean squared error of ``velocity(x_t, t)`` against ``x - noise`` (float32), with
-    ``t ~ U(0, 1)`` per row and fresh noise, both from ``generator``."""
-    noise = draw_noise(x.shape, generator, x.device)
-    where = generator.device if generator is not None else x.device
-    t = torch.rand(x.shape[0], generator=generator, device=where).to(x.device)
+    """Mean squared error (float32) of ``velocity(x_t, t)`` against ``x - noise``, with
+    ``x_t = (1 - t) * noise + t * x`` (``noise`` like ``x``, ``t`` (N,))."""
     x = x.float()
     predicted = velocity(interpolate(x, noise, t), t)
     return (predicted.float() - (x - noise)).pow(2).mean()

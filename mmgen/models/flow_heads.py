@@ -14,7 +14,7 @@ import math
 import torch
 from torch import nn
 
-from mmgen.generation.flow import euler_sample, flow_matching_loss
+from mmgen.generation.flow import draw_training_noise, euler_sample, flow_matching_loss
 
 
 def timestep_embedding(t_N: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -42,9 +42,10 @@ class AdaLNBlock(nn.Module):
 
 
 class FlowHead(nn.Module):
-    """What the flow heads share: ``forward`` returns the conditioning, ``loss`` and ``sample``
-    run the rectified-flow core over *units*: one row each (``per_row``) or a whole group.
-    Subclasses give ``velocity(x, t, z)`` and set ``latent_channels``, ``num_draws``."""
+    """What the flow heads share: ``forward`` returns the conditioning; ``training_draws``,
+    ``loss`` and ``sample`` run the rectified-flow core over *units*: one row each
+    (``per_row``) or a whole group. Subclasses give ``velocity(x, t, z)`` and set
+    ``latent_channels`` and ``num_draws``."""
 
     per_row: bool = True
 
@@ -52,22 +53,30 @@ class FlowHead(nn.Module):
         """(B, n, X) -> (B * n, X) per row, or unchanged per group."""
         return t_BnX.reshape(-1, t_BnX.shape[-1]) if self.per_row else t_BnX
 
+    def repeat_draws(self, t_UX: torch.Tensor) -> torch.Tensor:
+        """Units (U, ...) -> (num_draws * U, ...): every unit seen with several noise draws."""
+        return t_UX.repeat(self.num_draws, *([1] * (t_UX.ndim - 1)))
+
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """(B, n, D) -> the same: the conditioning generation mixes and samples with."""
         return hidden
 
+    def training_draws(self, targets: torch.Tensor, generator) -> dict[str, torch.Tensor]:
+        """Noise and times for :meth:`loss` on (B, n, C) ``targets``, from ``generator``."""
+        noise, t = draw_training_noise(
+            self.repeat_draws(self.units(targets)).shape, generator, targets.device
+        )
+        return {"noise": noise, "t": t}
+
     def loss(
-        self,
-        hidden: torch.Tensor,
-        targets: torch.Tensor,
-        generator: torch.Generator | None = None,
+        self, hidden: torch.Tensor, targets: torch.Tensor, draws: dict[str, torch.Tensor]
     ) -> torch.Tensor:
         """Flow-matching loss of (B, n, C) target latents given (B, n, D) hidden states, each
-        unit drawn ``num_draws`` times."""
-        z, x = self.units(hidden), self.units(targets)
-        repeats = (self.num_draws,) + (1,) * (z.ndim - 1)
-        z, x = z.repeat(*repeats), x.repeat(*repeats)
-        return flow_matching_loss(lambda x_t, t: self.velocity(x_t, t, z), x, generator=generator)
+        unit seen ``num_draws`` times with the noise and times of :meth:`training_draws`."""
+        z, x = self.repeat_draws(self.units(hidden)), self.repeat_draws(self.units(targets))
+        return flow_matching_loss(
+            lambda x_t, t: self.velocity(x_t, t, z), x, draws["noise"], draws["t"]
+        )
 
     def sample(
         self, outputs: torch.Tensor, batch_size: int, guidance_scale: float, sampling, generator
@@ -136,8 +145,9 @@ class FlowMLPHead(FlowHead):
 class GroupFlowHead(FlowHead):
     """Group flow head (FlowAR / FAR): a whole group's latents denoised jointly by a small
     bidirectional transformer of the backbone's own :class:`DecoderBlock` (every row of the group
-    sees every other: ``kv_end = n``), each row conditioned on its backbone hidden state and on
-    ``t`` (added to its input; FlowAR's spatial adaLN is the refinement to try next).
+    sees every other: ``kv_end = n``, 2-D rotary positions on the group's map), each row
+    conditioned on its backbone hidden state and on ``t`` (added to its input; FlowAR's spatial
+    adaLN is the refinement to try next).
 
     Args:
         dim: the backbone's width D.
@@ -146,6 +156,10 @@ class GroupFlowHead(FlowHead):
         depth: its decoder blocks.
         num_heads: its attention heads (``width`` must divide by it).
         num_draws: noise draws per group per training step.
+        group_shapes: the (h, w) map of every generated group, in order (the order sets it):
+            training splits the rows into these groups, each with its own time, and a group of
+            n rows at generation sits on the map of that size. None: every call's rows are one
+            group on a 1 x n line.
     """
 
     per_row = False
@@ -158,6 +172,7 @@ class GroupFlowHead(FlowHead):
         depth: int = 2,
         num_heads: int = 4,
         num_draws: int = 1,
+        group_shapes: list[list[int]] | None = None,
     ):
         super().__init__()
         from mmgen.models.blocks import DecoderBlock
@@ -166,10 +181,18 @@ class GroupFlowHead(FlowHead):
         if width % num_heads:
             raise ValueError(f"width {width} is not divisible by num_heads {num_heads}")
         self.latent_channels, self.num_draws, self.width = latent_channels, num_draws, width
+        self.group_shapes = None if group_shapes is None else [tuple(s) for s in group_shapes]
+        self.shape_of_size = {}
+        for shape in self.group_shapes or []:
+            if len(shape) != 2 or min(shape) < 1:
+                raise ValueError(f"group_shapes entries must be (h, w) >= 1, got {shape}")
+            known = self.shape_of_size.setdefault(shape[0] * shape[1], shape)
+            if known != shape:
+                raise ValueError(f"group_shapes {known} and {shape} have the same size")
         self.x_in = nn.Linear(latent_channels, width)
         self.z_in = nn.Linear(dim, width)
         self.t_in = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))
-        self.rope = RotaryEmbedding(width // num_heads, kind="1d")
+        self.rope = RotaryEmbedding(width // num_heads, kind="2d")
         self.blocks = nn.ModuleList(
             DecoderBlock(
                 width, num_heads, num_heads, 4 * width, qk_norm=True, norm_eps=1e-6, backend="sdpa"
@@ -181,13 +204,60 @@ class GroupFlowHead(FlowHead):
         nn.init.zeros_(self.out.weight)  # start predicting zero velocity
         nn.init.zeros_(self.out.bias)
 
+    def group_map(self, n: int) -> tuple[int, int]:
+        """The (h, w) map a group of ``n`` rows sits on."""
+        if self.group_shapes is None:
+            return (1, n)
+        if n not in self.shape_of_size:
+            raise ValueError(f"no group of {n} rows in group_shapes {self.group_shapes}")
+        return self.shape_of_size[n]
+
+    def group_bounds(self, num_rows: int) -> list[tuple[int, int]]:
+        """(start, end) rows of each group of a teacher-forced sequence of ``num_rows``."""
+        sizes = [num_rows] if self.group_shapes is None else [h * w for h, w in self.group_shapes]
+        if sum(sizes) != num_rows:
+            raise ValueError(f"group_shapes {self.group_shapes} hold {sum(sizes)} rows, "
+                             f"got {num_rows}")  # fmt: skip
+        bounds, start = [], 0
+        for size in sizes:
+            bounds.append((start, start + size))
+            start += size
+        return bounds
+
+    def training_draws(self, targets: torch.Tensor, generator) -> dict[str, torch.Tensor]:
+        """Noise like the repeated (num_draws * B, N, C) targets and one time per group and
+        unit, (num_draws * B, groups)."""
+        x = self.repeat_draws(targets)
+        groups = len(self.group_bounds(x.shape[1]))
+        noise, _ = draw_training_noise(x.shape, generator, targets.device)
+        _, t = draw_training_noise((x.shape[0] * groups,), generator, targets.device)
+        return {"noise": noise, "t": t.view(x.shape[0], groups)}
+
+    def loss(self, hidden, targets, draws):
+        """Flow-matching loss over every group of the sequence, each denoised alone at its own
+        time (the mean over all rows)."""
+        z, x = self.repeat_draws(hidden), self.repeat_draws(targets)
+        total = 0.0
+        for g, (a, b) in enumerate(self.group_bounds(x.shape[1])):
+            z_g = z[:, a:b]
+            loss_g = flow_matching_loss(
+                lambda x_t, t, z_g=z_g: self.velocity(x_t, t, z_g),
+                x[:, a:b],
+                draws["noise"][:, a:b],
+                draws["t"][:, g],
+            )
+            total = total + loss_g * (b - a)
+        return total / x.shape[1]
+
     def velocity(self, x_BnC: torch.Tensor, t_B: torch.Tensor, z_BnD: torch.Tensor) -> torch.Tensor:
         """Predicted velocity (B, n, C) of each group's latents at its time ``t``."""
         n = x_BnC.shape[1]
         t_emb = self.t_in(timestep_embedding(t_B, self.width).to(z_BnD.dtype))  # (B, W)
         h = self.x_in(x_BnC.to(z_BnD.dtype)) + self.z_in(z_BnD) + t_emb[:, None]
-        index = torch.arange(n, device=h.device)
-        cos, sin = self.rope.cos_sin(index[:, None].expand(n, 3))
+        gh, gw = self.group_map(n)
+        rows = torch.arange(n, device=h.device)
+        positions = torch.stack([torch.zeros_like(rows), rows // gw, rows % gw], dim=-1)
+        cos, sin = self.rope.cos_sin(positions)  # (n, Dh/2)
         kv_end = torch.full((n,), n, dtype=torch.int32, device=h.device)  # full attention
         for block in self.blocks:
             h = block(h, cos, sin, kv_end)

@@ -1,8 +1,11 @@
 """Heads: hidden states -> a training loss and a sampler; each owns its guidance mixing.
 
-A head's ``forward`` gives what generation mixes and samples (logits here; flow heads will give
-their conditioning and mix velocities per ODE step). ``sample`` takes the outputs of the
-doubled batch under guidance (conditional rows first) and returns one draw per real row.
+A head's ``forward`` gives what generation mixes and samples (logits here; the flow heads of
+``mmgen.models.flow_heads`` give their conditioning and mix velocities per ODE step).
+``training_draws(targets, generator)`` draws what the loss needs at random (None here; noise
+and times for a flow head), outside the compiled forward; ``loss(hidden, targets, draws)``
+uses it. ``sample`` takes the outputs of the doubled batch under guidance (conditional rows
+first) and returns one draw per real row.
 """
 
 from __future__ import annotations
@@ -34,7 +37,11 @@ class CategoricalHead(nn.Module):
         """(B, n, D) -> (B, n, K) logits."""
         return self.proj(hidden)
 
-    def loss(self, hidden: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    def training_draws(self, targets: torch.Tensor, generator) -> None:
+        """A categorical loss draws nothing (flow heads draw their noise here)."""
+        return None
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor, draws=None) -> torch.Tensor:
         """Mean cross-entropy (float32) of the rows' codes; ``IGNORE_INDEX`` targets skipped."""
         logits = self(hidden)
         return F.cross_entropy(
@@ -95,6 +102,8 @@ class MultiCategoricalHead(CategoricalHead):
 HEAD_KINDS = {
     "categorical": "mmgen.models.heads:CategoricalHead",
     "multi_categorical": "mmgen.models.heads:MultiCategoricalHead",
+    "flow_mlp": "mmgen.models.flow_heads:FlowMLPHead",
+    "group_flow": "mmgen.models.flow_heads:GroupFlowHead",
 }
 
 

@@ -201,6 +201,7 @@ class ARTransformer(nn.Module):
         caches: list[KVCache] | None = None,
         start: int | torch.Tensor = 0,
         targets: torch.Tensor | None = None,
+        draws: dict[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Hidden states of a chunk of rows ``[start, start + L)``, or the head's training loss.
 
@@ -217,6 +218,8 @@ class ARTransformer(nn.Module):
                 decode step, see ``KVCache.update``).
             targets: when given, return ``head.loss`` of the input rows' hidden states against
                 them (inside ``forward``, so DDP and ``torch.compile`` wrap the whole step).
+            draws: the head's ``training_draws(targets, generator)`` (a flow head's noise and
+                times), drawn outside so that no generator enters the compiled graph.
 
         Returns:
             (B, L, D) hidden states after the final norm, or a scalar loss.
@@ -238,7 +241,7 @@ class ARTransformer(nn.Module):
         if targets is None:
             return x
         n = parts[-1].shape[1] if inputs is not None else 0
-        return self.head.loss(x[:, x.shape[1] - n :], targets)
+        return self.head.loss(x[:, x.shape[1] - n :], targets, draws)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

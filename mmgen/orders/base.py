@@ -9,7 +9,8 @@ An order turns a tokenizer's codes into one sample's sequence and back. It owns:
 * at generation, ``start(B)`` -> a :class:`GenerationState`, ``group_inputs(state, g)``
   (built only from what groups < g produced), ``take(state, g, sampled)`` and ``finish``.
 
-Codes are the tokenizer's flat ids (B, N), N = ``token_layout.num_tokens``. One generation loop
+Codes are the tokenizer's flat ids (B, N), N = ``token_layout.num_tokens``, or for a continuous
+tokenizer (KL) its latents (B, N, C) in raster order (``TokenLayout.flatten``). One generation loop
 (:func:`mmgen.generation.loop.generate_codes`) and one training loss serve every order.
 """
 
@@ -29,7 +30,8 @@ class GenerationState:
     """What a generation has produced so far (passed to the per-group callback).
 
     Attributes:
-        codes: (B, N) flat codes; rows of groups not generated yet hold 0.
+        codes: (B, N) flat codes, or (B, N, C) latents for a continuous tokenizer; rows of
+            groups not generated yet hold 0.
         done: groups generated so far.
         extra: order-specific running values (e.g. next-scale's accumulated ``f_hat``).
     """
@@ -88,10 +90,14 @@ class Order:
 
     # generation
     def start(self, batch_size: int, device: torch.device) -> GenerationState:
-        return GenerationState(
-            codes=torch.zeros(batch_size, self.token_layout.num_tokens, dtype=torch.long,
-                              device=device)
-        )  # fmt: skip
+        """Nothing generated yet: zero codes (B, N), or zero latents (B, N, C) for a continuous
+        tokenizer."""
+        layout = self.token_layout
+        if layout.is_continuous:
+            shape, dtype = (batch_size, layout.num_tokens, layout.latent_channels), torch.float32
+        else:
+            shape, dtype = (batch_size, layout.num_tokens), torch.long
+        return GenerationState(codes=torch.zeros(shape, dtype=dtype, device=device))
 
     def group_inputs(self, state: GenerationState, g: int) -> torch.Tensor:
         raise NotImplementedError
@@ -108,15 +114,25 @@ class Order:
         return len(self.layout.image_groups)
 
     def check_codes(self, codes_BN: torch.Tensor) -> None:
-        n = self.token_layout.num_tokens
-        if codes_BN.ndim != 2 or codes_BN.shape[1] != n:
-            raise ValueError(f"expected (B, {n}) flat codes, got {tuple(codes_BN.shape)}")
+        """Raise unless ``codes_BN`` are flat tokens of this layout: (B, N) codes or (B, N, C)
+        latents."""
+        layout, n = self.token_layout, self.token_layout.num_tokens
+        if layout.is_continuous:
+            expected = f"(B, {n}, {layout.latent_channels}) latents"
+            ok = codes_BN.ndim == 3 and codes_BN.shape[1:] == (n, layout.latent_channels)
+        else:
+            expected = f"(B, {n}) flat codes"
+            ok = codes_BN.ndim == 2 and codes_BN.shape[1] == n
+        if not ok:
+            raise ValueError(f"expected {expected}, got {tuple(codes_BN.shape)}")
 
 
 ORDERS: dict[str, str] = {
     "next_token": "mmgen.orders.next_token:NextTokenOrder",
     "next_scale": "mmgen.orders.next_scale:NextScaleOrder",
     "token_shuffle": "mmgen.orders.token_shuffle:TokenShuffleOrder",
+    "continuous_next_scale": "mmgen.orders.continuous_next_scale:ContinuousNextScaleOrder",
+    "next_frequency": "mmgen.orders.next_frequency:NextFrequencyOrder",
 }
 
 

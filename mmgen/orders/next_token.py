@@ -1,4 +1,9 @@
-"""Next-token (LlamaGen): one group per code in raster order; row i is fed code i - 1."""
+"""Next-token (LlamaGen): one group per code in raster order; row i is fed code i - 1.
+
+Over a continuous tokenizer (KL latents) the same order feeds row i the latent of token i - 1
+through the ``latent`` adapter (a zero latent first) and predicts its own latent with the
+per-token flow head (MAR's head in raster order, as CLEAR does for audio).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,8 @@ class NextTokenOrder(Order):
     """Raster next-token order over a single-grid tokenizer.
 
     Image row i sits at the position of the code it predicts, (T, T + r, T + c); its input is
-    the previous code, the start token (id ``num_codes``) for the first.
+    the previous code, the start token (id ``num_codes``) for the first (continuous tokens:
+    the previous latent, zeros for the first).
     """
 
     name = "next_token"
@@ -25,25 +31,33 @@ class NextTokenOrder(Order):
             T, [1] * (grid[0] * grid[1]), grid_positions(grid, T), flat_positions=flat_positions
         )
 
-    @property
-    def start_id(self) -> int:
-        return self.token_layout.codebook_size
-
     def input_config(self) -> dict:
-        return {"kind": "token", "num_codes": self.token_layout.codebook_size}
+        tl = self.token_layout
+        if tl.is_continuous:
+            return {"kind": "latent", "in_channels": tl.latent_channels}
+        return {"kind": "token", "num_codes": tl.codebook_size}
 
     def head_config(self) -> dict:
-        return {"kind": "categorical", "num_codes": self.token_layout.codebook_size}
+        tl = self.token_layout
+        if tl.is_continuous:
+            return {"kind": "flow_mlp", "latent_channels": tl.latent_channels}
+        return {"kind": "categorical", "num_codes": tl.codebook_size}
+
+    def start_row(self, tokens: torch.Tensor) -> torch.Tensor:
+        """What the first row is fed, (B, 1) start ids or (B, 1, C) zero latents, for a batch
+        of flat tokens like ``tokens``."""
+        if self.token_layout.is_continuous:
+            return torch.zeros_like(tokens[:, :1])
+        return torch.full_like(tokens[:, :1], self.token_layout.codebook_size)
 
     def training_inputs(self, codes_BN):
         self.check_codes(codes_BN)
-        start = torch.full_like(codes_BN[:, :1], self.start_id)
-        return torch.cat([start, codes_BN[:, :-1]], dim=1), codes_BN  # (B, N) each
+        return torch.cat([self.start_row(codes_BN), codes_BN[:, :-1]], dim=1), codes_BN
 
     def group_inputs(self, state: GenerationState, g: int) -> torch.Tensor:
         if g == 0:
-            return torch.full_like(state.codes[:, :1], self.start_id)  # (B, 1)
+            return self.start_row(state.codes)  # (B, 1) or (B, 1, C)
         return state.codes[:, g - 1 : g]
 
     def take(self, state: GenerationState, g: int, sampled: torch.Tensor) -> None:
-        state.codes[:, g : g + 1] = sampled  # (B, 1)
+        state.codes[:, g : g + 1] = sampled  # (B, 1) or (B, 1, C)

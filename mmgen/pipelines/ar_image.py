@@ -335,9 +335,6 @@ class ARImagePipeline(PipelineSurface):
         return ImagePipelineOutput(images=images) if return_dict else (images,)
 
     def decode_codes(self, codes_BN: torch.Tensor) -> torch.Tensor:
-        """Flat codes (B, N) -> images (B, C, H, W) in [-1, 1] through the tokenizer."""
-        codes_BN = codes_BN.to(self.vq_device)
-        if self.order.token_layout.scales is None:  # a single grid: the decoder takes (B, h, w)
-            gh, gw = self.order.token_layout.grid
-            codes_BN = codes_BN.view(-1, gh, gw)
-        return self.vq.decode(codes_BN)
+        """Flat tokens (codes (B, N) or latents (B, N, C)) -> images (B, C, H, W) in [-1, 1]
+        through the tokenizer."""
+        return self.vq.decode(self.order.token_layout.unflatten(codes_BN.to(self.vq_device)))

@@ -37,6 +37,7 @@ class ClassToImagePipeline(ARImagePipeline):
         temperature: float | None = None,
         top_k: int | None = None,
         top_p: float | None = None,
+        num_inference_steps: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
@@ -82,6 +83,7 @@ class ClassToImagePipeline(ARImagePipeline):
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,
+            num_inference_steps=num_inference_steps,
         )
         tokenizer = self.condition_tokenizer
         rows = [label for label in labels for _ in range(num_images_per_class)]

@@ -51,6 +51,7 @@ class TextToImagePipeline(ARImagePipeline):
         temperature: float | None = None,
         top_k: int | None = None,
         top_p: float | None = None,
+        num_inference_steps: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
@@ -73,11 +74,14 @@ class TextToImagePipeline(ARImagePipeline):
             temperature (`float`, *optional*): softmax temperature; 0 is greedy.
             top_k (`int`, *optional*): keep the k most likely codes (0 keeps all).
             top_p (`float`, *optional*): nucleus sampling mass in (0, 1].
+            num_inference_steps (`int`, *optional*): Euler steps of a flow head per group
+                (continuous orders; categorical heads ignore it).
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*): source of every
                 random draw; a list gives one generator per image (image i then depends on
                 ``generator[i]`` only). A seed is ``torch.Generator().manual_seed(0)``.
             output_type (`str`, defaults to ``"pil"``): ``"pil"``, ``"np"``, ``"pt"`` or
-                ``"latent"`` (the (B, N) code ids, not decoded).
+                ``"latent"`` (the (B, N) code ids, or (B, N, C) latents of a continuous
+                tokenizer, not decoded).
             return_dict (`bool`, defaults to True): return an :class:`ImagePipelineOutput`
                 rather than a tuple.
             use_cache (`bool`, defaults to True): False recomputes every step (reference path).
@@ -118,6 +122,7 @@ class TextToImagePipeline(ARImagePipeline):
             temperature=temperature,
             top_k=top_k,
             top_p=top_p,
+            num_inference_steps=num_inference_steps,
         )
         n = num_images_per_prompt
         text_ids = self.text_tokenizer([p for p in prompts for _ in range(n)])  # (B, T)

@@ -128,6 +128,17 @@ class TokenizerTask:
         return metrics
 
 
+def merged_head_config(order_head: dict, recipe_head: dict | None) -> dict:
+    """The order's head with the recipe's ``model.head`` over it: options without a ``kind``
+    (or with the order's kind) tune the order's head (``{width: 256}`` for a flow head); another
+    kind replaces it."""
+    if not recipe_head:
+        return order_head
+    if recipe_head.get("kind", order_head["kind"]) != order_head["kind"]:
+        return dict(recipe_head)
+    return {**order_head, **recipe_head}
+
+
 class GenerationTask:
     """Train the transformer on a tokenizer's codes in any order (``config.order``) with a
     condition prefix: prompts for ``text_to_image`` (shapes), class labels for
@@ -180,7 +191,8 @@ class GenerationTask:
             flat_positions=rope == "1d",
         )
         model_fields.setdefault("input", self.order.input_config())
-        model_fields.setdefault("head", self.order.head_config())
+        recipe_head = model_fields.get("head")
+        model_fields["head"] = merged_head_config(self.order.head_config(), recipe_head)
         model_fields.update(condition_vocab_size=condition_tokenizer.vocab_size)
         if preset is not None:
             self.model_config = transformer_config_from_preset(preset, **model_fields)
@@ -195,7 +207,9 @@ class GenerationTask:
             raise RuntimeError(
                 "call prepare_data first: the text tokenizer learns from the captions"
             )
-        return ARTransformer(self.model_config)
+        model = ARTransformer(self.model_config)
+        self.head = model.head  # draws its training noise outside the wrapped, compiled model
+        return model
 
     def prepare_data(self, accelerator) -> int:
         """Codes and conditions of the training set, from the shared cache
@@ -236,14 +250,19 @@ class GenerationTask:
         )
 
     def encode_images(self, images: torch.Tensor, accelerator, batch_size: int = 256):
-        """(N, C, H, W) uint8 images -> (N, tokens) flat codes, encoded on the accelerator's
-        device and stored compactly (int16 where the codebook allows) on the CPU."""
+        """(N, C, H, W) uint8 images -> flat tokens (``TokenLayout.flatten``): codes (N, tokens)
+        or latents (N, tokens, C), encoded on the accelerator's device and stored compactly on
+        the CPU (int16 codes where the codebook allows, float16 latents)."""
         from tqdm.auto import tqdm
 
         vq = self.vq.to(accelerator.device)
-        dtype = (
-            torch.int16 if self.vq.codebook_size <= torch.iinfo(torch.int16).max else torch.int32
-        )
+        token_layout = self.order.token_layout
+        if token_layout.is_continuous:
+            dtype = torch.float16
+        elif token_layout.codebook_size <= torch.iinfo(torch.int16).max:
+            dtype = torch.int16
+        else:
+            dtype = torch.int32
         codes = []
         with torch.no_grad():
             for start in tqdm(
@@ -252,7 +271,7 @@ class GenerationTask:
                 disable=not accelerator.is_local_main_process,
             ):
                 chunk = to_unit_range(images[start : start + batch_size].to(accelerator.device))
-                codes.append(vq.encode(chunk).flatten(1).to("cpu", dtype))
+                codes.append(token_layout.flatten(vq.encode(chunk)).to("cpu", dtype))
         self.vq.to("cpu")
         return torch.cat(codes)
 
@@ -265,8 +284,13 @@ class GenerationTask:
             self.device_layout[device] = (self.layout.positions.to(device), kv_end)
         return {
             "condition_ids": condition_ids,
-            "codes": self.codes[indices].to(device, torch.long),
+            "codes": self.codes[indices].to(device, self.token_dtype),
         }
+
+    @property
+    def token_dtype(self) -> torch.dtype:
+        """What the order takes: long codes, or float32 latents."""
+        return torch.float32 if self.order.token_layout.is_continuous else torch.long
 
     def loss(self, model, batch, generator):
         from mmgen.sequence import drop_condition
@@ -279,7 +303,9 @@ class GenerationTask:
         )
         inputs, targets = self.order.training_inputs(batch["codes"])  # the generated rows
         positions, kv_end = self.device_layout[condition_ids.device]
-        loss = model(positions, kv_end, condition_ids=condition_ids, inputs=inputs, targets=targets)
+        draws = self.head.training_draws(targets, generator)  # a flow head's noise and times
+        loss = model(positions, kv_end, condition_ids=condition_ids, inputs=inputs,
+                     targets=targets, draws=draws)  # fmt: skip
         return loss, {"tokens": condition_ids.shape[0] * self.layout.length}
 
     def pipeline(self, model):

@@ -47,9 +47,10 @@ def training_step_speed(
     task, *, steps: int = 4, amp_dtype: torch.dtype | None = None, compile: bool | None = None
 ) -> dict:
     """Speed of a recipe task's own training step on the CPU: its loss on one batch of the
-    recipe's size (random codes and condition ids: the speed does not depend on them), backward,
-    gradient clipping and an AdamW step, under ``amp_dtype`` autocast (None: float32), compiled
-    when ``compile`` (default: as the recipe says); timed over ``steps`` after two warm-up steps.
+    recipe's size (random codes or latents and condition ids: the speed does not depend on
+    them), backward, gradient clipping and an AdamW step, under ``amp_dtype`` autocast (None:
+    float32), compiled when ``compile`` (default: as the recipe says); timed over ``steps``
+    after two warm-up steps.
 
     Returns:
         ``samples_per_s``, ``rows_per_s`` (sequence rows the backbone sees), ``step_s`` and
@@ -63,8 +64,12 @@ def training_step_speed(
     optimizer = torch.optim.AdamW(model.parameters(), lr=tc.learning_rate)
     forward = torch.compile(model) if (tc.compile if compile is None else compile) else model
     gen = torch.Generator().manual_seed(0)
-    B, N = tc.batch_size, task.order.token_layout.num_tokens
-    task.codes = torch.randint(0, task.vq.codebook_size, (B, N), generator=gen)
+    token_layout = task.order.token_layout
+    B, N = tc.batch_size, token_layout.num_tokens
+    if token_layout.is_continuous:
+        task.codes = torch.randn(B, N, token_layout.latent_channels, generator=gen)
+    else:
+        task.codes = torch.randint(0, token_layout.codebook_size, (B, N), generator=gen)
     T = task.condition_tokenizer.max_length
     task.condition_ids = torch.randint(
         0, task.condition_tokenizer.vocab_size, (B, T), generator=gen

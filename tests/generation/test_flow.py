@@ -4,7 +4,7 @@
 import pytest
 import torch
 
-from mmgen.generation.flow import euler_sample, flow_matching_loss
+from mmgen.generation.flow import draw_training_noise, euler_sample, flow_matching_loss
 
 MU, SIGMA = 2.0, 0.5  # data ~ N(MU, SIGMA^2) per coordinate
 
@@ -80,13 +80,12 @@ def test_the_loss_regresses_the_velocity_target_at_the_drawn_times():
         seen["x_t"], seen["t"] = x_t, t
         return torch.zeros_like(x_t)
 
-    loss = flow_matching_loss(velocity, x, generator=torch.Generator().manual_seed(7))
+    noise, t = draw_training_noise(x.shape, torch.Generator().manual_seed(7), "cpu")
     gen = torch.Generator().manual_seed(7)  # the same draws, in the same order
-    noise = torch.randn(x.shape, generator=gen)
-    t = torch.rand(6, generator=gen)
+    assert torch.equal(noise, torch.randn(x.shape, generator=gen))
+    assert torch.equal(t, torch.rand(6, generator=gen))
+    loss = flow_matching_loss(velocity, x, noise, t)
     assert torch.equal(seen["t"], t)
     assert torch.allclose(seen["x_t"], (1 - t[:, None]) * noise + t[:, None] * x)
     assert loss.item() == pytest.approx((x - noise).pow(2).mean().item())
-    perfect = flow_matching_loss(lambda x_t, t: x - noise, x,
-                                 generator=torch.Generator().manual_seed(7))  # fmt: skip
-    assert perfect.item() == 0.0
+    assert flow_matching_loss(lambda x_t, t: x - noise, x, noise, t).item() == 0.0

@@ -24,7 +24,7 @@ def test_it_learns_a_conditional_distribution_and_samples_it():
     for _ in range(300):
         hidden, centres = conditioning(64)
         targets = centres + 0.1 * torch.randn(centres.shape, generator=data)
-        loss = head.loss(hidden, targets, generator=draws)
+        loss = head.loss(hidden, targets, head.training_draws(targets, draws))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -72,7 +72,8 @@ def train(head, steps: int = 250) -> None:
     optimizer = torch.optim.Adam(head.parameters(), lr=3e-3)
     data, draws = torch.Generator().manual_seed(1), torch.Generator().manual_seed(2)
     for _ in range(steps):
-        loss = head.loss(torch.zeros(64, 4, 8), shared_sign_groups(64, data), generator=draws)
+        targets = shared_sign_groups(64, data)
+        loss = head.loss(torch.zeros(64, 4, 8), targets, head.training_draws(targets, draws))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -124,3 +124,62 @@ def test_a_tokenizer_without_a_token_layout_is_named():
 
     with pytest.raises(ConfigError, match="NoLayout has no token_layout"):
         build_order(None, NoLayout(), 16, T)
+
+
+def continuous_order(spec):
+    return build_order(spec, make_tiny_tokenizer(continuous=True), 16, T)
+
+
+def test_continuous_next_scale_feeds_the_upsampled_previous_scale_and_targets_downsamples():
+    """FlowAR: scale k's targets are area_down(X, p_k) of the finest latent X; scale k + 1 is
+    fed up(Y_k, p_{k+1}) with its level one-hot; scale 1 a zero latent of level 0."""
+    import torch.nn.functional as F
+
+    o = continuous_order({"name": "continuous_next_scale"})
+    assert o.scales == TINY_SCALES and o.layout.group_starts == (0, T, T + 1, T + 5, T + 21, T + 85)
+    X = torch.randn(2, 4, 8, 8, generator=torch.Generator().manual_seed(0))  # (B, C, h, w)
+    flat = X.flatten(2).transpose(1, 2)  # (B, 64, C): the engine's raster latents
+    inputs, targets = o.training_inputs(flat)
+    C, K = 4, len(TINY_SCALES)
+    assert inputs.shape == (2, 85, C + K) and targets.shape == (2, 85, C)
+    rows = lambda m: m.flatten(2).transpose(1, 2)  # noqa: E731
+    Y = [F.interpolate(X, size=(p, p), mode="area") for p in TINY_SCALES]
+    torch.testing.assert_close(targets, torch.cat([rows(y) for y in Y], dim=1))
+    torch.testing.assert_close(targets[:, 21:], flat)  # the finest scale is the latent itself
+    assert torch.equal(inputs[:, 0], torch.eye(C + K)[C].expand(2, C + K))  # zeros, level 0
+    up = F.interpolate(Y[1], size=(4, 4), mode="bilinear", align_corners=False)
+    third = inputs[:, 5:21]  # scale 3 (4 x 4) is fed scale 2 brought to 4 x 4
+    torch.testing.assert_close(third[..., :C], rows(up))
+    assert torch.equal(third[..., C:], torch.eye(K)[2].expand(2, 16, K))
+    head = o.head_config()
+    assert head["kind"] == "group_flow" and head["group_shapes"] == [[1, 1], [2, 2], [4, 4], [8, 8]]
+
+
+def test_next_token_over_latents_feeds_the_previous_latent_to_a_flow_head():
+    o = continuous_order({"name": "next_token"})
+    assert o.input_config() == {"kind": "latent", "in_channels": 4}
+    assert o.head_config() == {"kind": "flow_mlp", "latent_channels": 4}
+    flat = torch.randn(2, 64, 4, generator=torch.Generator().manual_seed(0))
+    inputs, targets = o.training_inputs(flat)
+    assert torch.equal(inputs[:, 0], torch.zeros(2, 4)) and torch.equal(inputs[:, 1:], flat[:, :-1])
+    assert torch.equal(targets, flat)
+    with pytest.raises(ValueError, match=r"expected \(B, 64, 4\) latents"):
+        o.training_inputs(flat[..., :3])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ({"name": "continuous_next_scale", "scales": [1, 2, 4]}, "must increase strictly and end"),
+        ({"name": "continuous_next_scale", "scales": [2, 1, 8]}, "must increase strictly"),
+        ({"name": "continuous_next_scale", "upsample": "area"}, "order.upsample must be one of"),
+    ],
+)
+def test_bad_continuous_next_scale_configuration_names_the_key(spec, message):
+    with pytest.raises(ConfigError, match=message):
+        continuous_order(spec)
+
+
+def test_continuous_next_scale_refuses_codes():
+    with pytest.raises(ConfigError, match="needs a single-grid continuous tokenizer"):
+        order({"name": "continuous_next_scale"})

@@ -32,3 +32,15 @@ def trained_msvq(tmp_path_factory):
     run(vq_recipe(tmp_path), model_class="MultiScaleVQModel", model=TINY_MSVQ)
     reset_accelerate()
     return tmp_path / "vq" / "final"
+
+
+@pytest.fixture(scope="session")
+def trained_kl(tmp_path_factory):
+    """A tiny ds8 KL autoencoder (continuous orders' tokenizer: 64x64 -> 8x8 x 4 latents)
+    trained for two steps and calibrated."""
+    reset_accelerate()
+    tmp_path = tmp_path_factory.mktemp("kl")
+    kl = {"block_out_channels": [8, 8, 8, 8], "norm_num_groups": 4, "latent_channels": 4}
+    run(vq_recipe(tmp_path), model_class="KLModel", model=kl)
+    reset_accelerate()
+    return tmp_path / "vq" / "final"

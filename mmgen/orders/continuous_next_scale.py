@@ -1,0 +1,131 @@
+"""Continuous next-scale (FlowAR): group k is scale k of a continuous latent, denoised jointly.
+
+Scale k is a plain downsample of the finest latent, ``Y_k = area_down(X, p_k)`` (no residual
+quantiser), with sides doubling by default (1, 2, 4, 8 for an 8 x 8 latent). Scale k + 1 is
+fed the upsampled scale k, ``up(Y_k, p_{k+1})``, through the ``latent`` adapter with a one-hot
+of its scale appended (as next-scale does); scale 1's single row is a zero latent of level 0.
+The group flow head denoises each scale's p_k^2 latents together, conditioned on the
+backbone's hidden states of that scale. The mask and positions are VAR's (rows on the finest
+grid, full attention within a scale, causal across scales); the finest scale is the output.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from mmgen.orders.base import GenerationState, Order
+from mmgen.sequence import condition_and_groups_layout, grid_positions
+from mmgen.utils.config import ConfigError
+
+UPSAMPLE_MODES = ("nearest", "bilinear", "bicubic")
+
+
+def doubling_scales(side: int) -> tuple[int, ...]:
+    """1, 2, 4, ..., side (``side`` a power of two)."""
+    if side < 1 or side & (side - 1):
+        raise ConfigError(
+            f"order continuous_next_scale: doubling scales need a power-of-two latent grid, "
+            f"got {side}x{side}; give order.scales"
+        )
+    return tuple(2**k for k in range(side.bit_length()))
+
+
+class ContinuousNextScaleOrder(Order):
+    """FlowAR's order over a continuous tokenizer (``KLModel``).
+
+    Options:
+        scales: sides of the scale maps, increasing, ending at the latent grid's side
+            (default: doubling from 1).
+        upsample: how scale k is brought to scale k + 1's side: ``bilinear`` (default),
+            ``nearest`` or ``bicubic``.
+    """
+
+    name = "continuous_next_scale"
+
+    def __init__(self, tokenizer, image_size, condition_length, *, flat_positions=False,
+                 scales: list[int] | None = None, upsample: str = "bilinear"):  # fmt: skip
+        super().__init__(tokenizer, image_size, condition_length, flat_positions=flat_positions)
+        layout = self.token_layout
+        if not layout.is_continuous or layout.scales is not None:
+            raise ConfigError(
+                "order continuous_next_scale needs a single-grid continuous tokenizer "
+                f"(KLModel); {type(tokenizer).__name__} gives codes"
+            )
+        gh, gw = layout.grid
+        if gh != gw:
+            raise ConfigError(f"order continuous_next_scale needs a square grid, got {gh}x{gw}")
+        self.scales = doubling_scales(gh) if scales is None else tuple(scales)
+        if (list(self.scales) != sorted(set(self.scales)) or self.scales[0] < 1
+                or self.scales[-1] != gh):  # fmt: skip
+            raise ConfigError(
+                f"order.scales must increase strictly and end at the grid side {gh}, "
+                f"got {list(self.scales)}"
+            )
+        if upsample not in UPSAMPLE_MODES:
+            raise ConfigError(f"order.upsample must be one of {list(UPSAMPLE_MODES)}, "
+                              f"got {upsample!r}")  # fmt: skip
+        self.upsample = upsample
+        self.channels = layout.latent_channels
+        T = condition_length
+        positions = torch.cat([grid_positions((p, p), T, stride=gh / p) for p in self.scales])
+        self.layout = condition_and_groups_layout(
+            T, [p * p for p in self.scales], positions.float(), flat_positions=flat_positions
+        )
+
+    def config(self) -> dict:
+        return {"name": self.name, "scales": list(self.scales), "upsample": self.upsample}
+
+    @property
+    def num_levels(self) -> int:
+        return len(self.scales)
+
+    def input_config(self) -> dict:
+        return {"kind": "latent", "in_channels": self.channels + self.num_levels}
+
+    def head_config(self) -> dict:
+        return {"kind": "group_flow", "latent_channels": self.channels,
+                "group_shapes": [[p, p] for p in self.scales]}  # fmt: skip
+
+    def _with_level(self, latents_BnC: torch.Tensor, level: int) -> torch.Tensor:
+        onehot = F.one_hot(torch.tensor(level), self.num_levels).to(latents_BnC)
+        B, n, _ = latents_BnC.shape
+        return torch.cat([latents_BnC, onehot.expand(B, n, -1)], dim=-1)  # (B, n, C + K)
+
+    def _up(self, map_BCpp: torch.Tensor, side: int) -> torch.Tensor:
+        """(B, C, p, p) -> (B, side^2, C) rows of the map brought to ``side``."""
+        if self.upsample == "nearest":
+            up = F.interpolate(map_BCpp, size=(side, side), mode="nearest")
+        else:
+            up = F.interpolate(map_BCpp, size=(side, side), mode=self.upsample,
+                               align_corners=False)  # fmt: skip
+        return up.flatten(2).transpose(1, 2)
+
+    def scale_maps(self, latents_BNC: torch.Tensor) -> list[torch.Tensor]:
+        """Flat finest latents (B, N, C) -> each scale's (B, C, p, p) downsample ``Y_k``."""
+        finest = self.token_layout.unflatten(latents_BNC.float())  # (B, C, h, w)
+        return [F.interpolate(finest, size=(p, p), mode="area") for p in self.scales]
+
+    def _start_rows(self, batch_size: int, device) -> torch.Tensor:
+        return self._with_level(torch.zeros(batch_size, 1, self.channels, device=device), 0)
+
+    def training_inputs(self, codes_BN):
+        self.check_codes(codes_BN)
+        maps = self.scale_maps(codes_BN)
+        inputs = [self._start_rows(codes_BN.shape[0], codes_BN.device)]
+        for k, p in enumerate(self.scales[1:], start=1):
+            inputs.append(self._with_level(self._up(maps[k - 1], p), k))
+        targets = torch.cat([m.flatten(2).transpose(1, 2) for m in maps], dim=1)
+        return torch.cat(inputs, dim=1), targets  # (B, sum p^2, C + K), (B, sum p^2, C)
+
+    def group_inputs(self, state: GenerationState, g: int) -> torch.Tensor:
+        if g == 0:
+            return self._start_rows(state.codes.shape[0], state.codes.device)
+        return self._with_level(self._up(state.extra["previous"], self.scales[g]), g)
+
+    def take(self, state: GenerationState, g: int, sampled: torch.Tensor) -> None:
+        p = self.scales[g]
+        B, _, C = sampled.shape
+        state.extra["previous"] = sampled.transpose(1, 2).reshape(B, C, p, p)  # (B, C, p, p)
+        if g == self.num_levels - 1:  # the finest scale is the image's latent
+            state.codes = sampled.float()
