@@ -183,3 +183,14 @@ def test_bad_continuous_next_scale_configuration_names_the_key(spec, message):
 def test_continuous_next_scale_refuses_codes():
     with pytest.raises(ConfigError, match="needs a single-grid continuous tokenizer"):
         order({"name": "continuous_next_scale"})
+
+
+def test_a_recipes_head_options_tune_the_orders_head_and_another_kind_replaces_it():
+    from mmgen.training.tasks import merged_head_config
+
+    order_head = continuous_order({"name": "continuous_next_scale"}).head_config()
+    tuned = merged_head_config(order_head, {"width": 64, "depth": 1})
+    assert tuned == {**order_head, "width": 64, "depth": 1}
+    assert merged_head_config(order_head, None) == order_head
+    other = {"kind": "flow_mlp", "latent_channels": 4}
+    assert merged_head_config(order_head, other) == other
