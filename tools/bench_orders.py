@@ -14,10 +14,15 @@ steps), then measured here, in one run on one machine:
 
 Targets (issue 11): next-scale generates >= 5x faster than next-token with a pass rate within
 0.05; token-shuffle s=2 generates >= 2.5x faster, trains >= 2x faster, pass rate within 0.05.
-Exits 1 when a target is missed or a run is missing.
+The continuous next-scale (FlowAR) and next-frequency (NFIG) rows (issue 14) follow the same
+budget; for orders with a flow head, ``--flow-steps`` also measures pass rate and seconds per
+image at several Euler step counts. Exits 1 when a target is missed or a run is missing.
 
-    mmgen train model --config configs/orders/next_token.yaml   # and next_scale, token_shuffle
+    mmgen train model --config configs/orders/next_token.yaml   # and every other order
     python tools/bench_orders.py --runs runs/orders
+    python tools/bench_orders.py --orders next_token continuous_next_scale --json b.json
+                                                # measure some rows; rows already in the
+                                                # JSON file are kept
     python tools/bench_orders.py --untrained    # generation speed only, freshly initialised
                                                 # models of the recipes (speed does not
                                                 # depend on the weights)
@@ -29,11 +34,13 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
-ORDERS = ("next_token", "next_scale", "token_shuffle")
+ORDERS = ("next_token", "next_scale", "token_shuffle", "continuous_next_scale", "next_frequency")
+FLOW_HEADS = ("flow_mlp", "group_flow")
 GRID_TOKENS = 16 * 16  # the image grid of the next-token baseline
 
 
@@ -67,14 +74,38 @@ def generation_speed(pipe, num_images: int) -> tuple[int, float]:
     return len(calls), time.perf_counter() - start
 
 
-def measure(run: Path, num_prompts: int, seed: int, num_images: int) -> dict:
+def flow_steps_sweep(pipe, steps: list[int], num_prompts: int, seed: int, num_images: int):
+    """Pass rate and seconds per image of a flow-head pipeline at each Euler step count."""
+    from mmgen.eval.shapes_eval import evaluate_shapes
+
+    default = pipe.sampling
+    out = []
+    try:
+        for n in steps:
+            pipe.sampling = replace(default, num_inference_steps=n)
+            _, seconds = generation_speed(pipe, num_images)
+            report = evaluate_shapes(pipe, num_prompts=num_prompts, seed=seed,
+                                     show_progress=False)  # fmt: skip
+            out.append({"steps": n, "pass_rate": report["overall"],
+                        "s_per_image": seconds / num_images})  # fmt: skip
+            print(f"  {n:3d} flow steps: pass rate {report['overall']:.3f}, "
+                  f"{seconds / num_images:.3f} s / image")  # fmt: skip
+    finally:
+        pipe.sampling = default
+    return out
+
+
+def measure(run: Path, num_prompts: int, seed: int, num_images: int, flow_steps=()) -> dict:
     from mmgen import TextToImagePipeline
     from mmgen.eval.shapes_eval import evaluate_shapes
 
     pipe = TextToImagePipeline.from_pretrained(run / "final")
     calls, seconds = generation_speed(pipe, num_images)
-    measured = training_step_speed(pipe.order.name)
+    measured = training_step_speed(run.name)  # the run folder is named after its recipe
     report = evaluate_shapes(pipe, num_prompts=num_prompts, seed=seed, show_progress=False)
+    sweep = None
+    if flow_steps and pipe.transformer.config.head["kind"] in FLOW_HEADS:
+        sweep = flow_steps_sweep(pipe, list(flow_steps), num_prompts, seed, num_images)
     return {
         "order": pipe.order.config(),
         "parameters": pipe.transformer.num_parameters(),
@@ -83,6 +114,7 @@ def measure(run: Path, num_prompts: int, seed: int, num_images: int) -> dict:
         "calls_per_image": calls,
         "generate_s": seconds,
         "step_samples_per_s": measured,
+        "flow_steps": sweep,
         **training_speed(run),
     }
 
@@ -109,10 +141,10 @@ def training_step_speed(order: str) -> float:
     return measure_step(order_task(order))["samples_per_s"]
 
 
-def generation_only(num_images: int) -> int:
+def generation_only(orders, num_images: int) -> int:
     """Generation and training-step speed of the recipes' models with fresh weights."""
     times, trains = {}, {}
-    for order in ORDERS:
+    for order in orders:
         pipe = untrained_pipeline(order)
         calls, times[order] = generation_speed(pipe, num_images)
         trains[order] = training_step_speed(order)
@@ -124,9 +156,10 @@ def generation_only(num_images: int) -> int:
               f"({trains[order] / trains['next_token']:.2f}x)")  # fmt: skip
     checks = [(f"{o} generates >= {x}x faster ({times['next_token'] / times[o]:.1f}x)",
                times["next_token"] / times[o] >= x)
-              for o, x in (("next_scale", 5.0), ("token_shuffle", 2.5))]  # fmt: skip
-    shuffle = trains["token_shuffle"] / trains["next_token"]
-    checks.append((f"token_shuffle trains >= 2.0x faster ({shuffle:.2f}x)", shuffle >= 2.0))
+              for o, x in (("next_scale", 5.0), ("token_shuffle", 2.5)) if o in times]  # fmt: skip
+    if "token_shuffle" in trains:
+        shuffle = trains["token_shuffle"] / trains["next_token"]
+        checks.append((f"token_shuffle trains >= 2.0x faster ({shuffle:.2f}x)", shuffle >= 2.0))
     for text, ok in checks:
         print(f"{'PASS' if ok else 'MISS'}  {text}")
     return 0 if all(ok for _, ok in checks) else 1
@@ -136,6 +169,8 @@ def verdicts(rows: dict) -> list[tuple[str, bool]]:
     base = rows["next_token"]
     out = []
     for order, speedup, trains in (("next_scale", 5.0, None), ("token_shuffle", 2.5, 2.0)):
+        if order not in rows:
+            continue
         r = rows[order]
         gen = base["generate_s"] / r["generate_s"]
         out.append((f"{order} generates >= {speedup}x faster ({gen:.1f}x)", gen >= speedup))
@@ -167,13 +202,28 @@ def table(rows: dict, num_images: int) -> str:
     return "\n".join(lines)
 
 
+def flow_table(rows: dict) -> str:
+    """Pass rate and seconds per image against Euler steps, for the flow-head rows."""
+    lines = ["| order | flow steps | pass rate | s / image |", "|---|---|---|---|"]
+    for order, r in rows.items():
+        for point in r.get("flow_steps") or []:
+            lines.append(f"| {order} | {point['steps']} | {point['pass_rate']:.3f} "
+                         f"| {point['s_per_image']:.3f} |")  # fmt: skip
+    return "\n".join(lines) if len(lines) > 2 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", default="runs/orders", help="folder of the three runs")
     parser.add_argument("--num-prompts", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-images", type=int, default=16)
-    parser.add_argument("--json", help="also write the measurements here")
+    parser.add_argument("--json", help="also write the measurements here (rows of orders not "
+                        "measured in this run are kept from the file)")  # fmt: skip
+    parser.add_argument("--orders", nargs="+", choices=ORDERS, default=list(ORDERS),
+                        help="the rows to measure (next_token, the baseline, always)")  # fmt: skip
+    parser.add_argument("--flow-steps", type=int, nargs="*", default=[4, 8, 16, 32],
+                        help="Euler step counts to sweep for flow-head orders")  # fmt: skip
     parser.add_argument(
         "--untrained",
         action="store_true",
@@ -181,19 +231,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    orders = ["next_token"] + [o for o in args.orders if o != "next_token"]
     if args.untrained:
-        return generation_only(args.num_images)
+        return generation_only(orders, args.num_images)
     runs = Path(args.runs)
-    missing = [o for o in ORDERS if not (runs / o / "final").is_dir()]
+    missing = [o for o in orders if not (runs / o / "final").is_dir()]
     if missing:
         print(f"missing runs: {missing}; train them with configs/orders/<order>.yaml")
         return 1
     rows = {}
-    for order in ORDERS:
-        rows[order] = measure(runs / order, args.num_prompts, args.seed, args.num_images)
+    if args.json and Path(args.json).is_file():
+        rows = json.loads(Path(args.json).read_text())
+    for order in orders:
+        rows[order] = measure(
+            runs / order, args.num_prompts, args.seed, args.num_images, args.flow_steps
+        )
         print(f"{order}: {json.dumps(rows[order], default=str)}")
+    rows = {o: rows[o] for o in ORDERS if o in rows}  # table order
     print()
     print(table(rows, args.num_images))
+    if flow_table(rows):
+        print()
+        print(flow_table(rows))
     checks = verdicts(rows)
     print()
     for text, ok in checks:
