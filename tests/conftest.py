@@ -55,6 +55,7 @@ ORDER_SPECS = {
     "next_token": {"name": "next_token"},
     "next_scale": {"name": "next_scale"},
     "token_shuffle": {"name": "token_shuffle", "window": 2},
+    "next_frequency": {"name": "next_frequency"},
 }
 
 
@@ -67,7 +68,8 @@ TINY_KL = dict(block_out_channels=(8, 8), norm_num_groups=4, latent_channels=4)
 
 
 def make_tiny_tokenizer(order: dict | None = None, *, continuous: bool = False):
-    """The tiny VQ (16x16 pixels -> 8x8 codes), multi-scale (1, 2, 4, 8) for next-scale, or
+    """The tiny VQ (16x16 pixels -> 8x8 codes), multi-scale (1, 2, 4, 8) for next-scale,
+    frequency-band (the same scales) for next-frequency, or
     with ``continuous`` the tiny KL autoencoder (8x8 latents of 4 channels)."""
     if continuous:
         from mmgen.tokenizers.kl import KLConfig, KLModel
@@ -77,6 +79,10 @@ def make_tiny_tokenizer(order: dict | None = None, *, continuous: bool = False):
         from mmgen.tokenizers.multiscale_vq import MultiScaleVQConfig, MultiScaleVQModel
 
         return MultiScaleVQModel(MultiScaleVQConfig(**TINY_VQ, scales=TINY_SCALES))
+    if order is not None and order.get("name") == "next_frequency":
+        from mmgen.tokenizers.frequency_vq import FrequencyVQConfig, FrequencyVQModel
+
+        return FrequencyVQModel(FrequencyVQConfig(**TINY_VQ, scales=TINY_SCALES))
     return VQModel(VQConfig(**TINY_VQ))
 
 

@@ -33,7 +33,7 @@ def test_cached_generation_matches_full_recompute(rope, sampling):
     assert torch.equal(cached, recomputed)
 
 
-@pytest.mark.parametrize("order", ["next_scale", "token_shuffle"])
+@pytest.mark.parametrize("order", ["next_scale", "token_shuffle", "next_frequency"])
 @pytest.mark.parametrize("sampling", [dict(), dict(guidance_scale=3.0, top_k=5)])
 def test_cached_generation_matches_full_recompute_with_multi_token_groups(order, sampling):
     pipe = make_tiny_pipeline(order=ORDER_SPECS[order])
@@ -94,7 +94,8 @@ def test_one_backbone_call_per_group_after_the_prefill(order):
           callback=lambda step, total, state: steps.append((step, total, state.done)))  # fmt: skip
     groups = pipe.layout.image_groups
     assert rows == [pipe.layout.text_length] + [end - start for start, end in groups]
-    expected_groups = {"next_token": 64, "next_scale": 4, "token_shuffle": 16}[order]
+    expected_groups = {"next_token": 64, "next_scale": 4, "token_shuffle": 16,
+                       "next_frequency": 4}[order]  # fmt: skip
     assert len(groups) == expected_groups
     assert steps == [(g, len(groups), g + 1) for g in range(len(groups))]
 

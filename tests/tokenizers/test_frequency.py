@@ -89,3 +89,19 @@ def test_next_frequency_needs_the_frequency_tokenizer():
     assert order.head_config()["kind"] == "categorical"
     with pytest.raises(ConfigError, match="needs a frequency-band tokenizer"):
         build_order({"name": "next_frequency"}, make_tiny_tokenizer({"name": "next_scale"}), 16, 5)
+
+
+def test_the_tokenizer_task_trains_and_saves_a_frequency_vq(tmp_path):
+    from mmgen.tokenizers.frequency_vq import FrequencyVQModel
+    from training_recipes import reset_accelerate, run, vq_recipe
+
+    from mmgen.utils.serialization import load_component
+
+    reset_accelerate()
+    model = {"block_out_channels": [8, 8, 8], "norm_num_groups": 4, "latent_channels": 8,
+             "codebook_size": 16, "scales": [1, 2, 4, 8, 16]}  # fmt: skip
+    metrics = run(vq_recipe(tmp_path), model_class="FrequencyVQModel", model=model)
+    reset_accelerate()
+    assert 0 <= metrics["reconstruction_pass_rate"] <= 1 and metrics["codebook_utilisation"] > 0
+    loaded = load_component(tmp_path / "vq" / "final")
+    assert isinstance(loaded, FrequencyVQModel) and loaded.scales == (1, 2, 4, 8, 16)
