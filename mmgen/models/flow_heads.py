@@ -145,9 +145,12 @@ class FlowMLPHead(FlowHead):
 class GroupFlowHead(FlowHead):
     """Group flow head (FlowAR / FAR): a whole group's latents denoised jointly by a small
     bidirectional transformer of the backbone's own :class:`DecoderBlock` (every row of the group
-    sees every other: ``kv_end = n``, 2-D rotary positions on the group's map), each row
-    conditioned on its backbone hidden state and on ``t`` (added to its input; FlowAR's spatial
-    adaLN is the refinement to try next).
+    sees every other: ``kv_end = n``, 2-D rotary positions on the group's map). Each row is
+    conditioned on its backbone hidden state and on ``t`` through FlowAR's spatial adaLN: per
+    row, ``c = z_in(z) + t_in(t)`` gives the shift, scale and gate of both sub-blocks
+    (``x + gate * attn(norm(x) * (1 + scale) + shift)``, then the MLP alike; DiT's adaLN-zero,
+    with a different modulation at every position). The gates start at zero: every block starts
+    as the identity.
 
     Args:
         dim: the backbone's width D.
@@ -199,10 +202,15 @@ class GroupFlowHead(FlowHead):
             )  # fmt: skip
             for _ in range(depth)
         )
+        self.modulations = nn.ModuleList(
+            nn.Sequential(nn.SiLU(), nn.Linear(width, 6 * width)) for _ in range(depth)
+        )
         self.out_norm = nn.RMSNorm(width, eps=1e-6)
+        self.out_modulation = nn.Sequential(nn.SiLU(), nn.Linear(width, 2 * width))
         self.out = nn.Linear(width, latent_channels)
-        nn.init.zeros_(self.out.weight)  # start predicting zero velocity
-        nn.init.zeros_(self.out.bias)
+        for layer in (*(m[-1] for m in self.modulations), self.out_modulation[-1], self.out):
+            nn.init.zeros_(layer.weight)  # identity blocks, zero velocity at the start
+            nn.init.zeros_(layer.bias)
 
     def group_map(self, n: int) -> tuple[int, int]:
         """The (h, w) map a group of ``n`` rows sits on."""
@@ -253,12 +261,17 @@ class GroupFlowHead(FlowHead):
         """Predicted velocity (B, n, C) of each group's latents at its time ``t``."""
         n = x_BnC.shape[1]
         t_emb = self.t_in(timestep_embedding(t_B, self.width).to(z_BnD.dtype))  # (B, W)
-        h = self.x_in(x_BnC.to(z_BnD.dtype)) + self.z_in(z_BnD) + t_emb[:, None]
+        c = self.z_in(z_BnD) + t_emb[:, None]  # (B, n, W): each row's own conditioning
+        h = self.x_in(x_BnC.to(z_BnD.dtype))
         gh, gw = self.group_map(n)
         rows = torch.arange(n, device=h.device)
         positions = torch.stack([torch.zeros_like(rows), rows // gw, rows % gw], dim=-1)
         cos, sin = self.rope.cos_sin(positions)  # (n, Dh/2)
         kv_end = torch.full((n,), n, dtype=torch.int32, device=h.device)  # full attention
-        for block in self.blocks:
-            h = block(h, cos, sin, kv_end)
-        return self.out(self.out_norm(h))
+        for block, modulation in zip(self.blocks, self.modulations):
+            shift1, scale1, gate1, shift2, scale2, gate2 = modulation(c).chunk(6, dim=-1)
+            a = block.attn(block.attn_norm(h) * (1 + scale1) + shift1, cos, sin, kv_end)
+            h = h + gate1 * a
+            h = h + gate2 * block.mlp(block.mlp_norm(h) * (1 + scale2) + shift2)
+        shift, scale = self.out_modulation(c).chunk(2, dim=-1)
+        return self.out(self.out_norm(h) * (1 + scale) + shift)

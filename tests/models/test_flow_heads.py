@@ -1,6 +1,7 @@
 """The per-row flow head (MAR / CLEAR): learns a conditional distribution with flow matching
 and samples it by Euler steps, guidance on the velocity."""
 
+import pytest
 import torch
 
 from mmgen.generation.loop import SamplingConfig
@@ -15,9 +16,16 @@ def conditioning(n: int) -> tuple[torch.Tensor, torch.Tensor]:
     return hidden, sign[:, None, None].expand(n, 1, 2)
 
 
-def test_it_learns_a_conditional_distribution_and_samples_it():
+@pytest.mark.parametrize("kind", ["flow_mlp", "group_flow"])
+def test_it_learns_a_conditional_distribution_and_samples_it(kind):
+    """Both heads follow their conditioning (the group head through its spatial adaLN)."""
+    from mmgen.models.flow_heads import GroupFlowHead
+
     torch.manual_seed(0)
-    head = FlowMLPHead(8, latent_channels=2, width=64, depth=2, num_draws=4)
+    if kind == "flow_mlp":
+        head = FlowMLPHead(8, latent_channels=2, width=64, depth=2, num_draws=4)
+    else:
+        head = GroupFlowHead(8, latent_channels=2, width=64, depth=2, num_draws=4)
     optimizer = torch.optim.Adam(head.parameters(), lr=3e-3)
     data = torch.Generator().manual_seed(1)
     draws = torch.Generator().manual_seed(2)
@@ -37,14 +45,22 @@ def test_it_learns_a_conditional_distribution_and_samples_it():
     assert out[0::2].std() < 0.4  # concentrated around its centre, not the two-mode mixture
 
 
-def test_a_fresh_head_predicts_zero_velocity_and_guidance_one_uses_the_conditional_rows():
-    head = FlowMLPHead(8, latent_channels=3, width=16, depth=1)
+@pytest.mark.parametrize("kind", ["flow_mlp", "group_flow"])
+def test_a_fresh_head_predicts_zero_velocity_and_guidance_one_uses_the_conditional_rows(kind):
+    from mmgen.models.flow_heads import GroupFlowHead
+
+    torch.manual_seed(0)
+    if kind == "flow_mlp":
+        head = FlowMLPHead(8, latent_channels=3, width=16, depth=1)
+    else:
+        head = GroupFlowHead(8, latent_channels=3, width=16, depth=1)
     hidden = torch.randn(2, 5, 8)
     sampling = SamplingConfig(num_inference_steps=4, temperature=0.5)
     out = head.sample(hidden, 2, 1.0, sampling, torch.Generator().manual_seed(0))
     noise = torch.randn((10, 3), generator=torch.Generator().manual_seed(0))
     assert torch.allclose(out, 0.5 * noise.reshape(2, 5, 3))  # zero-initialised output layer
-    torch.nn.init.normal_(head.out.weight)
+    for weight in head.parameters():  # a trained head: every layer (the gates too) non-zero
+        torch.nn.init.normal_(weight, std=0.3)
     doubled = torch.cat([hidden, torch.randn(2, 5, 8)])  # conditional rows first
     alone = head.sample(hidden, 2, 1.0, sampling, torch.Generator().manual_seed(0))
     with_uncond = head.sample(doubled, 2, 1.0, sampling, torch.Generator().manual_seed(0))
