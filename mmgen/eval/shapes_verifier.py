@@ -224,6 +224,15 @@ def _relation_holds(relation: str, first: tuple[float, float], second: tuple[flo
     raise ValueError(f"unknown relation {relation!r}")
 
 
+def object_problems(components, objects) -> list[str]:
+    """What keeps the components' ``(colour, shape)`` multiset from equalling ``objects``
+    (``missing ...`` / ``extra ...``); empty when they match exactly."""
+    wanted = Counter(objects)
+    found = Counter((c.colour, c.shape) for c in components)
+    problems = [f"missing {_describe(obj, n)}" for obj, n in (wanted - found).items()]
+    return problems + [f"extra {_describe(obj, n)}" for obj, n in (found - wanted).items()]
+
+
 def verify(image, prompt: str | ShapesPrompt) -> Verdict:
     """Decides whether an image satisfies a ``shapes`` prompt.
 
@@ -242,10 +251,7 @@ def verify(image, prompt: str | ShapesPrompt) -> Verdict:
     if isinstance(prompt, str):
         prompt = parse_prompt(prompt)
     components = tuple(find_components(image))
-    wanted = Counter(prompt.objects)
-    found = Counter((c.colour, c.shape) for c in components)
-    problems = [f"missing {_describe(obj, n)}" for obj, n in (wanted - found).items()]
-    problems += [f"extra {_describe(obj, n)}" for obj, n in (found - wanted).items()]
+    problems = object_problems(components, prompt.objects)
     if not problems and prompt.relation is not None:
         # The multiset matched and the two objects differ, so each names exactly one component.
         first, second = (
