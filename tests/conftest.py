@@ -20,6 +20,11 @@ if "MMGEN_CACHE" not in os.environ:
     os.environ["MMGEN_CACHE"] = tempfile.mkdtemp(prefix="mmgen-test-cache-")
     atexit.register(shutil.rmtree, os.environ["MMGEN_CACHE"], ignore_errors=True)
 
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # one torch thread per worker: two workers on two cores, never four threads contending
+    torch.set_num_threads(1)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # and in the subprocesses tests start
+
 import pytest  # noqa: E402
 from hypothesis import settings
 from mmgen.tokenizers.text import ByteTokenizer

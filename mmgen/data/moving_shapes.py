@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mmgen.data.procedural import ProceduralDataset
 from mmgen.data.shapes import IMAGE_SIZE, MIN_GAP, OBJECTS, PALETTE, SHAPE_NAMES, Placement, draw
 
 NUM_FRAMES = 12
@@ -191,7 +192,7 @@ def sample(
     return prompt, render(sample_motions(prompt, generator), num_frames)
 
 
-class MovingShapesDataset(torch.utils.data.Dataset):
+class MovingShapesDataset(ProceduralDataset):
     """Map-style, deterministic: item i depends only on (seed, i).
 
     Each item is a dict with ``"frames"`` (uint8 tensor ``(T, 3, 64, 64)``) and ``"prompt"``.
@@ -203,22 +204,13 @@ class MovingShapesDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, num_samples: int, seed: int = 0, num_frames: int = NUM_FRAMES):
-        if num_samples < 0 or num_frames < 1:
-            raise ValueError(f"need num_samples >= 0 and num_frames >= 1, got {num_samples}, "
-                             f"{num_frames}")  # fmt: skip
-        self.num_samples, self.seed, self.num_frames = num_samples, seed, num_frames
+        super().__init__(num_samples, seed)
+        if num_frames < 1:
+            raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        self.num_frames = num_frames
 
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __getitem__(self, index: int) -> dict:
-        from mmgen.data.shapes import item_generator
-
-        if index < 0:
-            index += self.num_samples
-        if not 0 <= index < self.num_samples:
-            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
-        prompt, frames = sample(item_generator(self.seed, index), self.num_frames)
+    def make_item(self, generator: torch.Generator) -> dict:
+        prompt, frames = sample(generator, self.num_frames)
         clip = np.stack([np.asarray(f, dtype=np.uint8) for f in frames])  # (T, H, W, 3)
         return {"frames": torch.from_numpy(clip).permute(0, 3, 1, 2).contiguous(),
                 "prompt": prompt.text}  # fmt: skip

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from mmgen.data.procedural import ProceduralDataset
+
 PALETTE: dict[str, tuple[int, int, int]] = {
     "red": (220, 40, 40),
     "green": (40, 170, 70),
@@ -329,12 +331,7 @@ def sample(generator: torch.Generator) -> tuple[ShapesPrompt, Image.Image]:
     return prompt, render(prompt, generator)
 
 
-def item_generator(seed: int, index: int) -> torch.Generator:
-    """The generator for item ``index`` of a dataset seeded with ``seed`` (kept within int64)."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + index) % (2**63))
-
-
-class ShapesDataset(torch.utils.data.Dataset):
+class ShapesDataset(ProceduralDataset):
     """Map-style, deterministic: item i depends only on (seed, i).
 
     Each item is a dict with ``"image"`` (uint8 tensor ``(3, 64, 64)``), ``"prompt"`` (str) and
@@ -350,20 +347,7 @@ class ShapesDataset(torch.utils.data.Dataset):
         torch.Size([3, 64, 64])
     """
 
-    def __init__(self, num_samples: int, seed: int = 0):
-        if num_samples < 0:
-            raise ValueError(f"num_samples must be >= 0, got {num_samples}")
-        self.num_samples = num_samples
-        self.seed = seed
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __getitem__(self, index: int) -> dict:
-        if index < 0:
-            index += self.num_samples
-        if not 0 <= index < self.num_samples:
-            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
-        prompt, image = sample(item_generator(self.seed, index))
+    def make_item(self, generator: torch.Generator) -> dict:
+        prompt, image = sample(generator)
         image_CHW = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
         return {"image": image_CHW.contiguous(), "prompt": prompt.text, "family": prompt.family}

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from mmgen.data.procedural import ProceduralDataset
+
 SAMPLE_RATE = 16_000
 NOTE_SECONDS = 0.25
 CLIP_SECONDS = 1.0
@@ -109,24 +111,10 @@ def sample(generator: torch.Generator) -> tuple[TonesPrompt, np.ndarray]:
     return prompt, render(prompt)
 
 
-class TonesDataset(torch.utils.data.Dataset):
+class TonesDataset(ProceduralDataset):
     """Map-style, deterministic: item i depends only on (seed, i). Each item is a dict with
     ``"audio"`` (float32 tensor (16000,)) and ``"prompt"``."""
 
-    def __init__(self, num_samples: int, seed: int = 0):
-        if num_samples < 0:
-            raise ValueError(f"num_samples must be >= 0, got {num_samples}")
-        self.num_samples, self.seed = num_samples, seed
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-    def __getitem__(self, index: int) -> dict:
-        from mmgen.data.shapes import item_generator
-
-        if index < 0:
-            index += self.num_samples
-        if not 0 <= index < self.num_samples:
-            raise IndexError(f"index {index} out of range for {self.num_samples} samples")
-        prompt, audio = sample(item_generator(self.seed, index))
+    def make_item(self, generator: torch.Generator) -> dict:
+        prompt, audio = sample(generator)
         return {"audio": torch.from_numpy(audio), "prompt": prompt.text}

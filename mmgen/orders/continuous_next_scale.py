@@ -14,8 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mmgen.orders.base import GenerationState, Order
-from mmgen.sequence import condition_and_groups_layout, grid_positions
+from mmgen.orders.base import GenerationState
+from mmgen.orders.scales import ScaleOrder
 from mmgen.utils.config import ConfigError
 
 UPSAMPLE_MODES = ("nearest", "bilinear", "bicubic")
@@ -31,7 +31,7 @@ def doubling_scales(side: int) -> tuple[int, ...]:
     return tuple(2**k for k in range(side.bit_length()))
 
 
-class ContinuousNextScaleOrder(Order):
+class ContinuousNextScaleOrder(ScaleOrder):
     """FlowAR's order over a continuous tokenizer (``KLModel``).
 
     Options:
@@ -66,31 +66,14 @@ class ContinuousNextScaleOrder(Order):
             raise ConfigError(f"order.upsample must be one of {list(UPSAMPLE_MODES)}, "
                               f"got {upsample!r}")  # fmt: skip
         self.upsample = upsample
-        self.channels = layout.latent_channels
-        T = condition_length
-        positions = torch.cat([grid_positions((p, p), T, stride=gh / p) for p in self.scales])
-        self.layout = condition_and_groups_layout(
-            T, [p * p for p in self.scales], positions.float(), flat_positions=flat_positions
-        )
+        self.set_scales(self.scales, layout.latent_channels)
 
     def config(self) -> dict:
         return {"name": self.name, "scales": list(self.scales), "upsample": self.upsample}
 
-    @property
-    def num_levels(self) -> int:
-        return len(self.scales)
-
-    def input_config(self) -> dict:
-        return {"kind": "latent", "in_channels": self.channels + self.num_levels}
-
     def head_config(self) -> dict:
         return {"kind": "group_flow", "latent_channels": self.channels,
                 "group_shapes": [[p, p] for p in self.scales]}  # fmt: skip
-
-    def _with_level(self, latents_BnC: torch.Tensor, level: int) -> torch.Tensor:
-        onehot = F.one_hot(torch.tensor(level), self.num_levels).to(latents_BnC)
-        B, n, _ = latents_BnC.shape
-        return torch.cat([latents_BnC, onehot.expand(B, n, -1)], dim=-1)  # (B, n, C + K)
 
     def _up(self, map_BCpp: torch.Tensor, side: int) -> torch.Tensor:
         """(B, C, p, p) -> (B, side^2, C) rows of the map brought to ``side``."""
@@ -105,9 +88,6 @@ class ContinuousNextScaleOrder(Order):
         """Flat finest latents (B, N, C) -> each scale's (B, C, p, p) downsample ``Y_k``."""
         finest = self.token_layout.unflatten(latents_BNC.float())  # (B, C, h, w)
         return [F.interpolate(finest, size=(p, p), mode="area") for p in self.scales]
-
-    def _start_rows(self, batch_size: int, device) -> torch.Tensor:
-        return self._with_level(torch.zeros(batch_size, 1, self.channels, device=device), 0)
 
     def training_inputs(self, codes_BN):
         self.check_codes(codes_BN)

@@ -11,14 +11,13 @@ The mask is VAR's: a row attends rows of its own and earlier scales (group-causa
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from mmgen.orders.base import GenerationState, Order
-from mmgen.sequence import condition_and_groups_layout, grid_positions
+from mmgen.orders.base import GenerationState
+from mmgen.orders.scales import ScaleOrder
 from mmgen.utils.config import ConfigError
 
 
-class NextScaleOrder(Order):
+class NextScaleOrder(ScaleOrder):
     """VAR's order over a multi-scale residual VQ (``MultiScaleVQModel``)."""
 
     name = "next_scale"
@@ -37,33 +36,10 @@ class NextScaleOrder(Order):
                 f"tokenizer scales {list(layout.scales)} must end at the token grid side "
                 f"({gh}x{gw})"
             )
-        self.scales = layout.scales
-        self.channels = layout.latent_channels
-        T = condition_length
-        positions = torch.cat(
-            [grid_positions((p, p), T, stride=gh / p) for p in self.scales]
-        )  # (N, 3) on the finest grid
-        self.layout = condition_and_groups_layout(
-            T, [p * p for p in self.scales], positions.float(), flat_positions=flat_positions
-        )
-
-    @property
-    def num_levels(self) -> int:
-        return len(self.scales)
-
-    def input_config(self) -> dict:
-        return {"kind": "latent", "in_channels": self.channels + self.num_levels}
+        self.set_scales(layout.scales, layout.latent_channels)
 
     def head_config(self) -> dict:
         return {"kind": "categorical", "num_codes": self.token_layout.codebook_size}
-
-    def _with_level(self, latents_BnC: torch.Tensor, level: int) -> torch.Tensor:
-        onehot = F.one_hot(torch.tensor(level), self.num_levels).to(latents_BnC)
-        B, n, _ = latents_BnC.shape
-        return torch.cat([latents_BnC, onehot.expand(B, n, -1)], dim=-1)  # (B, n, C + K)
-
-    def _start_rows(self, batch_size: int, device) -> torch.Tensor:
-        return self._with_level(torch.zeros(batch_size, 1, self.channels, device=device), 0)
 
     def _tokenizer_on(self, device):
         vq = self.tokenizer
