@@ -15,9 +15,9 @@ def test_every_builtin_model_is_shipped_with_safetensors_weights():
         assert not [p for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".pkl")]
 
 
-def test_builtin_weights_stay_under_30_mb():  # 30 MB = 30,000,000 bytes
+def test_builtin_weights_stay_under_60_mb():  # the issues' budget: 60 MB = 60,000,000 bytes
     total = sum(p.stat().st_size for p in BUILTIN_DIR.rglob("*") if p.is_file())
-    assert total < 30_000_000
+    assert total < 60_000_000
 
 
 def test_shapes_t2i_loads_by_name_and_generates():

@@ -10,6 +10,8 @@ BUILTIN_DIR = Path(__file__).resolve().parent
 BUILTIN_MODELS: dict[str, str] = {
     "shapes-t2i": "text-to-image on the built-in shapes task, 64x64 (next-token over VQ codes)",
     "digits-c2i": "class-to-image on scikit-learn's handwritten digits, 32x32 grey",
+    "shapes-t2i-shuffle": "text-to-image on shapes, 64x64 (Token-Shuffle s=2 over the VQ codes, "
+    "word prompts; trained on 2 CPU cores)",
 }
 
 

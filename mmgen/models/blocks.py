@@ -67,7 +67,10 @@ class Attention(nn.Module):
         kv_end: torch.Tensor | None,
         cache: KVCache | None = None,
         start: int | torch.Tensor = 0,
+        bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
+        """``bias``: an additive (Lq, Lk) or (B, Lq, Lk) score bias on allowed pairs (FlexRoPE),
+        Lk the keys attended (the cache's length when one is given)."""
         B, L, _ = x.shape
         H, Hkv, Dh = self.num_heads, self.num_kv_heads, self.head_dim
         q, k, v = self.qkv(x).split([H * Dh, Hkv * Dh, Hkv * Dh], dim=-1)
@@ -77,7 +80,7 @@ class Attention(nn.Module):
         q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
         if cache is not None:
             k, v = cache.update(start, k, v)  # (B, Hkv, start + L or Lmax, Dh)
-        out = group_causal_attention(q, k, v, kv_end, backend=self.backend)  # (B, H, L, Dh)
+        out = group_causal_attention(q, k, v, kv_end, bias=bias, backend=self.backend)
         return self.proj(out.transpose(1, 2).reshape(B, L, H * Dh))
 
 
@@ -103,6 +106,6 @@ class DecoderBlock(nn.Module):
         self.mlp_norm = nn.RMSNorm(dim, eps=norm_eps)
         self.mlp = SwiGLU(dim, hidden_dim)
 
-    def forward(self, x, cos, sin, kv_end, cache=None, start=0):
-        x = x + self.attn(self.attn_norm(x), cos, sin, kv_end, cache, start)
+    def forward(self, x, cos, sin, kv_end, cache=None, start=0, bias=None):
+        x = x + self.attn(self.attn_norm(x), cos, sin, kv_end, cache, start, bias)
         return x + self.mlp(self.mlp_norm(x))

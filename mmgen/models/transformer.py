@@ -202,6 +202,7 @@ class ARTransformer(nn.Module):
         start: int | torch.Tensor = 0,
         targets: torch.Tensor | None = None,
         draws: dict[str, torch.Tensor] | None = None,
+        attention_bias: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Hidden states of a chunk of rows ``[start, start + L)``, or the head's training loss.
 
@@ -220,6 +221,9 @@ class ARTransformer(nn.Module):
                 them (inside ``forward``, so DDP and ``torch.compile`` wrap the whole step).
             draws: the head's ``training_draws(targets, generator)`` (a flow head's noise and
                 times), drawn outside so that no generator enters the compiled graph.
+            attention_bias: an additive score bias on allowed pairs, (L, Lk) or (B, L, Lk) with
+                Lk the keys attended (``start + L`` against a cache): FlexRoPE's frame-distance
+                decay (``mmgen.models.rope.flexrope_bias``); None is plain RoPE.
 
         Returns:
             (B, L, D) hidden states after the final norm, or a scalar loss.
@@ -236,7 +240,8 @@ class ARTransformer(nn.Module):
         x = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)  # (B, L, D)
         cos, sin = self.rope.cos_sin(positions)  # (L, Dh/2) or (B, L, Dh/2)
         for i, block in enumerate(self.blocks):
-            x = block(x, cos, sin, kv_end, caches[i] if caches is not None else None, start)
+            cache = caches[i] if caches is not None else None
+            x = block(x, cos, sin, kv_end, cache, start, attention_bias)
         x = self.norm(x)
         if targets is None:
             return x

@@ -165,3 +165,33 @@ def test_qk_norm_keeps_the_fused_kernel_under_autocast():
     assert not [w for w in caught if "Mismatch dtype" in str(w.message)]
     assert torch.isfinite(out).all()
     assert "blocks.0.attn.q_norm.weight" in model.state_dict()  # same keys as nn.RMSNorm
+
+
+def test_a_flexrope_bias_reaches_every_layer_and_works_against_the_cache():
+    """FlexRoPE's frame-distance decay as ``attention_bias``: slope 0 is plain RoPE, a slope
+    changes later rows only, and cached chunks with the bias's rows [start, end) x keys
+    [0, end) equal the full forward."""
+    from mmgen.models.rope import flexrope_bias
+
+    model = tiny()
+    layout = raster_layout(T, (2, 3))
+    text, codes = random_rows(layout, 2)
+    frames = layout.group_ids  # one "frame" per group here
+    plain = model(layout.positions, layout.kv_end, condition_ids=text, inputs=codes)
+    zero = model(layout.positions, layout.kv_end, condition_ids=text, inputs=codes,
+                 attention_bias=flexrope_bias(frames, frames, 0.0))  # fmt: skip
+    torch.testing.assert_close(zero, plain, atol=1e-6, rtol=0)
+    bias = flexrope_bias(frames, frames, 0.7)  # (L, L)
+    decayed = model(layout.positions, layout.kv_end, condition_ids=text, inputs=codes,
+                    attention_bias=bias)  # fmt: skip
+    assert torch.allclose(decayed[:, :T], plain[:, :T], atol=1e-6)  # one group: no distance
+    assert not torch.allclose(decayed[:, T:], plain[:, T:], atol=1e-3)
+    caches = model.make_caches(2, layout.length)
+    rows = []
+    for a, b in [(0, T), (T, T + 1), (T + 1, T + 4), (T + 4, layout.length)]:
+        chunk = dict(condition_ids=text) if a == 0 else dict(inputs=codes[:, a - T : b - T])
+        if a == 0:
+            chunk["inputs"] = None
+        rows.append(model(layout.positions[a:b], layout.kv_end[a:b], caches=caches, start=a,
+                          attention_bias=bias[a:b, :b], **chunk))  # fmt: skip
+    torch.testing.assert_close(torch.cat(rows, 1), decayed, atol=1e-5, rtol=1e-5)
