@@ -25,7 +25,7 @@ demo-train: setup
 	$(BIN)/mmgen demo --train
 
 test: setup
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2  # two workers (pytest-xdist), one torch thread each
 
 lint: setup
 	$(BIN)/ruff check .
