@@ -146,3 +146,16 @@ def test_demo_train_trains_both_recipes_then_generates(tmp_path):
         assert (tmp_path / "runs" / run / "checkpoints" / "checkpoint-2").is_dir()
         assert (tmp_path / "runs" / run / "final").is_dir()
     assert Image.open(out).size[0] == Image.open(out).size[1]
+
+
+def test_sampling_flags_reach_the_pipeline_only_when_given():
+    from mmgen.cli.commands import sampling_kwargs
+    from mmgen.cli.parser import build_parser
+
+    parser = build_parser()
+    args = ["generate", "image", "--prompt", "a red circle"]
+    given = parser.parse_args([*args, "--num-inference-steps", "3", "--temperature", "0.5"])
+    assert sampling_kwargs(given) == {"num_inference_steps": 3, "temperature": 0.5}
+    assert (
+        sampling_kwargs(parser.parse_args(["generate", "image", "--prompt", "a red circle"])) == {}
+    )

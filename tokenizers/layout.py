@@ -39,6 +39,19 @@ class TokenLayout:
         """Continuous latents (a KL autoencoder), not codes."""
         return self.codebook_size == 0
 
+    def token_shape(self, batch_size: int) -> tuple[int, ...]:
+        """Shape of a batch of flat tokens: (B, N) codes or (B, N, C) latents."""
+        if self.is_continuous:
+            return (batch_size, self.num_tokens, self.latent_channels)
+        return (batch_size, self.num_tokens)
+
+    @property
+    def token_dtype(self) -> torch.dtype:
+        """What orders take: long codes, or float32 latents."""
+        import torch
+
+        return torch.float32 if self.is_continuous else torch.long
+
     def flatten(self, encoded: torch.Tensor) -> torch.Tensor:
         """What the tokenizer's ``encode`` gave -> the engine's flat tokens: codes (B, h, w) or
         (B, N) -> (B, N) ids; latents (B, C, h, w) -> (B, h * w, C), raster order."""

@@ -40,7 +40,6 @@ from pathlib import Path
 import torch
 
 ORDERS = ("next_token", "next_scale", "token_shuffle", "continuous_next_scale", "next_frequency")
-FLOW_HEADS = ("flow_mlp", "group_flow")
 GRID_TOKENS = 16 * 16  # the image grid of the next-token baseline
 
 
@@ -104,7 +103,9 @@ def measure(run: Path, num_prompts: int, seed: int, num_images: int, flow_steps=
     measured = training_step_speed(run.name)  # the run folder is named after its recipe
     report = evaluate_shapes(pipe, num_prompts=num_prompts, seed=seed, show_progress=False)
     sweep = None
-    if flow_steps and pipe.transformer.config.head["kind"] in FLOW_HEADS:
+    from mmgen.models.flow_heads import FlowHead
+
+    if flow_steps and isinstance(pipe.transformer.head, FlowHead):
         sweep = flow_steps_sweep(pipe, list(flow_steps), num_prompts, seed, num_images)
     return {
         "order": pipe.order.config(),

@@ -42,9 +42,13 @@ def draw_training_noise(
     shape and one time ``t ~ U(0, 1)`` per row (N,), both from ``generator``. Drawn outside
     the model's forward (a generator inside a compiled graph breaks it)."""
     noise = draw_noise(shape, generator, device)
+    return noise, draw_times(shape[0], generator, device)
+
+
+def draw_times(num: int, generator: torch.Generator | None, device) -> torch.Tensor:
+    """``num`` flow times ``t ~ U(0, 1)``, drawn where the generator lives."""
     where = generator.device if generator is not None else device
-    t = torch.rand(shape[0], generator=generator, device=where).to(device)
-    return noise, t
+    return torch.rand(num, generator=generator, device=where).to(device)
 
 
 def flow_matching_loss(

@@ -14,7 +14,13 @@ import math
 import torch
 from torch import nn
 
-from mmgen.generation.flow import draw_training_noise, euler_sample, flow_matching_loss
+from mmgen.generation.flow import (
+    draw_noise,
+    draw_times,
+    draw_training_noise,
+    euler_sample,
+    flow_matching_loss,
+)
 
 
 def timestep_embedding(t_N: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -237,8 +243,8 @@ class GroupFlowHead(FlowHead):
         unit, (num_draws * B, groups)."""
         x = self.repeat_draws(targets)
         groups = len(self.group_bounds(x.shape[1]))
-        noise, _ = draw_training_noise(x.shape, generator, targets.device)
-        _, t = draw_training_noise((x.shape[0] * groups,), generator, targets.device)
+        noise = draw_noise(x.shape, generator, targets.device)
+        t = draw_times(x.shape[0] * groups, generator, targets.device)
         return {"noise": noise, "t": t.view(x.shape[0], groups)}
 
     def loss(self, hidden, targets, draws):

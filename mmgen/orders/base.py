@@ -93,11 +93,10 @@ class Order:
         """Nothing generated yet: zero codes (B, N), or zero latents (B, N, C) for a continuous
         tokenizer."""
         layout = self.token_layout
-        if layout.is_continuous:
-            shape, dtype = (batch_size, layout.num_tokens, layout.latent_channels), torch.float32
-        else:
-            shape, dtype = (batch_size, layout.num_tokens), torch.long
-        return GenerationState(codes=torch.zeros(shape, dtype=dtype, device=device))
+        return GenerationState(
+            codes=torch.zeros(layout.token_shape(batch_size), dtype=layout.token_dtype,
+                              device=device)
+        )  # fmt: skip
 
     def group_inputs(self, state: GenerationState, g: int) -> torch.Tensor:
         raise NotImplementedError
@@ -116,15 +115,12 @@ class Order:
     def check_codes(self, codes_BN: torch.Tensor) -> None:
         """Raise unless ``codes_BN`` are flat tokens of this layout: (B, N) codes or (B, N, C)
         latents."""
-        layout, n = self.token_layout, self.token_layout.num_tokens
-        if layout.is_continuous:
-            expected = f"(B, {n}, {layout.latent_channels}) latents"
-            ok = codes_BN.ndim == 3 and codes_BN.shape[1:] == (n, layout.latent_channels)
-        else:
-            expected = f"(B, {n}) flat codes"
-            ok = codes_BN.ndim == 2 and codes_BN.shape[1] == n
-        if not ok:
-            raise ValueError(f"expected {expected}, got {tuple(codes_BN.shape)}")
+        layout = self.token_layout
+        expected = layout.token_shape(codes_BN.shape[0])
+        if tuple(codes_BN.shape) != expected:
+            what = "latents" if layout.is_continuous else "flat codes"
+            shape = ", ".join(["B", *map(str, expected[1:])])
+            raise ValueError(f"expected ({shape}) {what}, got {tuple(codes_BN.shape)}")
 
 
 ORDERS: dict[str, str] = {

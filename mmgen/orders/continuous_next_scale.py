@@ -77,17 +77,16 @@ class ContinuousNextScaleOrder(ScaleOrder):
 
     def _up(self, map_BCpp: torch.Tensor, side: int) -> torch.Tensor:
         """(B, C, p, p) -> (B, side^2, C) rows of the map brought to ``side``."""
-        if self.upsample == "nearest":
-            up = F.interpolate(map_BCpp, size=(side, side), mode="nearest")
-        else:
-            up = F.interpolate(map_BCpp, size=(side, side), mode=self.upsample,
-                               align_corners=False)  # fmt: skip
+        corners = None if self.upsample == "nearest" else False
+        up = F.interpolate(map_BCpp, size=(side, side), mode=self.upsample, align_corners=corners)
         return up.flatten(2).transpose(1, 2)
 
     def scale_maps(self, latents_BNC: torch.Tensor) -> list[torch.Tensor]:
         """Flat finest latents (B, N, C) -> each scale's (B, C, p, p) downsample ``Y_k``."""
+        from mmgen.tokenizers.multiscale_vq import area_down
+
         finest = self.token_layout.unflatten(latents_BNC.float())  # (B, C, h, w)
-        return [F.interpolate(finest, size=(p, p), mode="area") for p in self.scales]
+        return [area_down(finest, p) for p in self.scales]
 
     def training_inputs(self, codes_BN):
         self.check_codes(codes_BN)

@@ -284,13 +284,8 @@ class GenerationTask:
             self.device_layout[device] = (self.layout.positions.to(device), kv_end)
         return {
             "condition_ids": condition_ids,
-            "codes": self.codes[indices].to(device, self.token_dtype),
+            "codes": self.codes[indices].to(device, self.order.token_layout.token_dtype),
         }
-
-    @property
-    def token_dtype(self) -> torch.dtype:
-        """What the order takes: long codes, or float32 latents."""
-        return torch.float32 if self.order.token_layout.is_continuous else torch.long
 
     def loss(self, model, batch, generator):
         from mmgen.sequence import drop_condition

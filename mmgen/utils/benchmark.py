@@ -67,7 +67,7 @@ def training_step_speed(
     token_layout = task.order.token_layout
     B, N = tc.batch_size, token_layout.num_tokens
     if token_layout.is_continuous:
-        task.codes = torch.randn(B, N, token_layout.latent_channels, generator=gen)
+        task.codes = torch.randn(token_layout.token_shape(B), generator=gen)
     else:
         task.codes = torch.randint(0, token_layout.codebook_size, (B, N), generator=gen)
     T = task.condition_tokenizer.max_length
