@@ -13,7 +13,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "TextToImagePipeline": "mmgen.pipelines.text_to_image",
     "ClassToImagePipeline": "mmgen.pipelines.class_to_image",
+    "TextToVideoPipeline": "mmgen.pipelines.text_to_video",
     "ImagePipelineOutput": "mmgen.pipelines.outputs",
+    "VideoPipelineOutput": "mmgen.pipelines.outputs",
     "ARTransformer": "mmgen.models.transformer",
     "TransformerConfig": "mmgen.models.transformer",
 }

@@ -20,6 +20,7 @@ KNOWN_CLASSES: dict[str, str] = {
     "FrequencyVQModel": "mmgen.tokenizers.frequency_vq",
     "TextToImagePipeline": "mmgen.pipelines.text_to_image",
     "ClassToImagePipeline": "mmgen.pipelines.class_to_image",
+    "TextToVideoPipeline": "mmgen.pipelines.text_to_video",
     "ByteTokenizer": "mmgen.tokenizers.text",
     "TrainedTextTokenizer": "mmgen.tokenizers.trained_text",
     "ClassLabelTokenizer": "mmgen.tokenizers.label",

@@ -29,6 +29,8 @@ class SequenceLayout:
         kv_end: (L,) int32 key prefix end per row.
         text_length: rows of the condition segment (it occupies ``[0, text_length)``).
         group_starts: start row of each group, plus the total length at the end.
+        frame_ids: (L,) frame of every row of a clip (-1 on the condition rows); None for an
+            image. FlexRoPE's decay reads it (:meth:`flexrope_bias`).
     """
 
     group_ids: torch.Tensor
@@ -36,6 +38,7 @@ class SequenceLayout:
     kv_end: torch.Tensor
     text_length: int
     group_starts: tuple[int, ...]
+    frame_ids: torch.Tensor | None = None
 
     @property
     def length(self) -> int:
@@ -54,10 +57,33 @@ class SequenceLayout:
         return [(a, b) for a, b in zip(starts[:-1], starts[1:]) if a >= self.text_length]
 
     def to(self, device: torch.device | str) -> SequenceLayout:
-        """The layout with positions and kv_end on ``device``."""
+        """The layout with positions, kv_end and frame ids on ``device``."""
         if self.positions.device == torch.device(device):
             return self
-        return replace(self, positions=self.positions.to(device), kv_end=self.kv_end.to(device))
+        frames = None if self.frame_ids is None else self.frame_ids.to(device)
+        return replace(self, positions=self.positions.to(device), kv_end=self.kv_end.to(device),
+                       frame_ids=frames)  # fmt: skip
+
+    def flexrope_bias(self, start: int, end: int, slope: float) -> torch.Tensor | None:
+        """FlexRoPE's additive score bias of rows ``[start, end)`` against keys ``[0, end)``:
+        ``-slope * (frame_q - frame_k)`` between frame rows, 0 where either row is the
+        condition (the prompt is never decayed). None when ``slope`` is 0 (exactly RoPE).
+
+        Raises:
+            ValueError: for a negative slope, or a layout without frames.
+        """
+        from mmgen.models.rope import flexrope_bias
+
+        if not float(slope) >= 0:
+            raise ValueError(f"flexrope_slope must be >= 0, got {slope!r}")
+        if slope == 0:
+            return None
+        if self.frame_ids is None:
+            raise ValueError("flexrope_slope needs a layout with frames (a video order)")
+        frame_q, frame_k = self.frame_ids[start:end], self.frame_ids[:end]
+        bias = flexrope_bias(frame_q, frame_k, slope)  # (Lq, Lk)
+        visual = (frame_q[:, None] >= 0) & (frame_k[None, :] >= 0)
+        return torch.where(visual, bias, torch.zeros_like(bias))
 
 
 def condition_and_groups_layout(

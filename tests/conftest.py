@@ -128,3 +128,32 @@ def make_tiny_pipeline(
 @pytest.fixture
 def tiny_pipeline() -> TextToImagePipeline:
     return make_tiny_pipeline()
+
+
+def make_tiny_video_pipeline(seed: int = 0, *, rope: str = "mmrope", num_frames: int = 3,
+                             **order_options):  # fmt: skip
+    """A randomly initialised video pipeline: 8x8-pixel frames through the tiny KL (4x4
+    latents of 4 channels per frame), next-frame order over ``num_frames`` frames, one
+    attention head of 32 channels (MM-RoPE needs 32), every input and head layer given weights
+    (a flow head starts at zero velocity)."""
+    from mmgen.pipelines.text_to_video import TextToVideoPipeline
+    from mmgen.tokenizers.kl import KLConfig, KLModel
+
+    text = ByteTokenizer(max_length=24)
+    spec = {"name": "next_frame", "num_frames": num_frames, **order_options}
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        kl = KLModel(KLConfig(**TINY_KL))
+        built = build_order(spec, kl, 8, text.max_length)
+        model = ARTransformer(
+            transformer_config_from_preset(
+                "debug", condition_vocab_size=text.vocab_size, input=built.input_config(),
+                head=built.head_config(), rope=rope, num_heads=1,
+            )
+        )  # fmt: skip
+        for module in [*model.inputs.modules(), *model.head.modules()]:
+            if isinstance(module, torch.nn.Linear):
+                torch.nn.init.normal_(module.weight, std=1.0 / module.in_features**0.5)
+        for block in model.blocks:  # attention that differs between rows (FlexRoPE shows)
+            torch.nn.init.normal_(block.attn.qkv.weight, std=1.0 / block.attn.qkv.in_features**0.5)
+    return TextToVideoPipeline(model, kl, text, image_size=8, order=spec)

@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class TokenLayout:
-    """The token layout of one image (every image tokenizer reports one).
+    """The token layout of one image, or of a clip of ``frames`` images (every image tokenizer
+    reports one per image; a video order sets ``frames``).
 
     Attributes:
         grid: (h, w) finest token grid.
@@ -20,19 +21,27 @@ class TokenLayout:
             None for a single grid.
         latent_channels: channels of the latent the codes stand for (the input width of a
             continuous projection); None when the tokenizer exposes no latent.
+        frames: frames of a clip, each tokenized on its own (per-frame latents, frame-major
+            flat order); None for an image.
     """
 
     grid: tuple[int, int]
     codebook_size: int
     scales: tuple[int, ...] | None = None
     latent_channels: int | None = None
+    frames: int | None = None
 
     @property
-    def num_tokens(self) -> int:
-        """Tokens per image: the grid, or every scale's map together."""
+    def tokens_per_frame(self) -> int:
+        """Tokens of one image: the grid, or every scale's map together."""
         if self.scales is not None:
             return sum(s * s for s in self.scales)
         return self.grid[0] * self.grid[1]
+
+    @property
+    def num_tokens(self) -> int:
+        """Tokens per image, or per clip (``frames`` x the tokens of one frame)."""
+        return self.tokens_per_frame * (self.frames or 1)
 
     @property
     def is_continuous(self) -> bool:
@@ -54,7 +63,12 @@ class TokenLayout:
 
     def flatten(self, encoded: torch.Tensor) -> torch.Tensor:
         """What the tokenizer's ``encode`` gave -> the engine's flat tokens: codes (B, h, w) or
-        (B, N) -> (B, N) ids; latents (B, C, h, w) -> (B, h * w, C), raster order."""
+        (B, N) -> (B, N) ids; latents (B, C, h, w) -> (B, h * w, C), raster order. A clip's
+        per-frame latents (B, F, C, h, w) -> (B, F * h * w, C), frame after frame."""
+        if self.frames is not None:
+            if not self.is_continuous:
+                raise NotImplementedError("clips of discrete codes are not supported yet")
+            return encoded.flatten(3).transpose(2, 3).flatten(1, 2)
         if self.is_continuous:
             return encoded.flatten(2).transpose(1, 2)
         return encoded.flatten(1)
@@ -62,8 +76,11 @@ class TokenLayout:
     def unflatten(self, tokens: torch.Tensor) -> torch.Tensor:
         """Flat tokens -> what the tokenizer's ``decode`` takes (the inverse of :meth:`flatten`):
         (B, N) ids -> (B, h, w) on a single grid (multi-scale decoders take (B, N) as is);
-        (B, h * w, C) latents -> (B, C, h, w)."""
+        (B, h * w, C) latents -> (B, C, h, w); a clip's (B, F * h * w, C) -> (B, F, C, h, w)."""
         gh, gw = self.grid
+        if self.frames is not None:
+            B, C = tokens.shape[0], tokens.shape[-1]
+            return tokens.reshape(B, -1, gh, gw, C).permute(0, 1, 4, 2, 3)
         if self.is_continuous:
             return tokens.transpose(1, 2).reshape(tokens.shape[0], -1, gh, gw)
         if self.scales is None:

@@ -52,13 +52,22 @@ def draw_times(num: int, generator: torch.Generator | None, device) -> torch.Ten
 
 
 def flow_matching_loss(
-    velocity: VelocityFn, x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor
+    velocity: VelocityFn,
+    x: torch.Tensor,
+    noise: torch.Tensor,
+    t: torch.Tensor,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean squared error (float32) of ``velocity(x_t, t)`` against ``x - noise``, with
-    ``x_t = (1 - t) * noise + t * x`` (``noise`` like ``x``, ``t`` (N,))."""
+    ``x_t = (1 - t) * noise + t * x`` (``noise`` like ``x``, ``t`` (N,)). With ``weight`` (N,)
+    (0 or 1 per unit) the mean runs over the units it keeps (0 when it keeps none)."""
     x = x.float()
     predicted = velocity(interpolate(x, noise, t), t)
-    return (predicted.float() - (x - noise)).pow(2).mean()
+    error = (predicted.float() - (x - noise)).pow(2)
+    if weight is None:
+        return error.mean()
+    per_unit = error.reshape(error.shape[0], -1).mean(dim=1)  # (N,)
+    return (per_unit * weight).sum() / torch.clamp(weight.sum(), min=1.0)
 
 
 def euler_sample(

@@ -33,6 +33,7 @@ class SamplingConfig:
     top_k: int = 0
     top_p: float = 1.0
     num_inference_steps: int = 16  # Euler steps of a flow head (categorical heads ignore it)
+    flexrope_slope: float = 0.0  # FlexRoPE's decay per frame of distance (video); 0 = RoPE
 
 
 def prefill(
@@ -54,13 +55,19 @@ def group_outputs(
     *,
     condition_ids: torch.Tensor | None = None,
     fed: list[torch.Tensor] | None = None,
+    flexrope_slope: float = 0.0,
 ) -> torch.Tensor:
-    """Head outputs (B', end - start, ...) of one group: compiled step, cache, or recompute.
+    """Head outputs (B', end - start, ...) of one group (or of several consecutive groups'
+    rows at once): compiled step, cache, or recompute.
 
     Without caches (the reference path) the whole prefix runs again: the condition, every
-    earlier group's inputs (``fed``) and this group's.
+    earlier group's inputs (``fed``) and this group's. ``flexrope_slope`` > 0 adds FlexRoPE's
+    frame-distance bias (``SequenceLayout.flexrope_bias``).
     """
     if decoder is not None:
+        if flexrope_slope:
+            raise ValueError("flexrope_slope is not supported by the compiled decoder yet; "
+                             "call pipe.disable_compile()")  # fmt: skip
         return decoder(inputs, layout.positions[start:end], layout.kv_end[start:end], start)
     if caches is not None:
         hidden = model(
@@ -69,6 +76,7 @@ def group_outputs(
             inputs=inputs,
             caches=caches,
             start=start,
+            attention_bias=layout.flexrope_bias(start, end, flexrope_slope),
         )
     else:
         everything = torch.cat([*fed, inputs], dim=1) if fed else inputs
@@ -77,6 +85,7 @@ def group_outputs(
             layout.kv_end[:end],
             condition_ids=condition_ids,
             inputs=everything,
+            attention_bias=layout.flexrope_bias(0, end, flexrope_slope),
         )[:, start:end]
     return model.head(hidden)
 
@@ -93,6 +102,7 @@ def generate_codes(
     use_cache: bool = True,
     callback: GroupCallback | None = None,
     decoder=None,
+    given: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Sample the codes of a batch, group by group, in ``order``.
 
@@ -107,6 +117,10 @@ def generate_codes(
         callback: called as ``callback(step, num_groups, state)`` after each group.
         decoder: optional :class:`~mmgen.generation.compiled.CompiledDecoder` for the groups
             (its persistent caches are prefilled here); needs ``use_cache``.
+        given: what the head would have sampled for the first k groups, their samples
+            concatenated along dim 1 (B, rows of k groups, ...): a continuation (the first
+            frames of a clip, the top rows of an image). Their inputs run through the backbone
+            in one call; generation starts at group k.
 
     Returns:
         (B, N) codes in the tokenizer's flat layout.
@@ -129,12 +143,29 @@ def generate_codes(
     groups = layout.image_groups
     state = order.start(B, device)
     fed: list[torch.Tensor] = []
+    slope = sampling.flexrope_slope
+    if given is not None:
+        k = take_given(order, state, given.to(device))
+        inputs = torch.cat([order.group_inputs(state, g) for g in range(k)], dim=1)
+        inputs = inputs.repeat(copies, *([1] * (inputs.ndim - 1)))  # (B', rows of k groups, ...)
+        fed.append(inputs)
+        if caches is not None:  # one backbone call fills the caches for the given groups
+            first, last = groups[0][0], groups[k - 1][1]
+            if decoder is not None:
+                decoder(inputs, layout.positions[first:last], layout.kv_end[first:last], first)
+            else:
+                model(layout.positions[first:last], layout.kv_end[first:last], inputs=inputs,
+                      caches=caches, start=first,
+                      attention_bias=layout.flexrope_bias(first, last, slope))  # fmt: skip
     for g, (start, end) in enumerate(groups):
+        if g < state.done:
+            continue
         inputs = order.group_inputs(state, g)  # (B, n, ...)
         inputs = inputs.repeat(copies, *([1] * (inputs.ndim - 1)))  # (B', n, ...)
         outputs = group_outputs(
-            model, inputs, layout, start, end, caches, decoder, condition_ids=rows, fed=fed
-        )
+            model, inputs, layout, start, end, caches, decoder, condition_ids=rows, fed=fed,
+            flexrope_slope=slope,
+        )  # fmt: skip
         if caches is None:
             fed.append(inputs)
         scale = 1.0
@@ -152,3 +183,32 @@ def generate_codes(
         if callback is not None:
             callback(g, len(groups), state)
     return order.finish(state)
+
+
+def take_given(order: Order, state: GenerationState, given: torch.Tensor) -> int:
+    """Hand the order the given samples of its first groups (split by the groups' row counts,
+    in generation order); returns how many groups they fill.
+
+    Raises:
+        ValueError: when ``given`` does not end on a group boundary or fills every group.
+    """
+    groups = order.layout.image_groups
+    if given.shape[0] != state.codes.shape[0]:
+        raise ValueError(f"given holds {given.shape[0]} rows for a batch of "
+                         f"{state.codes.shape[0]}")  # fmt: skip
+    ends = [b - groups[0][0] for _, b in groups]  # rows of the first 1, 2, ... groups
+    if given.shape[1] not in ends:
+        raise ValueError(
+            f"given has {given.shape[1]} rows, which is not a whole number of the first groups "
+            f"(their sizes: {[b - a for a, b in groups[:4]]}...)"
+        )
+    k = ends.index(given.shape[1]) + 1
+    if k == len(groups):
+        raise ValueError("given fills every group: nothing is left to generate")
+    offset = 0
+    for g in range(k):
+        n = groups[g][1] - groups[g][0]
+        order.take(state, g, given[:, offset : offset + n])
+        offset += n
+    state.done = k
+    return k

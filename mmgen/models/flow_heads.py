@@ -165,10 +165,13 @@ class GroupFlowHead(FlowHead):
         depth: its decoder blocks.
         num_heads: its attention heads (``width`` must divide by it).
         num_draws: noise draws per group per training step.
-        group_shapes: the (h, w) map of every generated group, in order (the order sets it):
-            training splits the rows into these groups, each with its own time, and a group of
-            n rows at generation sits on the map of that size. None: every call's rows are one
-            group on a 1 x n line.
+        group_shapes: the (h, w) map of every generated group, in order (the order sets it),
+            repeated as often as the rows need (one entry: every group alike, as the frames
+            of a clip): training splits the rows into these groups, each with its own time,
+            and a group of n rows at generation sits on the map of that size. None: every
+            call's rows are one group on a 1 x n line.
+        clean_group_prob: probability that a training group is left out of the loss (FAR's
+            stochastic clean context: that frame is context only).
     """
 
     per_row = False
@@ -182,8 +185,12 @@ class GroupFlowHead(FlowHead):
         num_heads: int = 4,
         num_draws: int = 1,
         group_shapes: list[list[int]] | None = None,
+        clean_group_prob: float = 0.0,
     ):
         super().__init__()
+        if not 0 <= clean_group_prob < 1:
+            raise ValueError(f"clean_group_prob must be in [0, 1), got {clean_group_prob!r}")
+        self.clean_group_prob = float(clean_group_prob)
         from mmgen.models.blocks import DecoderBlock
         from mmgen.models.rope import RotaryEmbedding
 
@@ -229,9 +236,10 @@ class GroupFlowHead(FlowHead):
     def group_bounds(self, num_rows: int) -> list[tuple[int, int]]:
         """(start, end) rows of each group of a teacher-forced sequence of ``num_rows``."""
         sizes = [num_rows] if self.group_shapes is None else [h * w for h, w in self.group_shapes]
-        if sum(sizes) != num_rows:
-            raise ValueError(f"group_shapes {self.group_shapes} hold {sum(sizes)} rows, "
-                             f"got {num_rows}")  # fmt: skip
+        if num_rows % sum(sizes):
+            raise ValueError(f"group_shapes {self.group_shapes} hold {sum(sizes)} rows (or a "
+                             f"multiple), got {num_rows}")  # fmt: skip
+        sizes = sizes * (num_rows // sum(sizes))
         bounds, start = [], 0
         for size in sizes:
             bounds.append((start, start + size))
@@ -239,29 +247,41 @@ class GroupFlowHead(FlowHead):
         return bounds
 
     def training_draws(self, targets: torch.Tensor, generator) -> dict[str, torch.Tensor]:
-        """Noise like the repeated (num_draws * B, N, C) targets and one time per group and
-        unit, (num_draws * B, groups)."""
+        """Noise like the repeated (num_draws * B, N, C) targets, one time per group and unit,
+        (num_draws * B, groups), and with ``clean_group_prob`` > 0 the weight of each group in
+        the loss (``"keep"``: 0 for a clean-context group, else 1)."""
         x = self.repeat_draws(targets)
         groups = len(self.group_bounds(x.shape[1]))
         noise = draw_noise(x.shape, generator, targets.device)
         t = draw_times(x.shape[0] * groups, generator, targets.device)
-        return {"noise": noise, "t": t.view(x.shape[0], groups)}
+        draws = {"noise": noise, "t": t.view(x.shape[0], groups)}
+        if self.clean_group_prob > 0:
+            clean = draw_times(x.shape[0] * groups, generator, targets.device)
+            draws["keep"] = (clean >= self.clean_group_prob).float().view(x.shape[0], groups)
+        return draws
 
     def loss(self, hidden, targets, draws):
         """Flow-matching loss over every group of the sequence, each denoised alone at its own
-        time (the mean over all rows)."""
+        time: the mean over the rows of the groups kept (all without ``draws["keep"]``)."""
         z, x = self.repeat_draws(hidden), self.repeat_draws(targets)
-        total = 0.0
+        keep = draws.get("keep")
+        total, rows = 0.0, 0.0
         for g, (a, b) in enumerate(self.group_bounds(x.shape[1])):
             z_g = z[:, a:b]
+            weight = None if keep is None else keep[:, g]  # (U,)
             loss_g = flow_matching_loss(
                 lambda x_t, t, z_g=z_g: self.velocity(x_t, t, z_g),
                 x[:, a:b],
                 draws["noise"][:, a:b],
                 draws["t"][:, g],
+                weight=weight,
             )
-            total = total + loss_g * (b - a)
-        return total / x.shape[1]
+            share = 1.0 if keep is None else keep[:, g].mean()
+            total = total + loss_g * share * (b - a)
+            rows = rows + share * (b - a)
+        if keep is None:
+            return total / x.shape[1]
+        return total / torch.clamp(rows, min=1e-6)
 
     def velocity(self, x_BnC: torch.Tensor, t_B: torch.Tensor, z_BnD: torch.Tensor) -> torch.Tensor:
         """Predicted velocity (B, n, C) of each group's latents at its time ``t``."""

@@ -68,6 +68,7 @@ class Order:
             self.token_layout = tokenizer.token_layout(image_size, image_size)
         except ValueError as err:
             raise ConfigError(f"order {self.name}: {err}") from None
+        self.image_size = image_size
         self.condition_length = condition_length
         self.flat_positions = flat_positions
         self.layout: SequenceLayout  # set by subclasses
@@ -129,6 +130,7 @@ ORDERS: dict[str, str] = {
     "token_shuffle": "mmgen.orders.token_shuffle:TokenShuffleOrder",
     "continuous_next_scale": "mmgen.orders.continuous_next_scale:ContinuousNextScaleOrder",
     "next_frequency": "mmgen.orders.next_frequency:NextFrequencyOrder",
+    "next_frame": "mmgen.orders.next_frame:NextFrameOrder",
 }
 
 

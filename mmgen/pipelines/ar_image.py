@@ -283,7 +283,61 @@ class ARImagePipeline(PipelineSurface):
         steps = sampling.num_inference_steps
         if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
             raise ValueError(f"num_inference_steps must be an int >= 1, got {steps!r}")
+        slope = sampling.flexrope_slope
+        if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not slope >= 0:
+            raise ValueError(f"flexrope_slope must be a number >= 0, got {slope!r}")
+        if slope and self.order.layout.frame_ids is None:
+            raise ValueError(f"flexrope_slope needs a video order; this pipeline's order is "
+                             f"{self.order.name}")  # fmt: skip
         return sampling
+
+    def generate_tokens(
+        self,
+        condition_ids: torch.Tensor,
+        uncond_ids: torch.Tensor,
+        sampling: SamplingConfig,
+        *,
+        generator: torch.Generator | list[torch.Generator] | None,
+        use_cache: bool,
+        show_progress: bool | None,
+        callback_on_step_end=None,
+        order: Order | None = None,
+        given: torch.Tensor | None = None,
+        progress_label: str = "groups",
+    ) -> torch.Tensor:
+        """Condition ids (B, T) -> the flat tokens (B, N) or (B, N, C) of ``order`` (default the
+        pipeline's), continuing ``given`` samples of the first groups when passed.
+        ``show_progress`` None shows the bar unless :meth:`set_progress_bar_config` disabled
+        it."""
+        self.check_generator_count(generator, condition_ids.shape[0])
+        order = self.order if order is None else order
+        bar = None
+        if show_progress or show_progress is None:
+            bar = self.progress_bar(total=order.num_groups)
+            bar.set_description(progress_label)
+
+        def step_end(step: int, num_groups: int, state) -> None:
+            if bar is not None:
+                bar.update(1)
+            if callback_on_step_end is not None:
+                callback_on_step_end(step, num_groups, state)
+
+        try:
+            return generate_codes(
+                self.transformer,
+                order,
+                condition_ids,
+                uncond_ids,
+                sampling,
+                generator=generator,
+                use_cache=use_cache,
+                callback=step_end,
+                decoder=self.decoder,
+                given=given,
+            )  # (B, N) or (B, N, C)
+        finally:
+            if bar is not None:
+                bar.close()
 
     def generate_images(
         self,
@@ -299,35 +353,16 @@ class ARImagePipeline(PipelineSurface):
         callback_on_step_end=None,
     ) -> ImagePipelineOutput | tuple[Any]:
         """Condition ids (B, T) -> decoded images in the requested output type (``"latent"``:
-        the (B, N) codes, not decoded). ``show_progress`` None shows the bar unless
-        :meth:`set_progress_bar_config` disabled it."""
-        self.check_generator_count(generator, condition_ids.shape[0])
-        bar = None
-        if show_progress or show_progress is None:
-            bar = self.progress_bar(total=self.order.num_groups)
-            bar.set_description("groups")
-
-        def step_end(step: int, num_groups: int, state) -> None:
-            if bar is not None:
-                bar.update(1)
-            if callback_on_step_end is not None:
-                callback_on_step_end(step, num_groups, state)
-
-        try:
-            codes = generate_codes(
-                self.transformer,
-                self.order,
-                condition_ids,
-                uncond_ids,
-                sampling,
-                generator=generator,
-                use_cache=use_cache,
-                callback=step_end,
-                decoder=self.decoder,
-            )  # (B, N)
-        finally:
-            if bar is not None:
-                bar.close()
+        the (B, N) codes, not decoded)."""
+        codes = self.generate_tokens(
+            condition_ids,
+            uncond_ids,
+            sampling,
+            generator=generator,
+            use_cache=use_cache,
+            show_progress=show_progress,
+            callback_on_step_end=callback_on_step_end,
+        )
         if output_type == "latent":
             images = codes
         else:

@@ -42,5 +42,28 @@ def to_output_type(images: torch.Tensor, output_type: str) -> Any:
 def image_to_tensor(image) -> torch.Tensor:
     """PIL image or uint8 (3, H, W) tensor -> float (3, H, W) in [-1, 1]."""
     if not isinstance(image, torch.Tensor):
-        image = torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1)
+        image = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)
     return image.float() / 127.5 - 1.0
+
+
+@dataclass
+class VideoPipelineOutput:
+    """Output of video pipelines.
+
+    Attributes:
+        frames: one list of PIL frames per video (``output_type="pil"``; what
+            ``diffusers.utils.export_to_video`` takes), a float numpy array (B, F, H, W, 3) in
+            [0, 1] (``"np"``), a float tensor (B, F, 3, H, W) in [0, 1] (``"pt"``), or the
+            (B, F * h * w, C) frame latents (``"latent"``).
+    """
+
+    frames: Any
+
+
+def to_video_output_type(videos: torch.Tensor, output_type: str) -> Any:
+    """Convert (B, F, 3, H, W) videos in [-1, 1] to the output type."""
+    B, F = videos.shape[:2]
+    flat = to_output_type(videos.flatten(0, 1), output_type)  # B * F frames
+    if output_type == "pil":
+        return [flat[b * F : (b + 1) * F] for b in range(B)]
+    return flat.reshape(B, F, *flat.shape[1:])

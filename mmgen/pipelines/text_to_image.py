@@ -18,6 +18,33 @@ def _as_prompt_list(value, name: str) -> list[str]:
     raise TypeError(f"{name} must be a str or a list of str, got {type(value).__name__}")
 
 
+def prompt_ids(
+    text_tokenizer, prompt, negative_prompt, per_prompt: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Prompt and negative-prompt ids (B, T), each prompt repeated ``per_prompt`` times; no
+    negative prompt is the empty one.
+
+    Raises:
+        TypeError / ValueError: for prompts that are not strings, or mismatched lists.
+    """
+    prompts = _as_prompt_list(prompt, "prompt")
+    if not prompts:
+        raise ValueError("prompt must not be an empty list")
+    if negative_prompt is None:
+        negatives = [""] * len(prompts)
+    else:
+        negatives = _as_prompt_list(negative_prompt, "negative_prompt")
+        if len(negatives) == 1:
+            negatives = negatives * len(prompts)
+        if len(negatives) != len(prompts):
+            raise ValueError(
+                f"negative_prompt has {len(negatives)} entries but prompt has {len(prompts)}"
+            )
+    text_ids = text_tokenizer([p for p in prompts for _ in range(per_prompt)])  # (B, T)
+    uncond_ids = text_tokenizer([p for p in negatives for _ in range(per_prompt)])
+    return text_ids, uncond_ids
+
+
 class TextToImagePipeline(ARImagePipeline):
     """Generate images from text prompts with an autoregressive transformer and a VQ decoder.
 
@@ -99,19 +126,6 @@ class TextToImagePipeline(ARImagePipeline):
             ...            generator=torch.Generator().manual_seed(0))
             >>> out.images[0].save("sample.png")
         """
-        prompts = _as_prompt_list(prompt, "prompt")
-        if not prompts:
-            raise ValueError("prompt must not be an empty list")
-        if negative_prompt is None:
-            negatives = [""] * len(prompts)
-        else:
-            negatives = _as_prompt_list(negative_prompt, "negative_prompt")
-            if len(negatives) == 1:
-                negatives = negatives * len(prompts)
-            if len(negatives) != len(prompts):
-                raise ValueError(
-                    f"negative_prompt has {len(negatives)} entries but prompt has {len(prompts)}"
-                )
         self.check_common_args(
             num_images_per_prompt, output_type, generator, "num_images_per_prompt"
         )
@@ -124,9 +138,9 @@ class TextToImagePipeline(ARImagePipeline):
             top_p=top_p,
             num_inference_steps=num_inference_steps,
         )
-        n = num_images_per_prompt
-        text_ids = self.text_tokenizer([p for p in prompts for _ in range(n)])  # (B, T)
-        uncond_ids = self.text_tokenizer([p for p in negatives for _ in range(n)])
+        text_ids, uncond_ids = prompt_ids(
+            self.text_tokenizer, prompt, negative_prompt, num_images_per_prompt
+        )
         return self.generate_images(
             text_ids,
             uncond_ids,

@@ -8,9 +8,10 @@ from typing import Any
 
 from mmgen.utils.config import ConfigError, from_dict, load_yaml
 
-TASKS = ("tokenizer", "text_to_image", "class_to_image")
-DATA_RESOLUTION = {"shapes": 64, "digits": 32}  # fixed by the built-in tasks
-DATA_NAMES = (*DATA_RESOLUTION, "imagefolder")
+TASKS = ("tokenizer", "text_to_image", "class_to_image", "text_to_video")
+DATA_RESOLUTION = {"shapes": 64, "digits": 32, "moving_shapes": 64}  # fixed by the built-ins
+DATA_NAMES = (*DATA_RESOLUTION, "imagefolder", "videofolder")
+VIDEO_DATA = ("moving_shapes", "videofolder")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
 
@@ -20,7 +21,9 @@ class DataConfig:
     (32x32 grey, class labels; the training split, ``num_samples`` is ignored), or
     ``imagefolder``: ``path`` holds images and a metadata.jsonl of ``file_name`` + ``text`` lines,
     resized and centre-cropped to ``resolution``. Bad entries are skipped with one warning that
-    counts them, or raise with ``strict`` (``--strict_data``)."""
+    counts them, or raise with ``strict`` (``--strict_data``). Video: ``moving_shapes`` (64x64
+    clips, prompts) or ``videofolder`` (mp4/gif files + metadata.jsonl), ``num_frames`` frames
+    per clip (a tokenizer recipe trains on their frames)."""
 
     name: str = "shapes"
     num_samples: int = 20000
@@ -28,6 +31,7 @@ class DataConfig:
     resolution: int = 64
     path: str | None = None
     strict: bool = False
+    num_frames: int = 12
 
     def __post_init__(self):
         if self.name not in DATA_NAMES:
@@ -39,8 +43,12 @@ class DataConfig:
             )
         if self.resolution < 8:
             raise ConfigError(f"data.resolution must be >= 8, got {self.resolution}")
-        if self.name == "imagefolder" and not self.path:
-            raise ConfigError("data.name imagefolder needs data.path: a folder with metadata.jsonl")
+        if self.name in ("imagefolder", "videofolder") and not self.path:
+            raise ConfigError(
+                f"data.name {self.name} needs data.path: a folder with metadata.jsonl"
+            )
+        if self.num_frames < 1:
+            raise ConfigError(f"data.num_frames must be >= 1, got {self.num_frames}")
         if self.num_samples < 1:
             raise ConfigError(f"data.num_samples must be >= 1, got {self.num_samples}")
 
@@ -100,7 +108,8 @@ class RunConfig:
     """A whole recipe.
 
     Args:
-        task: ``tokenizer`` (train a VQ image tokenizer) or ``text_to_image``.
+        task: ``tokenizer`` (train an image tokenizer), ``text_to_image``, ``class_to_image``
+            or ``text_to_video``.
         output_dir: where checkpoints, samples, logs and the final model go.
         seed: seeds model init, data order and every training-time random draw.
         data: :class:`DataConfig`.
@@ -163,7 +172,11 @@ class RunConfig:
             raise ConfigError(f"task must be one of {list(TASKS)}, got {self.task!r}")
         if self.task != "tokenizer" and not self.tokenizer:
             raise ConfigError(f"task {self.task} needs 'tokenizer': a trained VQ folder")
-        expected = {"text_to_image": ("shapes", "imagefolder"), "class_to_image": ("digits",)}
+        expected = {
+            "text_to_image": ("shapes", "imagefolder"),
+            "class_to_image": ("digits",),
+            "text_to_video": VIDEO_DATA,
+        }
         allowed = expected.get(self.task)
         if allowed and self.data.name not in allowed:
             raise ConfigError(

@@ -52,14 +52,16 @@ def module_digest(module: nn.Module) -> str:
 
 
 def data_spec(data) -> dict:
-    """What a data set's images and conditions depend on (a ``DataConfig``). An image folder
-    adds a fingerprint of its metadata.jsonl and of every file's name, size and mtime."""
+    """What a data set's images (or clips) and conditions depend on (a ``DataConfig``). A media
+    folder adds a fingerprint of its metadata.jsonl and of every file's name, size and mtime."""
     import mmgen
 
     spec = {"name": data.name, "resolution": data.resolution, "mmgen": mmgen.__version__}
-    if data.name == "shapes":
+    if data.name in ("moving_shapes", "videofolder"):
+        spec.update(num_frames=data.num_frames)
+    if data.name in ("shapes", "moving_shapes"):
         spec.update(num_samples=data.num_samples, seed=data.seed)
-    elif data.name == "imagefolder":
+    elif data.name in ("imagefolder", "videofolder"):
         folder = Path(data.path).resolve()
         files = hashlib.sha256()
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):

@@ -13,20 +13,20 @@ from mmgen.utils.config import from_dict, to_dict
 from mmgen.utils.images import image_grid
 
 
-def render_shapes(num_samples: int, seed: int, *, show_progress: bool) -> tuple[torch.Tensor, list]:
-    """Render the ``shapes`` training set: (N, 3, 64, 64) uint8 images and their prompts."""
+def render_procedural(data, key: str, *, show_progress: bool) -> tuple[torch.Tensor, list]:
+    """Render a procedural data set (``ShapesDataset``, ``MovingShapesDataset``): every item's
+    uint8 ``key`` tensor stacked (N, ...) and the prompts."""
     from tqdm.auto import tqdm
 
-    from mmgen.data.shapes import ShapesDataset
-
-    data = ShapesDataset(num_samples, seed=seed)
-    images = torch.empty(num_samples, 3, 64, 64, dtype=torch.uint8)
+    first = data[0][key]
+    pixels = torch.empty(len(data), *first.shape, dtype=torch.uint8)
     prompts = []
-    for i in tqdm(range(num_samples), desc="rendering shapes", disable=not show_progress):
+    name = type(data).__name__.removesuffix("Dataset")
+    for i in tqdm(range(len(data)), desc=f"rendering {name}", disable=not show_progress):
         item = data[i]
-        images[i] = item["image"]
+        pixels[i] = item[key]
         prompts.append(item["prompt"])
-    return images, prompts
+    return pixels, prompts
 
 
 def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
@@ -34,7 +34,18 @@ def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
 
 
 def load_training_images(data, *, show_progress: bool) -> tuple[torch.Tensor, list]:
-    """(N, C, H, W) uint8 images and their conditions (prompts or class labels)."""
+    """(N, C, H, W) uint8 images, or (N, F, C, H, W) clips for video data, and their
+    conditions (prompts or class labels)."""
+    if data.name == "moving_shapes":
+        from mmgen.data.moving_shapes import MovingShapesDataset
+
+        clips = MovingShapesDataset(data.num_samples, seed=data.seed, num_frames=data.num_frames)
+        return render_procedural(clips, "frames", show_progress=show_progress)
+    if data.name == "videofolder":
+        from mmgen.data.folders import read_video_folder
+
+        return read_video_folder(data.path, data.resolution, data.num_frames,
+                                 strict=data.strict, show_progress=show_progress)  # fmt: skip
     if data.name == "digits":
         from mmgen.data.digits import load_digits_split
 
@@ -46,12 +57,15 @@ def load_training_images(data, *, show_progress: bool) -> tuple[torch.Tensor, li
         return read_image_folder(
             data.path, data.resolution, strict=data.strict, show_progress=show_progress
         )
-    return render_shapes(data.num_samples, data.seed, show_progress=show_progress)
+    from mmgen.data.shapes import ShapesDataset
+
+    shapes = ShapesDataset(data.num_samples, seed=data.seed)
+    return render_procedural(shapes, "image", show_progress=show_progress)
 
 
 class TokenizerTask:
     """Train an image tokenizer (``model_class``: VQ, multi-scale VQ or KL) on ``shapes``,
-    ``digits`` or an image folder (reconstruction + VQ losses)."""
+    ``digits``, an image folder, or the frames of video data (reconstruction + VQ losses)."""
 
     def __init__(self, config: RunConfig):
         from mmgen.registry import resolve_class
@@ -72,13 +86,19 @@ class TokenizerTask:
         self.images, _ = load_training_images(
             self.config.data, show_progress=accelerator.is_local_main_process
         )
+        if self.images.ndim == 5:  # clips: a per-frame tokenizer trains on their frames
+            self.images = self.images.flatten(0, 1)
         return len(self.images)
 
     def get_batch(self, indices, device) -> dict:
         return {"images": to_unit_range(self.images[indices]).to(device)}
 
     def evaluate(self, model, num_images: int) -> dict:
-        if self.config.data.name == "imagefolder":  # no verifier for user data: pixel error
+        if self.config.data.name == "moving_shapes":  # held-out clips through the clip verifier
+            from mmgen.eval.tokenizer_eval import evaluate_clip_reconstruction
+
+            return evaluate_clip_reconstruction(model, num_clips=max(1, num_images // 4))
+        if self.config.data.name in ("imagefolder", "videofolder"):  # user data: pixel error
             with torch.no_grad():
                 originals = to_unit_range(self.images[:num_images]).to(
                     next(model.parameters()).device
@@ -163,9 +183,14 @@ class GenerationTask:
             self.pipeline_class = ClassToImagePipeline
             self.configure(ClassLabelTokenizer(NUM_CLASSES))
         else:
-            from mmgen.pipelines.text_to_image import TextToImagePipeline
+            if config.task == "text_to_video":
+                from mmgen.pipelines.text_to_video import TextToVideoPipeline
 
-            self.pipeline_class = TextToImagePipeline
+                self.pipeline_class = TextToVideoPipeline
+            else:
+                from mmgen.pipelines.text_to_image import TextToImagePipeline
+
+                self.pipeline_class = TextToImagePipeline
             if config.text_tokenizer["kind"] == "bytes":
                 from mmgen.tokenizers.text import ByteTokenizer
 
@@ -184,7 +209,7 @@ class GenerationTask:
         preset = model_fields.pop("preset", None)
         rope = model_fields.get("rope", "2d")
         self.order = build_order(
-            self.config.order,
+            self.order_spec(),
             self.vq,
             self.config.data.resolution,
             condition_tokenizer.max_length,
@@ -199,6 +224,23 @@ class GenerationTask:
         else:
             self.model_config = from_dict(TransformerConfig, model_fields, where="model")
         self.layout = self.order.layout
+
+    def order_spec(self) -> dict:
+        """The recipe's order; a video task's clips fix its ``num_frames``.
+
+        Raises:
+            ConfigError: when a video order's ``num_frames`` differs from ``data.num_frames``.
+        """
+        from mmgen.utils.config import ConfigError
+
+        spec = dict(self.config.order)
+        if self.config.task != "text_to_video":
+            return spec
+        frames = self.config.data.num_frames
+        if spec.setdefault("num_frames", frames) != frames:
+            raise ConfigError(f"order.num_frames {spec['num_frames']} differs from "
+                              f"data.num_frames {frames}")  # fmt: skip
+        return spec
 
     def build_model(self) -> nn.Module:
         from mmgen.models.transformer import ARTransformer
@@ -252,7 +294,8 @@ class GenerationTask:
     def encode_images(self, images: torch.Tensor, accelerator, batch_size: int = 256):
         """(N, C, H, W) uint8 images -> flat tokens (``TokenLayout.flatten``): codes (N, tokens)
         or latents (N, tokens, C), encoded on the accelerator's device and stored compactly on
-        the CPU (int16 codes where the codebook allows, float16 latents)."""
+        the CPU (int16 codes where the codebook allows, float16 latents). (N, F, C, H, W) clips
+        are encoded frame by frame into (N, F * tokens, C)."""
         from tqdm.auto import tqdm
 
         vq = self.vq.to(accelerator.device)
@@ -264,14 +307,21 @@ class GenerationTask:
         else:
             dtype = torch.int32
         codes = []
+        clips = images.ndim == 5
+        if clips:  # about batch_size frames per encoder call
+            batch_size = max(1, batch_size // images.shape[1])
         with torch.no_grad():
             for start in tqdm(
                 range(0, len(images), batch_size),
-                desc="encoding images",
+                desc="encoding clips" if clips else "encoding images",
                 disable=not accelerator.is_local_main_process,
             ):
                 chunk = to_unit_range(images[start : start + batch_size].to(accelerator.device))
-                codes.append(token_layout.flatten(vq.encode(chunk)).to("cpu", dtype))
+                if clips:  # (b, F, C, H, W) -> per-frame latents (b, F, C', h, w)
+                    encoded = vq.encode(chunk.flatten(0, 1)).unflatten(0, chunk.shape[:2])
+                else:
+                    encoded = vq.encode(chunk)
+                codes.append(token_layout.flatten(encoded).to("cpu", dtype))
         self.vq.to("cpu")
         return torch.cat(codes)
 
@@ -329,6 +379,8 @@ class GenerationTask:
             accuracy = classifier_accuracy(verifier_classifier(), images_unit, targets)
             images = to_output_type(images_unit, "pil")
             marks, metrics = None, {"validation_accuracy": accuracy}
+        elif self.config.task == "text_to_video":
+            return self.validate_video(pipe, step, output_dir)
         elif self.config.data.name == "imagefolder":  # user data: samples, no verifier
             prompts = self.config.validation_prompts
             images = pipe(prompts, num_images_per_prompt=4, generator=generator).images
@@ -368,6 +420,30 @@ class GenerationTask:
         for family, rate in report["families"].items():
             if rate is not None:
                 metrics[f"validation_{family}"] = round(rate, 4)
+        return metrics
+
+    def validate_video(self, pipe, step: int, output_dir: Path) -> dict:
+        """moving-shapes: ``validation_num_prompts`` prompts (default 16) scored as ``mmgen eval
+        moving-shapes --seed 1`` does, the contact sheet to ``samples/``; a video folder: one
+        clip per validation prompt, frames in rows."""
+        folder = output_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        sheet = folder / f"step_{step:07d}.png"
+        if self.config.data.name != "moving_shapes":
+            out = pipe(self.config.validation_prompts, generator=torch.Generator().manual_seed(0))
+            tiles = [frame for clip in out.frames for frame in clip]
+            image_grid(tiles, cols=len(out.frames[0]), scale=1).save(sheet)
+            return {}
+        import shutil
+
+        from mmgen.eval.moving_shapes_eval import evaluate_moving_shapes
+
+        report_dir = output_dir / "validations" / f"step_{step:07d}"
+        report = evaluate_moving_shapes(pipe, num_prompts=self.config.validation_num_prompts or 16,
+                                        seed=1, out_dir=report_dir, show_progress=False)  # fmt: skip
+        shutil.copy2(report_dir / "contact_sheet.png", sheet)
+        metrics = {"validation_pass_rate": round(report["overall"], 4),
+                   "validation_frame_pass_rate": round(report["frame_pass_rate"], 4)}  # fmt: skip
         return metrics
 
     def export(self, model, folder: Path) -> dict:
