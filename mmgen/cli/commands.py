@@ -16,6 +16,7 @@ SAMPLING_FLAGS = (
     "top_k",
     "top_p",
     "num_inference_steps",
+    "flexrope_slope",
 )
 
 
@@ -59,13 +60,28 @@ def load_image_pipeline(model: str, device: str):
     return ARImagePipeline.from_pretrained(model, device=check_device(device))
 
 
+def run_generate(args) -> Path | list[Path]:
+    if args.what == "video":
+        from mmgen.cli.video import run_generate_video
+
+        return run_generate_video(args)
+    return run_generate_image(args)
+
+
 def run_generate_image(args) -> Path:
     import torch
 
     from mmgen.pipelines.class_to_image import ClassToImagePipeline
     from mmgen.utils.images import image_grid
 
+    if args.num_frames is not None or args.flexrope_slope is not None:
+        raise UsageError("--num-frames and --flexrope-slope are for `mmgen generate video`")
+    args.model = args.model or "shapes-t2i"
     pipe = load_image_pipeline(args.model, args.device)
+    from mmgen.pipelines.text_to_video import TextToVideoPipeline
+
+    if isinstance(pipe, TextToVideoPipeline):
+        raise UsageError(f"{args.model} is a video model: run `mmgen generate video`")
     generator = torch.Generator().manual_seed(args.seed)
     common = dict(generator=generator, show_progress=True, **sampling_kwargs(args))
     if isinstance(pipe, ClassToImagePipeline):
@@ -93,7 +109,7 @@ def run_generate_image(args) -> Path:
             num_images_per_prompt=args.num_images,
             **common,
         ).images
-    out = Path(args.out)
+    out = Path(args.out or "grid.png")
     out.parent.mkdir(parents=True, exist_ok=True)
     image_grid(images, cols=args.num_images, scale=2).save(out)
     kind = "class" if isinstance(pipe, ClassToImagePipeline) else "prompt"
@@ -141,11 +157,14 @@ def run_eval_digits(args) -> dict:
 
 def run_eval_tokenizer(args) -> dict:
     from mmgen.builtin import resolve_component_path
-    from mmgen.eval.tokenizer_eval import evaluate_reconstruction
+    from mmgen.eval.tokenizer_eval import evaluate_clip_reconstruction, evaluate_reconstruction
     from mmgen.utils.serialization import load_component
 
     tokenizer = load_component(resolve_component_path(args.model))
-    metrics = evaluate_reconstruction(tokenizer, num_images=args.num_images)
+    if args.task == "moving-shapes":
+        metrics = evaluate_clip_reconstruction(tokenizer, num_clips=args.num_images)
+    else:
+        metrics = evaluate_reconstruction(tokenizer, num_images=args.num_images)
     for key, value in metrics.items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return metrics
@@ -171,6 +190,10 @@ def run_eval_shapes(args) -> dict:
 
 
 def run_eval(args) -> dict:
+    if args.what == "moving-shapes":
+        from mmgen.cli.video import run_eval_moving_shapes
+
+        return run_eval_moving_shapes(args)
     runs = {"digits": run_eval_digits, "tokenizer": run_eval_tokenizer, "shapes": run_eval_shapes}
     return runs[args.what](args)
 
@@ -194,7 +217,8 @@ def run_list(args) -> None:
     section("input adapters (`input: {kind: ...}`)", INPUT_KINDS)
     section("heads (`head: {kind: ...}`)", HEAD_KINDS)
     section("component classes (model_index.json, `model_class`)", KNOWN_CLASSES)
-    print("modalities: image (text-to-image, class-to-image); video and audio are not built yet")
+    print("modalities: image (text-to-image, class-to-image), video (text-to-video); audio is "
+          "not built yet")  # fmt: skip
     print("anything outside mmgen: name it 'package.module:ClassName'")
 
 
@@ -251,7 +275,7 @@ def run_demo(args) -> Path:
 
 COMMANDS = {
     "train": run_train,
-    "generate": run_generate_image,
+    "generate": run_generate,
     "eval": run_eval,
     "demo": run_demo,
     "list": run_list,

@@ -73,9 +73,10 @@ def add_train(sub) -> None:
 
 
 def add_generate(sub) -> None:
-    p = command(sub, "generate", "generate images with a built-in model or a trained pipeline")
-    p.add_argument("what", choices=["image"], help="what to generate")
-    flag(p, "--model", default="shapes-t2i", help="built-in model name or pipeline folder")
+    p = command(sub, "generate", "generate images or videos with a built-in model or a pipeline")
+    p.add_argument("what", choices=["image", "video"], help="what to generate")
+    flag(p, "--model", help="built-in model name or pipeline folder (default: shapes-t2i for "
+         "images, moving-shapes-t2v for videos)")  # fmt: skip
     flag(p, "--prompt", action="append", help="a text prompt (text-to-image); repeat for more")
     flag(
         p,
@@ -88,8 +89,21 @@ def add_generate(sub) -> None:
     flag(p, "--negative-prompt", help="text-to-image: the prompt guidance steers away from")
     flag(p, "--num-images", type=int, default=4, help="images per prompt or class")
     flag(p, "--seed", type=int, default=0, help="seeds the torch.Generator of the run")
-    flag(p, "--out", default="grid.png", help="where the grid PNG goes")
+    flag(
+        p,
+        "--out",
+        help="image: the grid PNG (default grid.png); video: the .mp4 or .gif (default "
+        "clip.mp4; several videos get _0, _1, ... before the suffix)",
+    )
+    flag(p, "--num-frames", type=int, help="video: frames per clip (default: the model's)")
+    flag(p, "--fps", type=int, default=8, help="video: frames per second of the file")
+    add_video_sampling(p)
     add_sampling(p)
+
+
+def add_video_sampling(p: argparse.ArgumentParser) -> None:
+    flag(p, "--flexrope-slope", type=float,
+         help="video: FlexRoPE's attention decay per frame of distance (0 = plain RoPE)")  # fmt: skip
 
 
 def add_eval(sub) -> None:
@@ -102,6 +116,16 @@ def add_eval(sub) -> None:
     flag(s, "--batch-size", type=int, default=50, help="prompts generated at once")
     flag(s, "--out-dir", default="eval_shapes", help="report folder")
     add_sampling(s)
+    v = command(what, "moving-shapes", "text-to-video pass rate on moving-shapes (a verifier "
+                "reads every frame)")  # fmt: skip
+    flag(v, "--model", default="moving-shapes-t2v", help="built-in model name or pipeline folder")
+    flag(v, "--num-prompts", type=int, default=200, help="prompts drawn from the task")
+    flag(v, "--seed", type=int, default=0, help="seeds the prompts and the sampling")
+    flag(v, "--batch-size", type=int, default=25, help="prompts generated at once")
+    flag(v, "--num-frames", type=int, help="frames per clip (default: the model's)")
+    flag(v, "--out-dir", default="eval_moving_shapes", help="report folder")
+    add_video_sampling(v)
+    add_sampling(v)
     g = command(what, "digits", "class-to-image accuracy and Frechet distance on digits")
     flag(g, "--model", default="digits-c2i", help="built-in model name or pipeline folder")
     flag(g, "--num-per-class", type=int, default=100, help="images generated per digit")
@@ -115,7 +139,10 @@ def add_eval(sub) -> None:
         required=True,
         help="tokenizer folder (config.json + model.safetensors) or e.g. shapes-t2i/vq",
     )
-    flag(t, "--num-images", type=int, default=400, help="held-out images reconstructed")
+    flag(t, "--num-images", type=int, default=400,
+         help="held-out images (moving-shapes: clips) reconstructed")  # fmt: skip
+    flag(t, "--task", choices=["shapes", "moving-shapes"], default="shapes",
+         help="held-out data: shapes images, or moving-shapes clips (a per-frame tokenizer)")  # fmt: skip
 
 
 def add_demo(sub) -> None:

@@ -105,6 +105,11 @@ class Order:
     def take(self, state: GenerationState, g: int, sampled: torch.Tensor) -> None:
         raise NotImplementedError
 
+    def given_samples(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Flat tokens of the first groups -> what the head samples for them (the ``given`` of
+        :func:`~mmgen.generation.loop.generate_codes`); the same tensor for most orders."""
+        return tokens
+
     def finish(self, state: GenerationState) -> torch.Tensor:
         """(B, N) flat codes of a finished generation."""
         return state.codes

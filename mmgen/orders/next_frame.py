@@ -8,12 +8,17 @@ latents at the same (r, c) through the ``latent`` adapter, with one indicator ch
 frame f jointly from their hidden states, each frame at its own flow time (FAR's one timestep
 per frame). Generation makes one backbone call per frame against the frame-level KV cache.
 
+``patch`` p > 1 merges each p x p block of a frame's latents into one row of p^2 * C channels
+(DiT's patchify: (h / p) * (w / p) rows per frame, p^2 fewer), placed on the full-resolution
+grid at the block's top-left latent (as FAR places its compressed tokens).
+
 Positions (``positions`` option), with o = the condition's length (the 1-D position of the first
 visual row):
 
 * ``"scaled"`` (Lumos-1, for MM-RoPE): ``(o + f * temporal_stride, o + r * spatial_stride,
-  o + c * spatial_stride)``, the strides being the tokenizer's compression (1 frame per latent
-  frame; ``spatial_stride`` defaults to the autoencoder's downsample factor);
+  o + c * spatial_stride)`` for latent row r and column c, the strides being the tokenizer's
+  compression (1 frame per latent frame; ``spatial_stride`` defaults to the autoencoder's
+  downsample factor);
 * ``"axial"`` (FAR's 3-D axial RoPE): ``(o + f, o + r, o + c)``.
 
 FAR's stochastic clean context (``clean_context_prob``, default 0.1): each training frame is,
@@ -42,13 +47,16 @@ def frame_positions(
     *,
     temporal_stride: int = 1,
     spatial_stride: int = 1,
+    patch: int = 1,
 ) -> torch.Tensor:
-    """(F * h * w, 3) positions ``(offset + f * ts, offset + r * ss, offset + c * ss)`` of a
-    clip's rows, frame after frame, raster order inside a frame."""
+    """(F * h' * w', 3) positions ``(offset + f * ts, offset + r * ss, offset + c * ss)`` of a
+    clip's rows, frame after frame, raster order inside a frame; with ``patch`` p the rows are
+    the (h / p) x (w / p) blocks, at latent rows and columns r, c = 0, p, 2p, ..."""
     gh, gw = grid
     f, r, c = torch.meshgrid(
-        torch.arange(num_frames), torch.arange(gh), torch.arange(gw), indexing="ij"
-    )
+        torch.arange(num_frames), torch.arange(0, gh, patch), torch.arange(0, gw, patch),
+        indexing="ij",
+    )  # fmt: skip
     strides = torch.tensor([temporal_stride, spatial_stride, spatial_stride])
     return offset + torch.stack([f, r, c], dim=-1).reshape(-1, 3) * strides  # (F*h*w, 3)
 
@@ -63,6 +71,7 @@ class NextFrameOrder(Order):
         spatial_stride: (h, w) step per latent row/column under ``"scaled"``; default the
             tokenizer's downsample factor (pixels per latent).
         clean_context_prob: probability that a training frame is context only (no loss).
+        patch: side of the latent blocks merged into one row (1 = one row per latent).
     """
 
     name = "next_frame"
@@ -79,6 +88,7 @@ class NextFrameOrder(Order):
         temporal_stride: int = 1,
         spatial_stride: int | None = None,
         clean_context_prob: float = 0.1,
+        patch: int = 1,
     ):
         super().__init__(tokenizer, image_size, condition_length, flat_positions=flat_positions)
         frame = self.token_layout
@@ -96,9 +106,12 @@ class NextFrameOrder(Order):
         if spatial_stride is None:
             spatial_stride = image_size // frame.grid[0]
         for key, value in (("temporal_stride", temporal_stride),
-                           ("spatial_stride", spatial_stride)):  # fmt: skip
+                           ("spatial_stride", spatial_stride), ("patch", patch)):  # fmt: skip
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"order.{key} must be an int >= 1, got {value!r}")
+        if frame.grid[0] % patch or frame.grid[1] % patch:
+            raise ConfigError(f"order.patch {patch} does not divide the latent grid "
+                              f"{frame.grid[0]}x{frame.grid[1]}")  # fmt: skip
         if not 0 <= clean_context_prob < 1:
             raise ConfigError(
                 f"order.clean_context_prob must be in [0, 1), got {clean_context_prob!r}"
@@ -108,13 +121,15 @@ class NextFrameOrder(Order):
         self.num_frames, self.positions = num_frames, positions
         self.temporal_stride, self.spatial_stride = temporal_stride, spatial_stride
         self.clean_context_prob = float(clean_context_prob)
-        self.frame_rows = frame.tokens_per_frame
+        self.patch = patch
+        self.row_grid = (frame.grid[0] // patch, frame.grid[1] // patch)
+        self.frame_rows = self.row_grid[0] * self.row_grid[1]
         T = condition_length
         if positions == "scaled":
             rows = frame_positions(num_frames, frame.grid, T, temporal_stride=temporal_stride,
-                                   spatial_stride=spatial_stride)  # fmt: skip
+                                   spatial_stride=spatial_stride, patch=patch)  # fmt: skip
         else:
-            rows = frame_positions(num_frames, frame.grid, T)
+            rows = frame_positions(num_frames, frame.grid, T, patch=patch)
         layout = condition_and_groups_layout(
             T, [self.frame_rows] * num_frames, rows, flat_positions=flat_positions
         )
@@ -131,6 +146,7 @@ class NextFrameOrder(Order):
             "temporal_stride": self.temporal_stride,
             "spatial_stride": self.spatial_stride,
             "clean_context_prob": self.clean_context_prob,
+            "patch": self.patch,
         }
 
     def with_frames(self, num_frames: int) -> NextFrameOrder:
@@ -145,15 +161,40 @@ class NextFrameOrder(Order):
 
     @property
     def channels(self) -> int:
-        return self.frame_layout.latent_channels
+        """Channels of one row: p^2 latents of C channels."""
+        return self.frame_layout.latent_channels * self.patch**2
 
     def input_config(self) -> dict:
         return {"kind": "latent", "in_channels": self.channels + 1}
 
     def head_config(self) -> dict:
         return {"kind": "group_flow", "latent_channels": self.channels,
-                "group_shapes": [list(self.frame_layout.grid)],
+                "group_shapes": [list(self.row_grid)],
                 "clean_group_prob": self.clean_context_prob}  # fmt: skip
+
+    def patchify(self, tokens_BNC: torch.Tensor) -> torch.Tensor:
+        """Flat latents of whole frames (B, n * h * w, C) -> their rows (B, n * h' * w', p^2 C),
+        each row a p x p block (channels ordered (dy, dx, C))."""
+        p = self.patch
+        if p == 1:
+            return tokens_BNC
+        (gh, gw), (rh, rw) = self.frame_layout.grid, self.row_grid
+        B, C = tokens_BNC.shape[0], tokens_BNC.shape[-1]
+        x = tokens_BNC.reshape(B, -1, rh, p, rw, p, C).permute(0, 1, 2, 4, 3, 5, 6)
+        return x.reshape(B, -1, p * p * C)
+
+    def unpatchify(self, rows_BRX: torch.Tensor) -> torch.Tensor:
+        """The inverse of :meth:`patchify`: (B, n * h' * w', p^2 C) -> (B, n * h * w, C)."""
+        p = self.patch
+        if p == 1:
+            return rows_BRX
+        rh, rw = self.row_grid
+        B, C = rows_BRX.shape[0], rows_BRX.shape[-1] // (p * p)
+        x = rows_BRX.reshape(B, -1, rh, rw, p, p, C).permute(0, 1, 2, 4, 3, 5, 6)
+        return x.reshape(B, -1, C)
+
+    def given_samples(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.patchify(tokens)
 
     def _fed(self, frames_BnC: torch.Tensor, start: bool) -> torch.Tensor:
         """Frame latents (B, n, C) with the start indicator channel -> (B, n, C + 1)."""
@@ -166,18 +207,18 @@ class NextFrameOrder(Order):
 
     def training_inputs(self, codes_BN):
         self.check_codes(codes_BN)
-        B, N = codes_BN.shape[0], self.frame_rows
-        latents = codes_BN.float()  # (B, F*N, C)
-        previous = self._fed(latents[:, : (self.num_frames - 1) * N], start=False)
+        B, R = codes_BN.shape[0], self.frame_rows
+        rows = self.patchify(codes_BN.float())  # (B, F*R, X)
+        previous = self._fed(rows[:, : (self.num_frames - 1) * R], start=False)
         inputs = torch.cat([self._start_frame(B, codes_BN.device), previous], dim=1)
-        return inputs, latents  # (B, F*N, C + 1), (B, F*N, C)
+        return inputs, rows  # (B, F*R, X + 1), (B, F*R, X)
 
     def group_inputs(self, state: GenerationState, g: int) -> torch.Tensor:
         if g == 0:
             return self._start_frame(state.codes.shape[0], state.codes.device)
-        N = self.frame_rows
-        return self._fed(state.codes[:, (g - 1) * N : g * N], start=False)
+        N = self.frame_layout.tokens_per_frame
+        return self._fed(self.patchify(state.codes[:, (g - 1) * N : g * N]), start=False)
 
     def take(self, state: GenerationState, g: int, sampled: torch.Tensor) -> None:
-        N = self.frame_rows
-        state.codes[:, g * N : (g + 1) * N] = sampled  # (B, N, C)
+        N = self.frame_layout.tokens_per_frame
+        state.codes[:, g * N : (g + 1) * N] = self.unpatchify(sampled)  # (B, h*w, C)

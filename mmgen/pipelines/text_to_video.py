@@ -146,10 +146,12 @@ class TextToVideoPipeline(ARImagePipeline):
         order = self.order.with_frames(num_frames)
         given = None
         if frames is not None:
-            given = self.encode_frames(list(frames), text_ids.shape[0])
-            if given.shape[1] >= order.token_layout.num_tokens:
-                raise ValueError(f"frames gives {given.shape[1] // order.frame_rows} frames; "
-                                 f"num_frames={num_frames} leaves none to generate")  # fmt: skip
+            tokens = self.encode_frames(list(frames), text_ids.shape[0])
+            if tokens.shape[1] >= order.token_layout.num_tokens:
+                count = tokens.shape[1] // order.frame_layout.tokens_per_frame
+                raise ValueError(f"frames gives {count} frames; num_frames={num_frames} leaves "
+                                 "none to generate")  # fmt: skip
+            given = order.given_samples(tokens)
         tokens = self.generate_tokens(
             text_ids,
             uncond_ids,

@@ -260,3 +260,40 @@ def test_flexrope_slope_is_checked():
 
     with pytest.raises(ValueError, match="video order"):
         make_tiny_pipeline().resolve_sampling(flexrope_slope=0.5)
+
+
+def test_patch_merges_each_block_of_latents_into_one_row_on_the_full_grid():
+    T = 3
+    order = build_order({"name": "next_frame", "num_frames": 2, "patch": 2, "positions": "axial"},
+                        tiny_kl(), 8, T)  # fmt: skip
+    assert order.frame_rows == 4 and order.channels == 16 and order.layout.length == T + 8
+    assert order.head_config()["group_shapes"] == [[2, 2]]
+    clip = torch.randn(1, 32, 4)  # 2 frames of 4x4 latents
+    rows = order.patchify(clip)
+    assert rows.shape == (1, 8, 16)
+    grid = clip.reshape(2, 4, 4, 4)  # (F, h, w, C)
+    # frame 1, block (r, c) = (1, 0): latents (2, 0), (2, 1), (3, 0), (3, 1)
+    block = torch.cat([grid[1, 2, 0], grid[1, 2, 1], grid[1, 3, 0], grid[1, 3, 1]])
+    assert torch.equal(rows[0, 4 + 2], block)
+    assert torch.equal(order.unpatchify(rows), clip)
+    assert order.layout.positions[T + 4 : T + 8].tolist() == [
+        [T + 1, T, T], [T + 1, T, T + 2], [T + 1, T + 2, T], [T + 1, T + 2, T + 2]
+    ]  # fmt: skip
+    inputs, targets = order.training_inputs(clip)
+    assert torch.equal(targets, rows) and torch.equal(inputs[:, 4:, :16], rows[:, :4])
+    with pytest.raises(ConfigError, match="patch"):
+        build_order({"name": "next_frame", "patch": 3}, tiny_kl(), 8, T)
+
+
+def test_a_patched_order_generates_and_continues_through_the_pipeline():
+    pipe = make_tiny_video_pipeline(num_frames=3, patch=2)
+    assert latents(pipe).shape == (2, 48, 4)  # token space: 3 frames x 16 latents
+    torch.testing.assert_close(latents(pipe, guidance_scale=2.0),
+                               latents(pipe, guidance_scale=2.0, use_cache=False),
+                               atol=1e-4, rtol=1e-4)  # fmt: skip
+    pipe.set_progress_bar_config(disable=True)
+    first = pipe(PROMPTS, num_inference_steps=2, generator=torch.Generator().manual_seed(0))
+    start = [clip[:1] for clip in first.frames]
+    out = pipe(PROMPTS, frames=start, num_inference_steps=2, output_type="latent",
+               generator=torch.Generator().manual_seed(1))  # fmt: skip
+    assert torch.equal(out.frames[:, :16], pipe.encode_frames(start, 2))
