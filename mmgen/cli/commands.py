@@ -77,6 +77,7 @@ def run_generate_image(args) -> Path:
     if args.num_frames is not None or args.flexrope_slope is not None:
         raise UsageError("--num-frames and --flexrope-slope are for `mmgen generate video`")
     args.model = args.model or "shapes-t2i"
+    args.num_images = 4 if args.num_images is None else args.num_images
     pipe = load_image_pipeline(args.model, args.device)
     from mmgen.pipelines.text_to_video import TextToVideoPipeline
 

@@ -87,7 +87,8 @@ def add_generate(sub) -> None:
         help="a class label (class-to-image, e.g. digits-c2i); repeat for more",
     )
     flag(p, "--negative-prompt", help="text-to-image: the prompt guidance steers away from")
-    flag(p, "--num-images", type=int, default=4, help="images per prompt or class")
+    flag(p, "--num-images", type=int,
+         help="images per prompt or class (default 4); videos per prompt (default 1)")  # fmt: skip
     flag(p, "--seed", type=int, default=0, help="seeds the torch.Generator of the run")
     flag(
         p,

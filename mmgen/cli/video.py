@@ -43,7 +43,7 @@ def run_generate_video(args) -> list[Path]:
     out = pipe(
         args.prompt,
         negative_prompt=args.negative_prompt,
-        num_videos_per_prompt=args.num_images,
+        num_videos_per_prompt=1 if args.num_images is None else args.num_images,
         num_frames=args.num_frames,
         generator=torch.Generator().manual_seed(args.seed),
         show_progress=True,

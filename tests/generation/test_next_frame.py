@@ -297,3 +297,15 @@ def test_a_patched_order_generates_and_continues_through_the_pipeline():
     out = pipe(PROMPTS, frames=start, num_inference_steps=2, output_type="latent",
                generator=torch.Generator().manual_seed(1))  # fmt: skip
     assert torch.equal(out.frames[:, :16], pipe.encode_frames(start, 2))
+
+
+@pytest.mark.parametrize("backend", ["flex", "triton"])
+def test_flexrope_generation_is_the_same_under_every_backend_that_takes_a_bias(backend):
+    """The bias reaches the fused kernels (Triton runs under its interpreter on the CPU)
+    through the KV cache path as through SDPA's dense mask."""
+    pipe = make_tiny_video_pipeline(num_frames=2)
+    reference = latents(pipe, flexrope_slope=0.8, guidance_scale=2.0)
+    pipe.transformer.set_attention_backend(backend)
+    fused = latents(pipe, flexrope_slope=0.8, guidance_scale=2.0)
+    torch.testing.assert_close(fused, reference, atol=1e-4, rtol=1e-4)
+    assert not torch.allclose(fused, latents(pipe, guidance_scale=2.0), atol=1e-3)
