@@ -34,6 +34,11 @@ def keep_metrics_until(path: Path, step: int) -> None:
         tmp.replace(path)  # a crash here leaves the old log whole
 
 
+#: line colours of the series of one chart, in order
+SERIES_COLOURS = ((40, 90, 220), (220, 60, 40), (30, 150, 60), (150, 60, 190), (230, 140, 20),
+                  (20, 160, 170), (120, 120, 120))  # fmt: skip
+
+
 def plot_line_chart(
     xs: list[float],
     ys: list[float],
@@ -48,14 +53,31 @@ def plot_line_chart(
     dependency): axes span the data unless ``x_range`` / ``y_range`` fix them, labelled at
     their ends (``x_label`` names the x unit), light horizontal lines at ``guides``, points
     marked when there are few."""
+    return plot_lines({"": (xs, ys)}, title, x_label=x_label, x_range=x_range,
+                      y_range=y_range, guides=guides)  # fmt: skip
+
+
+def plot_lines(
+    series: dict[str, tuple[list[float], list[float]]],
+    title: str,
+    *,
+    x_label: str,
+    x_range: tuple[float, float] | None = None,
+    y_range: tuple[float, float] | None = None,
+    guides: tuple[float, ...] = (),
+) -> Image.Image:
+    """:func:`plot_line_chart` with several named series ``label -> (xs, ys)``, each in its own
+    colour, and a legend when they have names."""
     image = Image.new("RGB", (WIDTH, HEIGHT), "white")
     draw = ImageDraw.Draw(image)
     left, top, right, bottom = MARGIN + 24, MARGIN // 2 + 8, WIDTH - MARGIN // 2, HEIGHT - MARGIN
     draw.rectangle((left, top, right, bottom), outline=(120, 120, 120))
     draw.text((left, 6), title, fill="black")
-    low, high = y_range or (min(ys), max(ys))
+    all_x = [x for xs, _ in series.values() for x in xs]
+    all_y = [y for _, ys in series.values() for y in ys]
+    low, high = y_range or (min(all_y), max(all_y))
     span_y = (high - low) or 1.0
-    first, last = x_range or (xs[0], xs[-1])
+    first, last = x_range or (min(all_x), max(all_x))
     span_x = (last - first) or 1
 
     def point(x: float, y: float) -> tuple[float, float]:
@@ -68,12 +90,18 @@ def plot_line_chart(
         _, y = point(first, guide)
         draw.line((left, y, right, y), fill=(215, 215, 215))
         draw.text((4, y - 6), f"{guide:.4g}", fill=(110, 110, 110))
-    points = [point(x, y) for x, y in zip(xs, ys)]
-    if len(points) > 1:
-        draw.line(points, fill=(40, 90, 220), width=2)
-    if len(points) <= 40:
-        for x, y in points:
-            draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=(40, 90, 220))
+    for i, (label, (xs, ys)) in enumerate(series.items()):
+        colour = SERIES_COLOURS[i % len(SERIES_COLOURS)]
+        points = [point(x, y) for x, y in zip(xs, ys)]
+        if len(points) > 1:
+            draw.line(points, fill=colour, width=2)
+        if len(points) <= 40:
+            for x, y in points:
+                draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=colour)
+        if label:
+            y = top + 4 + 12 * i
+            draw.line((right - 150, y + 5, right - 135, y + 5), fill=colour, width=3)
+            draw.text((right - 130, y), label, fill="black")
     draw.text((4, top - 4), f"{high:.4g}", fill="black")
     draw.text((4, bottom - 8), f"{low:.4g}", fill="black")
     draw.text((left, bottom + 6), f"{first:.4g} {x_label}", fill="black")
