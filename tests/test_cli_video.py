@@ -65,3 +65,24 @@ def test_tools_generate_video_takes_the_cli_options(tmp_path):
                     str(tmp_path / "c.gif")], check=True, capture_output=True)  # fmt: skip
     with Image.open(tmp_path / "c.gif") as gif:
         assert gif.n_frames == 3
+
+
+def test_bench_video_length_measures_every_frame_of_long_rollouts(tmp_path, capsys):
+    import importlib.util
+
+    make_tiny_video_pipeline().save_pretrained(tmp_path / "pipe")
+    tools = Path(__file__).resolve().parent.parent / "tools"
+    spec = importlib.util.spec_from_file_location("bench_video_length",
+                                                  tools / "bench_video_length.py")  # fmt: skip
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    results = bench.main(["--model", str(tmp_path / "pipe"), "--lengths", "6", "--slopes", "0",
+                          "0.5", "--num-prompts", "2", "--num-inference-steps", "2",
+                          "--out-dir", str(tmp_path / "docs")])  # fmt: skip
+    runs = results["runs"]
+    assert [r["flexrope_slope"] for r in runs] == [0.0, 0.5]
+    assert all(len(r["per_frame_pass_rate"]) == 6 for r in runs)
+    assert json.loads((tmp_path / "docs" / "video_length.json").read_text())["runs"] == runs
+    with Image.open(tmp_path / "docs" / "video_length_6.png") as plot:
+        assert plot.size == (640, 360)
+    assert "FlexRoPE slope 0.5" in capsys.readouterr().out
