@@ -18,6 +18,7 @@ KNOWN_CLASSES: dict[str, str] = {
     "MultiScaleVQModel": "mmgen.tokenizers.multiscale_vq",
     "KLModel": "mmgen.tokenizers.kl",
     "FrequencyVQModel": "mmgen.tokenizers.frequency_vq",
+    "WaveformAutoencoder": "mmgen.tokenizers.waveform",
     "TextToImagePipeline": "mmgen.pipelines.text_to_image",
     "ClassToImagePipeline": "mmgen.pipelines.class_to_image",
     "TextToVideoPipeline": "mmgen.pipelines.text_to_video",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ class TokenLayout:
     reports one per image; a video order sets ``frames``).
 
     Attributes:
-        grid: (h, w) finest token grid.
+        grid: (h, w) finest token grid; (N,) for a line of audio latents.
         codebook_size: codes per token (0 for a continuous tokenizer).
         scales: side of each scale's map, coarse to fine, for multi-scale tokenizers (VAR);
             None for a single grid.
@@ -33,10 +34,11 @@ class TokenLayout:
 
     @property
     def tokens_per_frame(self) -> int:
-        """Tokens of one image: the grid, or every scale's map together."""
+        """Tokens of one image (the grid, or every scale's map together), or of one clip of
+        audio (a 1-D ``grid`` of latents)."""
         if self.scales is not None:
             return sum(s * s for s in self.scales)
-        return self.grid[0] * self.grid[1]
+        return math.prod(self.grid)
 
     @property
     def num_tokens(self) -> int:
@@ -76,7 +78,10 @@ class TokenLayout:
     def unflatten(self, tokens: torch.Tensor) -> torch.Tensor:
         """Flat tokens -> what the tokenizer's ``decode`` takes (the inverse of :meth:`flatten`):
         (B, N) ids -> (B, h, w) on a single grid (multi-scale decoders take (B, N) as is);
-        (B, h * w, C) latents -> (B, C, h, w); a clip's (B, F * h * w, C) -> (B, F, C, h, w)."""
+        (B, h * w, C) latents -> (B, C, h, w); a clip's (B, F * h * w, C) -> (B, F, C, h, w);
+        audio's (B, N, C) -> (B, C, N)."""
+        if len(self.grid) == 1:
+            return tokens.transpose(1, 2)
         gh, gw = self.grid
         if self.frames is not None:
             B, C = tokens.shape[0], tokens.shape[-1]

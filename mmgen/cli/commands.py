@@ -158,14 +158,16 @@ def run_eval_digits(args) -> dict:
 
 def run_eval_tokenizer(args) -> dict:
     from mmgen.builtin import resolve_component_path
-    from mmgen.eval.tokenizer_eval import evaluate_clip_reconstruction, evaluate_reconstruction
+    from mmgen.eval import tokenizer_eval
     from mmgen.utils.serialization import load_component
 
     tokenizer = load_component(resolve_component_path(args.model))
-    if args.task == "moving-shapes":
-        metrics = evaluate_clip_reconstruction(tokenizer, num_clips=args.num_images)
-    else:
-        metrics = evaluate_reconstruction(tokenizer, num_images=args.num_images)
+    if args.task == "shapes":
+        metrics = tokenizer_eval.evaluate_reconstruction(tokenizer, num_images=args.num_images)
+    else:  # held-out clips of a video or audio task
+        evaluate = {"moving-shapes": tokenizer_eval.evaluate_clip_reconstruction,
+                    "tones": tokenizer_eval.evaluate_audio_reconstruction}[args.task]  # fmt: skip
+        metrics = evaluate(tokenizer, num_clips=args.num_images)
     for key, value in metrics.items():
         print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
     return metrics

@@ -142,8 +142,9 @@ def add_eval(sub) -> None:
     )
     flag(t, "--num-images", type=int, default=400,
          help="held-out images (moving-shapes: clips) reconstructed")  # fmt: skip
-    flag(t, "--task", choices=["shapes", "moving-shapes"], default="shapes",
-         help="held-out data: shapes images, or moving-shapes clips (a per-frame tokenizer)")  # fmt: skip
+    flag(t, "--task", choices=["shapes", "moving-shapes", "tones"], default="shapes",
+         help="held-out data: shapes images, moving-shapes clips (a per-frame tokenizer) or "
+         "tones clips (an audio tokenizer)")  # fmt: skip
 
 
 def add_demo(sub) -> None:

@@ -10,7 +10,7 @@ from mmgen.utils.config import ConfigError, from_dict, load_yaml
 
 TASKS = ("tokenizer", "text_to_image", "class_to_image", "text_to_video")
 DATA_RESOLUTION = {"shapes": 64, "digits": 32, "moving_shapes": 64}  # fixed by the built-ins
-DATA_NAMES = (*DATA_RESOLUTION, "imagefolder", "videofolder")
+DATA_NAMES = (*DATA_RESOLUTION, "imagefolder", "videofolder", "tones")
 VIDEO_DATA = ("moving_shapes", "videofolder")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 

@@ -19,7 +19,7 @@ def render_procedural(data, key: str, *, show_progress: bool) -> tuple[torch.Ten
     from tqdm.auto import tqdm
 
     first = data[0][key]
-    pixels = torch.empty(len(data), *first.shape, dtype=torch.uint8)
+    pixels = torch.empty(len(data), *first.shape, dtype=first.dtype)
     prompts = []
     name = type(data).__name__.removesuffix("Dataset")
     for i in tqdm(range(len(data)), desc=f"rendering {name}", disable=not show_progress):
@@ -30,12 +30,20 @@ def render_procedural(data, key: str, *, show_progress: bool) -> tuple[torch.Ten
 
 
 def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels -> floats in [-1, 1]; float data (waveforms, already in [-1, 1]) as is."""
+    if images_uint8.dtype != torch.uint8:
+        return images_uint8.float()
     return images_uint8.float().div(127.5).sub(1.0)
 
 
 def load_training_images(data, *, show_progress: bool) -> tuple[torch.Tensor, list]:
-    """(N, C, H, W) uint8 images, or (N, F, C, H, W) clips for video data, and their
-    conditions (prompts or class labels)."""
+    """(N, C, H, W) uint8 images, (N, F, C, H, W) clips for video data or (N, T) float32
+    waveforms for audio data, and their conditions (prompts or class labels)."""
+    if data.name == "tones":
+        from mmgen.data.tones import TonesDataset
+
+        return render_procedural(TonesDataset(data.num_samples, seed=data.seed), "audio",
+                                 show_progress=show_progress)  # fmt: skip
     if data.name == "moving_shapes":
         from mmgen.data.moving_shapes import MovingShapesDataset
 
@@ -94,6 +102,10 @@ class TokenizerTask:
         return {"images": to_unit_range(self.images[indices]).to(device)}
 
     def evaluate(self, model, num_images: int) -> dict:
+        if self.config.data.name == "tones":  # held-out clips through the tones verifier
+            from mmgen.eval.tokenizer_eval import evaluate_audio_reconstruction
+
+            return evaluate_audio_reconstruction(model, num_clips=num_images)
         if self.config.data.name == "moving_shapes":  # held-out clips through the clip verifier
             from mmgen.eval.tokenizer_eval import evaluate_clip_reconstruction
 
@@ -125,6 +137,10 @@ class TokenizerTask:
         from mmgen.pipelines.outputs import to_output_type
 
         metrics = self.evaluate(model, num_images=100)
+        metrics = {k: round(v, 4) for k, v in metrics.items()
+                   if k != "num_images" and isinstance(v, float)}  # fmt: skip
+        if self.images.ndim == 2:  # waveforms: no picture of them (yet)
+            return metrics
         with torch.no_grad():
             originals = to_unit_range(self.images[:16]).to(next(model.parameters()).device)
             recon = model.decode(model.encode(originals))
@@ -132,7 +148,7 @@ class TokenizerTask:
         folder = output_dir / "samples"
         folder.mkdir(parents=True, exist_ok=True)
         image_grid(tiles, cols=16, scale=2).save(folder / f"step_{step:07d}.png")
-        return {k: round(v, 4) for k, v in metrics.items() if k != "num_images" and v is not None}
+        return metrics
 
     def export(self, model, folder: Path) -> dict:
         from mmgen.utils.serialization import save_module, write_json
