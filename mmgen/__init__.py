@@ -14,6 +14,8 @@ _LAZY = {
     "TextToImagePipeline": "mmgen.pipelines.text_to_image",
     "ClassToImagePipeline": "mmgen.pipelines.class_to_image",
     "TextToVideoPipeline": "mmgen.pipelines.text_to_video",
+    "TextToAudioPipeline": "mmgen.pipelines.text_to_audio",
+    "AudioPipelineOutput": "mmgen.pipelines.outputs",
     "ImagePipelineOutput": "mmgen.pipelines.outputs",
     "VideoPipelineOutput": "mmgen.pipelines.outputs",
     "ARTransformer": "mmgen.models.transformer",

@@ -22,6 +22,7 @@ KNOWN_CLASSES: dict[str, str] = {
     "TextToImagePipeline": "mmgen.pipelines.text_to_image",
     "ClassToImagePipeline": "mmgen.pipelines.class_to_image",
     "TextToVideoPipeline": "mmgen.pipelines.text_to_video",
+    "TextToAudioPipeline": "mmgen.pipelines.text_to_audio",
     "ByteTokenizer": "mmgen.tokenizers.text",
     "TrainedTextTokenizer": "mmgen.tokenizers.trained_text",
     "ClassLabelTokenizer": "mmgen.tokenizers.label",

@@ -157,3 +157,31 @@ def make_tiny_video_pipeline(seed: int = 0, *, rope: str = "mmrope", num_frames:
         for block in model.blocks:  # attention that differs between rows (FlexRoPE shows)
             torch.nn.init.normal_(block.attn.qkv.weight, std=1.0 / block.attn.qkv.in_features**0.5)
     return TextToVideoPipeline(model, kl, text, image_size=8, order=spec)
+
+
+TINY_WAVEFORM = dict(channels=8, strides=(4, 5), channel_multiples=(2, 1), latent_channels=4)
+
+
+def make_tiny_audio_pipeline(seed: int = 0, *, chunk: int = 2, num_samples: int = 200):
+    """A randomly initialised text-to-audio pipeline: the tiny waveform autoencoder (20 samples
+    per latent: 10 latents of 4 channels for 200 samples), next-latent order in chunks of
+    ``chunk``, the flow MLP head given weights (it starts at zero velocity)."""
+    from mmgen.pipelines.text_to_audio import TextToAudioPipeline
+    from mmgen.tokenizers.waveform import WaveformAutoencoder, WaveformConfig
+
+    text = ByteTokenizer(max_length=24)
+    spec = {"name": "next_latent", "chunk": chunk}
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        autoencoder = WaveformAutoencoder(WaveformConfig(**TINY_WAVEFORM))
+        built = build_order(spec, autoencoder, num_samples, text.max_length)
+        model = ARTransformer(
+            transformer_config_from_preset(
+                "debug", condition_vocab_size=text.vocab_size, input=built.input_config(),
+                head=built.head_config(), rope="1d",
+            )
+        )  # fmt: skip
+        for module in [*model.inputs.modules(), *model.head.modules()]:
+            if isinstance(module, torch.nn.Linear):
+                torch.nn.init.normal_(module.weight, std=1.0 / module.in_features**0.5)
+    return TextToAudioPipeline(model, autoencoder, text, image_size=num_samples, order=spec)

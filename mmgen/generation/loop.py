@@ -104,7 +104,39 @@ def generate_codes(
     decoder=None,
     given: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Sample the codes of a batch, group by group, in ``order``.
+    """Sample the codes of a batch, group by group, in ``order`` (:func:`generate_groups` run
+    to the end; the arguments are its own, ``callback(step, num_groups, state)`` sees every
+    group).
+
+    Returns:
+        (B, N) codes in the tokenizer's flat layout.
+    """
+    state = None
+    for step, num_groups, state in generate_groups(
+        model, order, condition_ids, uncond_ids, sampling, generator=generator,
+        use_cache=use_cache, decoder=decoder, given=given,
+    ):  # fmt: skip
+        if callback is not None:
+            callback(step, num_groups, state)
+    return order.finish(state)
+
+
+@torch.no_grad()
+def generate_groups(
+    model: ARTransformer,
+    order: Order,
+    condition_ids: torch.Tensor,
+    uncond_ids: torch.Tensor | None,
+    sampling: SamplingConfig,
+    *,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+    use_cache: bool = True,
+    decoder=None,
+    given: torch.Tensor | None = None,
+):
+    """Sample a batch group by group in ``order``, yielding ``(step, num_groups, state)``
+    after each generated group (a stream reads the state as it grows; closing the generator
+    stops the generation).
 
     Args:
         model: the transformer.
@@ -114,7 +146,6 @@ def generate_codes(
         sampling: guidance and sampling knobs.
         generator: source of every random draw, or one generator per batch row.
         use_cache: False recomputes the full prefix per group (the reference path).
-        callback: called as ``callback(step, num_groups, state)`` after each group.
         decoder: optional :class:`~mmgen.generation.compiled.CompiledDecoder` for the groups
             (its persistent caches are prefilled here); needs ``use_cache``.
         given: what the head would have sampled for the first k groups, their samples
@@ -122,8 +153,9 @@ def generate_codes(
             frames of a clip, the top rows of an image). Their inputs run through the backbone
             in one call; generation starts at group k.
 
-    Returns:
-        (B, N) codes in the tokenizer's flat layout.
+    Yields:
+        ``(step, num_groups, state)``; the last ``state`` holds the whole sample
+        (``order.finish(state)`` gives its flat codes).
     """
     device = model.device
     B = condition_ids.shape[0]
@@ -180,9 +212,7 @@ def generate_codes(
         sampled = model.head.sample(outputs, B, scale, sampling, generator)  # (B, n, ...)
         order.take(state, g, sampled)
         state.done = g + 1
-        if callback is not None:
-            callback(g, len(groups), state)
-    return order.finish(state)
+        yield g, len(groups), state
 
 
 def take_given(order: Order, state: GenerationState, given: torch.Tensor) -> int:

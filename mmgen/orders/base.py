@@ -65,13 +65,19 @@ class Order:
                 "token_layout(height, width) method (see mmgen.tokenizers.layout.TokenLayout)"
             )
         try:
-            self.token_layout = tokenizer.token_layout(image_size, image_size)
+            self.token_layout = self.tokenizer_layout(tokenizer, image_size)
         except ValueError as err:
             raise ConfigError(f"order {self.name}: {err}") from None
         self.image_size = image_size
         self.condition_length = condition_length
         self.flat_positions = flat_positions
         self.layout: SequenceLayout  # set by subclasses
+
+    @staticmethod
+    def tokenizer_layout(tokenizer, size: int):
+        """The tokenizer's layout of one sample of ``size`` (an image's side in pixels; an
+        audio order reads it as the clip's samples)."""
+        return tokenizer.token_layout(size, size)
 
     # what the rows need
     def input_config(self) -> dict:
@@ -136,6 +142,7 @@ ORDERS: dict[str, str] = {
     "continuous_next_scale": "mmgen.orders.continuous_next_scale:ContinuousNextScaleOrder",
     "next_frequency": "mmgen.orders.next_frequency:NextFrequencyOrder",
     "next_frame": "mmgen.orders.next_frame:NextFrameOrder",
+    "next_latent": "mmgen.orders.next_latent:NextLatentOrder",
 }
 
 

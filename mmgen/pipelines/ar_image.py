@@ -52,6 +52,8 @@ class ARImagePipeline(PipelineSurface):
 
     #: key of the condition tokenizer's config in model_index.json
     condition_key: ClassVar[str]
+    #: key of ``image_size`` in model_index.json (an audio pipeline's clip length in samples)
+    size_key: ClassVar[str] = "image_size"
 
     def __init__(
         self,
@@ -176,7 +178,7 @@ class ARImagePipeline(PipelineSurface):
     def model_index(self) -> dict[str, Any]:
         return {
             "_class_name": type(self).__name__,
-            "image_size": self.image_size,
+            self.size_key: self.image_size,
             self.condition_key: {
                 "_class_name": class_spec(type(self.condition_tokenizer)),
                 **self.condition_tokenizer.config,
@@ -227,7 +229,7 @@ class ARImagePipeline(PipelineSurface):
                 transformer,
                 vq,
                 cls.load_condition_tokenizer(index[cls.condition_key], folder),
-                image_size=int(index["image_size"]),
+                image_size=int(index[cls.size_key]),
                 sampling=from_dict(SamplingConfig, index.get("sampling", {})),
                 training_config=training_config,
                 order=index.get("order"),

@@ -67,3 +67,17 @@ def to_video_output_type(videos: torch.Tensor, output_type: str) -> Any:
     if output_type == "pil":
         return [flat[b * F : (b + 1) * F] for b in range(B)]
     return flat.reshape(B, F, *flat.shape[1:])
+
+
+@dataclass
+class AudioPipelineOutput:
+    """Output of audio pipelines.
+
+    Attributes:
+        audios: one 1-D float32 numpy array in [-1, 1] per clip (``output_type="np"``), a
+            (B, S) float tensor (``"pt"``), or the (B, N, C) latents (``"latent"``).
+        sample_rate: samples per second.
+    """
+
+    audios: Any
+    sample_rate: int
