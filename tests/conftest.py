@@ -136,8 +136,9 @@ def make_tiny_video_pipeline(seed: int = 0, *, rope: str = "mmrope", num_frames:
     latents of 4 channels per frame), next-frame order over ``num_frames`` frames, one
     attention head of 32 channels (MM-RoPE needs 32), every input and head layer given weights
     (a flow head starts at zero velocity)."""
-    from mmgen.pipelines.text_to_video import TextToVideoPipeline
     from mmgen.tokenizers.kl import KLConfig, KLModel
+
+    from mmgen.pipelines.text_to_video import TextToVideoPipeline
 
     text = ByteTokenizer(max_length=24)
     spec = {"name": "next_frame", "num_frames": num_frames, **order_options}
@@ -166,8 +167,9 @@ def make_tiny_audio_pipeline(seed: int = 0, *, chunk: int = 2, num_samples: int 
     """A randomly initialised text-to-audio pipeline: the tiny waveform autoencoder (20 samples
     per latent: 10 latents of 4 channels for 200 samples), next-latent order in chunks of
     ``chunk``, the flow MLP head given weights (it starts at zero velocity)."""
-    from mmgen.pipelines.text_to_audio import TextToAudioPipeline
     from mmgen.tokenizers.waveform import WaveformAutoencoder, WaveformConfig
+
+    from mmgen.pipelines.text_to_audio import TextToAudioPipeline
 
     text = ByteTokenizer(max_length=24)
     spec = {"name": "next_latent", "chunk": chunk}

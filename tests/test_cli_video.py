@@ -44,11 +44,13 @@ def test_image_and_video_models_are_told_apart(tmp_path, capsys):
 def test_eval_moving_shapes_prints_kinds_and_writes_report_and_contact_sheet(tmp_path, capsys):
     make_tiny_video_pipeline().save_pretrained(tmp_path / "pipe")
     out = tmp_path / "eval"
-    assert main(["eval", "moving-shapes", "--model", str(tmp_path / "pipe"), "--num-prompts", "4",
-                 "--batch-size", "2", "--num-inference-steps", "2", "--out-dir", str(out)]) == 0  # fmt: skip
+    command = ["eval", "moving-shapes", "--model", str(tmp_path / "pipe"), "--num-prompts", "4",
+               "--batch-size", "2", "--num-inference-steps", "2"]  # fmt: skip
+    command += ["--out-dir", str(out)]
+    assert main(command) == 0
     report = json.loads((out / "report.json").read_text())
-    assert sum(report["counts"].values()) == 4 and set(report["kinds"]) == {"one_object",
-                                                                           "two_objects"}  # fmt: skip
+    assert sum(report["counts"].values()) == 4
+    assert set(report["kinds"]) == {"one_object", "two_objects"}
     assert report["sampling"]["num_inference_steps"] == 2
     assert all(len(r["frames"]) == 3 for r in report["results"])
     with Image.open(out / "contact_sheet.png") as sheet:

@@ -120,7 +120,9 @@ def channel_to_space(x_BCT: torch.Tensor, stride: int, out_channels: int) -> tor
     :func:`space_to_channel`)."""
     B, C, T = x_BCT.shape
     repeated = x_BCT.repeat_interleave(out_channels * stride // C, dim=1)  # (B, out*s, T)
-    return repeated.reshape(B, out_channels, stride, T).permute(0, 1, 3, 2).reshape(B, -1, T * stride)
+    return (
+        repeated.reshape(B, out_channels, stride, T).permute(0, 1, 3, 2).reshape(B, -1, T * stride)
+    )
 
 
 class DownStage(nn.Module):
@@ -167,13 +169,12 @@ def stft_loss(predicted_BT: torch.Tensor, target_BT: torch.Tensor,
     total = 0.0
     for n_fft in fft_sizes:
         window = torch.hann_window(n_fft, device=target_BT.device)
-
-        def magnitude(x):
-            spec = torch.stft(x.float(), n_fft, hop_length=n_fft // 4, window=window,
-                              return_complex=True)  # fmt: skip
-            return spec.abs().clamp_min(1e-5)
-
-        p, t = magnitude(predicted_BT), magnitude(target_BT)
+        p, t = (
+            torch.stft(x.float(), n_fft, hop_length=n_fft // 4, window=window, return_complex=True)
+            .abs()
+            .clamp_min(1e-5)
+            for x in (predicted_BT, target_BT)
+        )
         convergence = torch.linalg.norm(t - p) / torch.linalg.norm(t).clamp_min(1e-5)
         total = total + convergence + F.l1_loss(p.log(), t.log())
     return total / len(fft_sizes)

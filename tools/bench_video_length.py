@@ -70,8 +70,8 @@ def main(argv=None) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {"model": str(args.model), "num_prompts": args.num_prompts, "seed": args.seed,
                "training_length": pipe.num_frames, "runs": []}  # fmt: skip
-    print(f"{'frames':>6} {'setting':<22} " + " ".join(f"{'f' + str(a + 1) + '-' + str(b):>9}"
-                                                    for a, b in ranges(max(args.lengths))))  # fmt: skip
+    spans_header = " ".join(f"{f'f{a + 1}-{b}':>9}" for a, b in ranges(max(args.lengths)))
+    print(f"{'frames':>6} {'setting':<22} {spans_header}")
     for length in args.lengths:
         series = {}
         for slope in args.slopes:
@@ -81,9 +81,10 @@ def main(argv=None) -> dict:
             label = "RoPE (FlexRoPE off)" if slope == 0 else f"FlexRoPE slope {slope:g}"
             series[label] = (list(range(1, length + 1)), rates)
             spans = {f"{a + 1}-{b}": sum(rates[a:b]) / (b - a) for a, b in ranges(length)}
+            seconds = round(time.perf_counter() - started, 1)
             results["runs"].append({"frames": length, "flexrope_slope": slope,
                                     "per_frame_pass_rate": rates, "by_range": spans,
-                                    "seconds": round(time.perf_counter() - started, 1)})  # fmt: skip
+                                    "seconds": seconds})  # fmt: skip
             print(f"{length:>6} {label:<22} " + " ".join(f"{v:>9.3f}" for v in spans.values()))
         image = plot_lines(series, f"per-frame pass rate, {length}-frame rollouts ({args.model}; "
                            f"trained on {pipe.num_frames})", x_label="frame",

@@ -103,8 +103,12 @@ def add_generate(sub) -> None:
 
 
 def add_video_sampling(p: argparse.ArgumentParser) -> None:
-    flag(p, "--flexrope-slope", type=float,
-         help="video: FlexRoPE's attention decay per frame of distance (0 = plain RoPE)")  # fmt: skip
+    flag(
+        p,
+        "--flexrope-slope",
+        type=float,
+        help="video: FlexRoPE's attention decay per frame of distance (0 = plain RoPE)",
+    )
 
 
 def add_eval(sub) -> None:

@@ -178,7 +178,7 @@ class NextFrameOrder(Order):
         p = self.patch
         if p == 1:
             return tokens_BNC
-        (gh, gw), (rh, rw) = self.frame_layout.grid, self.row_grid
+        rh, rw = self.row_grid
         B, C = tokens_BNC.shape[0], tokens_BNC.shape[-1]
         x = tokens_BNC.reshape(B, -1, rh, p, rw, p, C).permute(0, 1, 2, 4, 3, 5, 6)
         return x.reshape(B, -1, p * p * C)

@@ -143,8 +143,9 @@ class TextToAudioPipeline(ARImagePipeline):
                  num_inference_steps=num_inference_steps),
         )  # fmt: skip
         emitted = 0
-        for _, _, state in generate_groups(self.transformer, self.order, text_ids, uncond_ids,
-                                           sampling, generator=generator, decoder=self.decoder):  # fmt: skip
+        steps = generate_groups(self.transformer, self.order, text_ids, uncond_ids, sampling,
+                                generator=generator, decoder=self.decoder)  # fmt: skip
+        for _, _, state in steps:
             done = state.done * self.order.chunk  # latents generated so far
             # the causal decoder on the latents so far: their samples are final
             wave = self.decode_latents(state.codes[:, :done])[0, : self.num_samples]

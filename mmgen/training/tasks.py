@@ -455,8 +455,9 @@ class GenerationTask:
         from mmgen.eval.moving_shapes_eval import evaluate_moving_shapes
 
         report_dir = output_dir / "validations" / f"step_{step:07d}"
-        report = evaluate_moving_shapes(pipe, num_prompts=self.config.validation_num_prompts or 16,
-                                        seed=1, out_dir=report_dir, show_progress=False)  # fmt: skip
+        num_prompts = self.config.validation_num_prompts or 16
+        report = evaluate_moving_shapes(pipe, num_prompts=num_prompts, seed=1, out_dir=report_dir,
+                                        show_progress=False)  # fmt: skip
         shutil.copy2(report_dir / "contact_sheet.png", sheet)
         metrics = {"validation_pass_rate": round(report["overall"], 4),
                    "validation_frame_pass_rate": round(report["frame_pass_rate"], 4)}  # fmt: skip

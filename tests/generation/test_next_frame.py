@@ -200,8 +200,15 @@ def test_the_pipeline_returns_frame_lists_arrays_tensors_or_latents(tmp_path):
 
     pipe = make_tiny_video_pipeline()
     pipe.set_progress_bar_config(disable=True)
-    run = lambda kind, **kw: pipe(PROMPTS, output_type=kind, num_inference_steps=2,  # noqa: E731
-                                  generator=torch.Generator().manual_seed(0), **kw).frames
+    run = lambda kind, **kw: (
+        pipe(
+            PROMPTS,
+            output_type=kind,
+            num_inference_steps=2,  # noqa: E731
+            generator=torch.Generator().manual_seed(0),
+            **kw,
+        ).frames
+    )
     frames = run("pil")
     assert len(frames) == 2 and len(frames[0]) == 3 and frames[0][0].size == (8, 8)
     assert run("np").shape == (2, 3, 8, 8, 3) and run("pt").shape == (2, 3, 3, 8, 8)

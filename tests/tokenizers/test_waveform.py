@@ -3,7 +3,6 @@ samples of latent i depend on latents <= i (what streaming needs), and training 
 
 import pytest
 import torch
-
 from mmgen.tokenizers.waveform import (
     WaveformAutoencoder,
     WaveformConfig,

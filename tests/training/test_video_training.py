@@ -20,13 +20,24 @@ def t2v_recipe(tmp_path, tokenizer, name="t2v", data=None, **training):
             "order": {"name": "next_frame", "patch": 2},
             "text_max_length": 32,
             "data": data or {"name": "moving_shapes", "num_samples": 8, "num_frames": 3},
-            "model": {"preset": "debug", "num_heads": 1, "rope": "mmrope",
-                      "head": {"width": 32, "depth": 1, "num_heads": 2}},  # fmt: skip
+            "model": {
+                "preset": "debug",
+                "num_heads": 1,
+                "rope": "mmrope",
+                "head": {"width": 32, "depth": 1, "num_heads": 2},
+            },  # fmt: skip
             "validation_num_prompts": 2,
             "validation_prompts": ["a red square moving right"],
-            "training": {"batch_size": 4, "max_steps": 4, "warmup_steps": 1, "log_steps": 1,
-                         "checkpointing_steps": 2, "validation_steps": 100,
-                         "lr_schedule": "constant", **training},  # fmt: skip
+            "training": {
+                "batch_size": 4,
+                "max_steps": 4,
+                "warmup_steps": 1,
+                "log_steps": 1,
+                "checkpointing_steps": 2,
+                "validation_steps": 100,
+                "lr_schedule": "constant",
+                **training,
+            },  # fmt: skip
         },
     )
 
@@ -44,7 +55,9 @@ def test_next_frame_trains_resumes_exactly_and_the_run_generates_clips(trained_k
     assert resumed_step(printed) == 2
     assert "encoded data: 8 examples" in printed  # the second run hit the shared cache
     assert losses(tmp_path / "split") == losses(tmp_path / "full")
-    validation = json.loads((tmp_path / "split" / "logs" / "validations.jsonl").read_text().splitlines()[-1])
+    validation = json.loads(
+        (tmp_path / "split" / "logs" / "validations.jsonl").read_text().splitlines()[-1]
+    )
     assert 0 <= validation["validation_frame_pass_rate"] <= 1  # scored like the eval
     assert (tmp_path / "split" / "samples" / "step_0000004.png").is_file()
     pipe = ARImagePipeline.from_pretrained(tmp_path / "split" / "final")
