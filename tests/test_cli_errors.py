@@ -155,8 +155,10 @@ def test_both_flag_spellings_and_defaults_in_help():
         check=True,
     )
     shown = " ".join(done.stdout.split())  # help text is wrapped to the terminal
-    assert "images per prompt or class (default: 4)" in shown
-    assert "(default: shapes-t2i)" in shown and "of the run (default: 0)" in shown
+    counts = "images per prompt or class (default 4); videos or audio clips per prompt (default 1)"
+    models = "(default: shapes-t2i for images, moving-shapes-t2v for videos, tones-t2a for audio)"
+    assert counts in shown and models in shown
+    assert "of the run (default: 0)" in shown
     assert "--num-images NUM_IMAGES, --num_images NUM_IMAGES" in shown
 
 

@@ -162,17 +162,25 @@ class WaveformOutput:
     kl_loss: torch.Tensor
 
 
+#: magnitude floor of the log-magnitude term. A lower floor (1e-5) weighs the digital silence of
+#: ``tones`` so heavily that the decoder collapses to silence (measured: RMS 0.005 after 1,000
+#: steps, no clip passing); at 1e-2, about -70 dB under a full-scale sine at these FFT sizes,
+#: sound comes first.
+STFT_FLOOR = 1e-2
+
+
 def stft_loss(predicted_BT: torch.Tensor, target_BT: torch.Tensor,
               fft_sizes: tuple[int, ...] = (256, 512, 1024)) -> torch.Tensor:  # fmt: skip
-    """Multi-resolution STFT loss: spectral convergence + log-magnitude L1, averaged over the
-    FFT sizes (Hann windows, hop a quarter of the size)."""
+    """Multi-resolution STFT loss: spectral convergence + log-magnitude L1 (magnitudes floored
+    at :data:`STFT_FLOOR`), averaged over the FFT sizes (Hann windows, hop a quarter of the
+    size)."""
     total = 0.0
     for n_fft in fft_sizes:
         window = torch.hann_window(n_fft, device=target_BT.device)
         p, t = (
             torch.stft(x.float(), n_fft, hop_length=n_fft // 4, window=window, return_complex=True)
             .abs()
-            .clamp_min(1e-5)
+            .clamp_min(STFT_FLOOR)
             for x in (predicted_BT, target_BT)
         )
         convergence = torch.linalg.norm(t - p) / torch.linalg.norm(t).clamp_min(1e-5)

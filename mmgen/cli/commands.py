@@ -60,11 +60,55 @@ def load_image_pipeline(model: str, device: str):
     return ARImagePipeline.from_pretrained(model, device=check_device(device))
 
 
+def load_pipeline_of_kind(model: str, device: str, pipeline_class, what: str):
+    """A pipeline folder or built-in name that must be a ``pipeline_class`` (``what``: video,
+    audio); any other model is a usage error naming the command that runs it."""
+    pipe = load_image_pipeline(model, device)
+    if not isinstance(pipe, pipeline_class):
+        raise UsageError(f"{model} is a {type(pipe).__name__}, not {article(what)} {what} "
+                         f"model: run `mmgen generate {media_kind(pipe)}`, or give a "
+                         f"text-to-{what} model")  # fmt: skip
+    return pipe
+
+
+def article(word: str) -> str:
+    return "an" if word[0] in "aeiou" else "a"
+
+
+def media_kind(pipe) -> str:
+    """``image``, ``video`` or ``audio``: what a pipeline generates (its generate command)."""
+    from mmgen.pipelines.text_to_audio import TextToAudioPipeline
+    from mmgen.pipelines.text_to_video import TextToVideoPipeline
+
+    if isinstance(pipe, TextToVideoPipeline):
+        return "video"
+    return "audio" if isinstance(pipe, TextToAudioPipeline) else "image"
+
+
+def numbered_paths(out: str, count: int, suffixes: tuple[str, ...], what: str) -> list[Path]:
+    """Where ``count`` files go: ``out`` itself for one, ``out`` with ``_0``, ``_1``... before
+    the suffix for several.
+
+    Raises:
+        UsageError: when ``out``'s suffix is not one of ``suffixes``.
+    """
+    path = Path(out)
+    if path.suffix.lower() not in suffixes:
+        raise UsageError(f"--out {path}: {what} is written as {' or '.join(suffixes)}")
+    if count == 1:
+        return [path]
+    return [path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(count)]
+
+
 def run_generate(args) -> Path | list[Path]:
     if args.what == "video":
         from mmgen.cli.video import run_generate_video
 
         return run_generate_video(args)
+    if args.what == "audio":
+        from mmgen.cli.audio import run_generate_audio
+
+        return run_generate_audio(args)
     return run_generate_image(args)
 
 
@@ -79,10 +123,9 @@ def run_generate_image(args) -> Path:
     args.model = args.model or "shapes-t2i"
     args.num_images = 4 if args.num_images is None else args.num_images
     pipe = load_image_pipeline(args.model, args.device)
-    from mmgen.pipelines.text_to_video import TextToVideoPipeline
-
-    if isinstance(pipe, TextToVideoPipeline):
-        raise UsageError(f"{args.model} is a video model: run `mmgen generate video`")
+    if media_kind(pipe) != "image":
+        raise UsageError(f"{args.model} is a {media_kind(pipe)} model: run `mmgen generate "
+                         f"{media_kind(pipe)}`")  # fmt: skip
     generator = torch.Generator().manual_seed(args.seed)
     common = dict(generator=generator, show_progress=True, **sampling_kwargs(args))
     if isinstance(pipe, ClassToImagePipeline):
@@ -197,6 +240,10 @@ def run_eval(args) -> dict:
         from mmgen.cli.video import run_eval_moving_shapes
 
         return run_eval_moving_shapes(args)
+    if args.what == "tones":
+        from mmgen.cli.audio import run_eval_tones
+
+        return run_eval_tones(args)
     runs = {"digits": run_eval_digits, "tokenizer": run_eval_tokenizer, "shapes": run_eval_shapes}
     return runs[args.what](args)
 
@@ -220,8 +267,8 @@ def run_list(args) -> None:
     section("input adapters (`input: {kind: ...}`)", INPUT_KINDS)
     section("heads (`head: {kind: ...}`)", HEAD_KINDS)
     section("component classes (model_index.json, `model_class`)", KNOWN_CLASSES)
-    print("modalities: image (text-to-image, class-to-image), video (text-to-video); audio is "
-          "not built yet")  # fmt: skip
+    print("modalities: image (text-to-image, class-to-image), video (text-to-video), audio "
+          "(text-to-audio)")  # fmt: skip
     print("anything outside mmgen: name it 'package.module:ClassName'")
 
 

@@ -73,10 +73,11 @@ def add_train(sub) -> None:
 
 
 def add_generate(sub) -> None:
-    p = command(sub, "generate", "generate images or videos with a built-in model or a pipeline")
-    p.add_argument("what", choices=["image", "video"], help="what to generate")
+    p = command(sub, "generate", "generate images, videos or audio with a built-in model or a "
+                "pipeline")  # fmt: skip
+    p.add_argument("what", choices=["image", "video", "audio"], help="what to generate")
     flag(p, "--model", help="built-in model name or pipeline folder (default: shapes-t2i for "
-         "images, moving-shapes-t2v for videos)")  # fmt: skip
+         "images, moving-shapes-t2v for videos, tones-t2a for audio)")  # fmt: skip
     flag(p, "--prompt", action="append", help="a text prompt (text-to-image); repeat for more")
     flag(
         p,
@@ -87,14 +88,15 @@ def add_generate(sub) -> None:
         help="a class label (class-to-image, e.g. digits-c2i); repeat for more",
     )
     flag(p, "--negative-prompt", help="text-to-image: the prompt guidance steers away from")
-    flag(p, "--num-images", type=int,
-         help="images per prompt or class (default 4); videos per prompt (default 1)")  # fmt: skip
+    flag(p, "--num-images", type=int, help="images per prompt or class (default 4); videos or "
+         "audio clips per prompt (default 1)")  # fmt: skip
     flag(p, "--seed", type=int, default=0, help="seeds the torch.Generator of the run")
     flag(
         p,
         "--out",
         help="image: the grid PNG (default grid.png); video: the .mp4 or .gif (default "
-        "clip.mp4; several videos get _0, _1, ... before the suffix)",
+        "clip.mp4); audio: the .wav (default clip.wav); several videos or clips get _0, _1, "
+        "... before the suffix",
     )
     flag(p, "--num-frames", type=int, help="video: frames per clip (default: the model's)")
     flag(p, "--fps", type=int, default=8, help="video: frames per second of the file")
@@ -131,6 +133,14 @@ def add_eval(sub) -> None:
     flag(v, "--out-dir", default="eval_moving_shapes", help="report folder")
     add_video_sampling(v)
     add_sampling(v)
+    a = command(what, "tones", "text-to-audio pass rate on tones (a verifier reads the pitch of "
+                "every note)")  # fmt: skip
+    flag(a, "--model", default="tones-t2a", help="built-in model name or pipeline folder")
+    flag(a, "--num-prompts", type=int, default=200, help="prompts drawn from the task")
+    flag(a, "--seed", type=int, default=0, help="seeds the prompts and the sampling")
+    flag(a, "--batch-size", type=int, default=50, help="prompts generated at once")
+    flag(a, "--out-dir", default="eval_tones", help="report folder")
+    add_sampling(a)
     g = command(what, "digits", "class-to-image accuracy and Frechet distance on digits")
     flag(g, "--model", default="digits-c2i", help="built-in model name or pipeline folder")
     flag(g, "--num-per-class", type=int, default=100, help="images generated per digit")
@@ -174,7 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="mmgen",
-        description="mmgen: train, generate and evaluate autoregressive image generators.",
+        description="mmgen: train, generate and evaluate autoregressive image, video and audio "
+        "generators.",
         epilog="User errors print one line; --debug (anywhere) or MMGEN_DEBUG=1 shows the "
         "traceback.",
         formatter_class=HelpFormatter,

@@ -4,32 +4,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmgen.cli.commands import load_image_pipeline, sampling_kwargs
+from mmgen.cli.commands import load_pipeline_of_kind, numbered_paths, sampling_kwargs
 from mmgen.cli.errors import UsageError, check_device
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
 
 
 def load_video_pipeline(model: str, device: str):
-    """A video pipeline folder or built-in name; an image model is a usage error."""
+    """A video pipeline folder or built-in name; an image or audio model is a usage error."""
     from mmgen.pipelines.text_to_video import TextToVideoPipeline
 
-    pipe = load_image_pipeline(model, device)
-    if not isinstance(pipe, TextToVideoPipeline):
-        raise UsageError(f"{model} is a {type(pipe).__name__}, not a video model: "
-                         "run `mmgen generate image`, or give a text-to-video model")  # fmt: skip
-    return pipe
+    return load_pipeline_of_kind(model, device, TextToVideoPipeline, "video")
 
 
 def video_paths(out: str | None, count: int) -> list[Path]:
     """Where ``count`` videos go: ``out`` itself for one, ``out`` with ``_0``, ``_1``... before
     the suffix for several."""
-    path = Path(out or "clip.mp4")
-    if path.suffix.lower() not in VIDEO_SUFFIXES:
-        raise UsageError(f"--out {path}: a video is written as .mp4 or .gif")
-    if count == 1:
-        return [path]
-    return [path.with_name(f"{path.stem}_{i}{path.suffix}") for i in range(count)]
+    return numbered_paths(out or "clip.mp4", count, VIDEO_SUFFIXES, "a video")
 
 
 def run_generate_video(args) -> list[Path]:

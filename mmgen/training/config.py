@@ -8,10 +8,12 @@ from typing import Any
 
 from mmgen.utils.config import ConfigError, from_dict, load_yaml
 
-TASKS = ("tokenizer", "text_to_image", "class_to_image", "text_to_video")
+TASKS = ("tokenizer", "text_to_image", "class_to_image", "text_to_video", "text_to_audio")
 DATA_RESOLUTION = {"shapes": 64, "digits": 32, "moving_shapes": 64}  # fixed by the built-ins
-DATA_NAMES = (*DATA_RESOLUTION, "imagefolder", "videofolder", "tones")
+DATA_NAMES = (*DATA_RESOLUTION, "imagefolder", "videofolder", "tones", "audiofolder")
 VIDEO_DATA = ("moving_shapes", "videofolder")
+AUDIO_DATA = ("tones", "audiofolder")
+MEDIA_FOLDERS = ("imagefolder", "videofolder", "audiofolder")
 MIXED_PRECISION = ("no", "fp16", "bf16")
 
 
@@ -23,7 +25,9 @@ class DataConfig:
     resized and centre-cropped to ``resolution``. Bad entries are skipped with one warning that
     counts them, or raise with ``strict`` (``--strict_data``). Video: ``moving_shapes`` (64x64
     clips, prompts) or ``videofolder`` (mp4/gif files + metadata.jsonl), ``num_frames`` frames
-    per clip (a tokenizer recipe trains on their frames)."""
+    per clip (a tokenizer recipe trains on their frames). Audio: ``tones`` (1 s clips at 16 kHz,
+    ``play C4 E4`` prompts) or ``audiofolder`` (wav/flac/mp3 files + metadata.jsonl), mono,
+    resampled to the tokenizer's rate, cut or padded with silence to ``seconds``."""
 
     name: str = "shapes"
     num_samples: int = 20000
@@ -32,6 +36,7 @@ class DataConfig:
     path: str | None = None
     strict: bool = False
     num_frames: int = 12
+    seconds: float = 1.0
 
     def __post_init__(self):
         if self.name not in DATA_NAMES:
@@ -43,7 +48,7 @@ class DataConfig:
             )
         if self.resolution < 8:
             raise ConfigError(f"data.resolution must be >= 8, got {self.resolution}")
-        if self.name in ("imagefolder", "videofolder") and not self.path:
+        if self.name in MEDIA_FOLDERS and not self.path:
             raise ConfigError(
                 f"data.name {self.name} needs data.path: a folder with metadata.jsonl"
             )
@@ -51,6 +56,10 @@ class DataConfig:
             raise ConfigError(f"data.num_frames must be >= 1, got {self.num_frames}")
         if self.num_samples < 1:
             raise ConfigError(f"data.num_samples must be >= 1, got {self.num_samples}")
+        if not self.seconds > 0:
+            raise ConfigError(f"data.seconds must be > 0, got {self.seconds}")
+        if self.name == "tones" and self.seconds != 1.0:
+            raise ConfigError(f"data.seconds is 1.0 for tones (its clips), got {self.seconds}")
 
 
 @dataclass(kw_only=True)
@@ -108,8 +117,8 @@ class RunConfig:
     """A whole recipe.
 
     Args:
-        task: ``tokenizer`` (train an image tokenizer), ``text_to_image``, ``class_to_image``
-            or ``text_to_video``.
+        task: ``tokenizer`` (train an image, video-frame or audio tokenizer),
+            ``text_to_image``, ``class_to_image``, ``text_to_video`` or ``text_to_audio``.
         output_dir: where checkpoints, samples, logs and the final model go.
         seed: seeds model init, data order and every training-time random draw.
         data: :class:`DataConfig`.
@@ -176,6 +185,7 @@ class RunConfig:
             "text_to_image": ("shapes", "imagefolder"),
             "class_to_image": ("digits",),
             "text_to_video": VIDEO_DATA,
+            "text_to_audio": AUDIO_DATA,
         }
         allowed = expected.get(self.task)
         if allowed and self.data.name not in allowed:

@@ -59,9 +59,11 @@ def data_spec(data) -> dict:
     spec = {"name": data.name, "resolution": data.resolution, "mmgen": mmgen.__version__}
     if data.name in ("moving_shapes", "videofolder"):
         spec.update(num_frames=data.num_frames)
-    if data.name in ("shapes", "moving_shapes"):
+    if data.name in ("tones", "audiofolder"):
+        spec.update(seconds=data.seconds)
+    if data.name in ("shapes", "moving_shapes", "tones"):
         spec.update(num_samples=data.num_samples, seed=data.seed)
-    elif data.name in ("imagefolder", "videofolder"):
+    elif data.name in ("imagefolder", "videofolder", "audiofolder"):
         folder = Path(data.path).resolve()
         files = hashlib.sha256()
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):

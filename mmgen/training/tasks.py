@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mmgen.training.config import RunConfig
+from mmgen.training.config import MEDIA_FOLDERS, RunConfig
 from mmgen.utils.config import from_dict, to_dict
 from mmgen.utils.images import image_grid
 
@@ -36,13 +36,21 @@ def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
     return images_uint8.float().div(127.5).sub(1.0)
 
 
-def load_training_images(data, *, show_progress: bool) -> tuple[torch.Tensor, list]:
+def load_training_images(
+    data, *, show_progress: bool, sample_rate: int = 16_000
+) -> tuple[torch.Tensor, list]:
     """(N, C, H, W) uint8 images, (N, F, C, H, W) clips for video data or (N, T) float32
-    waveforms for audio data, and their conditions (prompts or class labels)."""
+    waveforms for audio data (an audio folder's resampled to ``sample_rate``), and their
+    conditions (prompts or class labels)."""
     if data.name == "tones":
         from mmgen.data.tones import TonesDataset
 
         return render_procedural(TonesDataset(data.num_samples, seed=data.seed), "audio",
+                                 show_progress=show_progress)  # fmt: skip
+    if data.name == "audiofolder":
+        from mmgen.data.folders import read_audio_folder
+
+        return read_audio_folder(data.path, sample_rate, data.seconds, strict=data.strict,
                                  show_progress=show_progress)  # fmt: skip
     if data.name == "moving_shapes":
         from mmgen.data.moving_shapes import MovingShapesDataset
@@ -92,7 +100,9 @@ class TokenizerTask:
 
     def prepare_data(self, accelerator) -> int:
         self.images, _ = load_training_images(
-            self.config.data, show_progress=accelerator.is_local_main_process
+            self.config.data,
+            show_progress=accelerator.is_local_main_process,
+            sample_rate=getattr(self.vq_config, "sample_rate", 16_000),
         )
         if self.images.ndim == 5:  # clips: a per-frame tokenizer trains on their frames
             self.images = self.images.flatten(0, 1)
@@ -110,12 +120,13 @@ class TokenizerTask:
             from mmgen.eval.tokenizer_eval import evaluate_clip_reconstruction
 
             return evaluate_clip_reconstruction(model, num_clips=max(1, num_images // 4))
-        if self.config.data.name in ("imagefolder", "videofolder"):  # user data: pixel error
+        if self.config.data.name in MEDIA_FOLDERS:  # user data: pixel (or sample) error
             with torch.no_grad():
                 originals = to_unit_range(self.images[:num_images]).to(
                     next(model.parameters()).device
                 )
-                mse = F.mse_loss(model.decode(model.encode(originals)), originals).item()
+                recon = model.decode(model.encode(originals))[..., : originals.shape[-1]]
+                mse = F.mse_loss(recon, originals).item()
             return {"mse": mse, "num_images": len(originals)}
         if self.config.data.name == "digits":
             from mmgen.eval.tokenizer_eval import evaluate_digits_reconstruction
@@ -139,7 +150,19 @@ class TokenizerTask:
         metrics = self.evaluate(model, num_images=100)
         metrics = {k: round(v, 4) for k, v in metrics.items()
                    if k != "num_images" and isinstance(v, float)}  # fmt: skip
-        if self.images.ndim == 2:  # waveforms: no picture of them (yet)
+        if self.images.ndim == 2:  # waveforms: spectrograms, originals above reconstructions
+            from mmgen.eval.tones_eval import spectrogram_sheet
+
+            with torch.no_grad():
+                originals = to_unit_range(self.images[:8]).to(next(model.parameters()).device)
+                recon = model.decode(model.encode(originals))[:, : originals.shape[1]]
+            clips = [c.float().cpu().numpy() for c in torch.cat([originals, recon])]
+            captions = ["original"] * len(originals) + ["reconstruction"] * len(recon)
+            folder = output_dir / "samples"
+            folder.mkdir(parents=True, exist_ok=True)
+            sheet = spectrogram_sheet(clips, captions, sample_rate=self.vq_config.sample_rate,
+                                      cols=len(originals))  # fmt: skip
+            sheet.save(folder / f"step_{step:07d}.png")
             return metrics
         with torch.no_grad():
             originals = to_unit_range(self.images[:16]).to(next(model.parameters()).device)
@@ -177,9 +200,9 @@ def merged_head_config(order_head: dict, recipe_head: dict | None) -> dict:
 
 class GenerationTask:
     """Train the transformer on a tokenizer's codes in any order (``config.order``) with a
-    condition prefix: prompts for ``text_to_image`` (shapes), class labels for
-    ``class_to_image`` (digits). The order gives the teacher-forcing inputs and targets, the
-    model's head the loss."""
+    condition prefix: prompts for ``text_to_image`` (shapes), ``text_to_video`` (moving-shapes)
+    and ``text_to_audio`` (tones), class labels for ``class_to_image`` (digits). The order gives
+    the teacher-forcing inputs and targets, the model's head the loss."""
 
     def __init__(self, config: RunConfig):
         from mmgen.builtin import resolve_component_path
@@ -203,6 +226,10 @@ class GenerationTask:
                 from mmgen.pipelines.text_to_video import TextToVideoPipeline
 
                 self.pipeline_class = TextToVideoPipeline
+            elif config.task == "text_to_audio":
+                from mmgen.pipelines.text_to_audio import TextToAudioPipeline
+
+                self.pipeline_class = TextToAudioPipeline
             else:
                 from mmgen.pipelines.text_to_image import TextToImagePipeline
 
@@ -227,7 +254,7 @@ class GenerationTask:
         self.order = build_order(
             self.order_spec(),
             self.vq,
-            self.config.data.resolution,
+            self.sample_size,
             condition_tokenizer.max_length,
             flat_positions=rope == "1d",
         )
@@ -240,6 +267,26 @@ class GenerationTask:
         else:
             self.model_config = from_dict(TransformerConfig, model_fields, where="model")
         self.layout = self.order.layout
+
+    @property
+    def sample_size(self) -> int:
+        """The size the order lays out: an image's (or frame's) side in pixels, or an audio
+        clip's length in samples (``data.seconds`` at the tokenizer's sample rate)."""
+        if self.config.task == "text_to_audio":
+            return round(self.config.data.seconds * self.vq.config.sample_rate)
+        return self.config.data.resolution
+
+    def token_layout(self):
+        """The order's :class:`TokenLayout` (what the data is encoded to); known before a
+        learned text tokenizer fixes the prompt length, which it does not depend on."""
+        if self.order is not None:
+            return self.order.token_layout
+        from mmgen.orders import build_order
+
+        rope = self.config.model.get("rope", "2d")
+        order = build_order(self.order_spec(), self.vq, self.sample_size,
+                            self.config.text_max_length, flat_positions=rope == "1d")  # fmt: skip
+        return order.token_layout
 
     def order_spec(self) -> dict:
         """The recipe's order; a video task's clips fix its ``num_frames``.
@@ -282,7 +329,9 @@ class GenerationTask:
             self.codes, conditions = entry
             accelerator.print(f"encoded data: {len(conditions)} examples from {cache.folder}")
         else:
-            images, conditions = load_training_images(self.config.data, show_progress=show)
+            sample_rate = getattr(getattr(self.vq, "config", None), "sample_rate", 16_000)
+            images, conditions = load_training_images(self.config.data, show_progress=show,
+                                                      sample_rate=sample_rate)  # fmt: skip
             self.codes = self.encode_images(images, accelerator)
             if accelerator.is_main_process:
                 cache.save(self.codes, conditions)
@@ -311,11 +360,11 @@ class GenerationTask:
         """(N, C, H, W) uint8 images -> flat tokens (``TokenLayout.flatten``): codes (N, tokens)
         or latents (N, tokens, C), encoded on the accelerator's device and stored compactly on
         the CPU (int16 codes where the codebook allows, float16 latents). (N, F, C, H, W) clips
-        are encoded frame by frame into (N, F * tokens, C)."""
+        are encoded frame by frame into (N, F * tokens, C), (N, S) waveforms into (N, N', C)."""
         from tqdm.auto import tqdm
 
         vq = self.vq.to(accelerator.device)
-        token_layout = self.order.token_layout
+        token_layout = self.token_layout()
         if token_layout.is_continuous:
             dtype = torch.float16
         elif token_layout.codebook_size <= torch.iinfo(torch.int16).max:
@@ -329,7 +378,7 @@ class GenerationTask:
         with torch.no_grad():
             for start in tqdm(
                 range(0, len(images), batch_size),
-                desc="encoding clips" if clips else "encoding images",
+                desc=f"encoding {'clips' if clips else 'images' if images.ndim == 4 else 'audio'}",
                 disable=not accelerator.is_local_main_process,
             ):
                 chunk = to_unit_range(images[start : start + batch_size].to(accelerator.device))
@@ -374,7 +423,7 @@ class GenerationTask:
             model,
             self.vq.to(model.device),
             self.condition_tokenizer,
-            image_size=self.config.data.resolution,
+            image_size=self.sample_size,
             sampling=self.sampling,
             training_config=to_dict(self.config),
             order=self.order.config(),
@@ -397,6 +446,8 @@ class GenerationTask:
             marks, metrics = None, {"validation_accuracy": accuracy}
         elif self.config.task == "text_to_video":
             return self.validate_video(pipe, step, output_dir)
+        elif self.config.task == "text_to_audio":
+            return self.validate_audio(pipe, step, output_dir)
         elif self.config.data.name == "imagefolder":  # user data: samples, no verifier
             prompts = self.config.validation_prompts
             images = pipe(prompts, num_images_per_prompt=4, generator=generator).images
@@ -461,6 +512,37 @@ class GenerationTask:
         shutil.copy2(report_dir / "contact_sheet.png", sheet)
         metrics = {"validation_pass_rate": round(report["overall"], 4),
                    "validation_frame_pass_rate": round(report["frame_pass_rate"], 4)}  # fmt: skip
+        return metrics
+
+    def validate_audio(self, pipe, step: int, output_dir: Path) -> dict:
+        """tones: ``validation_num_prompts`` prompts (default 40) scored as ``mmgen eval tones
+        --seed 1`` does, its spectrogram sheet to ``samples/``; an audio folder: one clip per
+        validation prompt, as WAV files and a spectrogram sheet."""
+        folder = output_dir / "samples"
+        folder.mkdir(parents=True, exist_ok=True)
+        sheet = folder / f"step_{step:07d}.png"
+        if self.config.data.name != "tones":
+            from mmgen.eval.tones_eval import spectrogram_sheet
+            from mmgen.utils.audio import write_wav
+
+            prompts = self.config.validation_prompts
+            out = pipe(prompts, generator=torch.Generator().manual_seed(0))
+            for i, clip in enumerate(out.audios):
+                write_wav(folder / f"step_{step:07d}_{i}.wav", clip, out.sample_rate)
+            spectrogram_sheet(out.audios, prompts, sample_rate=out.sample_rate).save(sheet)
+            return {}
+        import shutil
+
+        from mmgen.eval.tones_eval import evaluate_tones
+
+        report_dir = output_dir / "validations" / f"step_{step:07d}"
+        report = evaluate_tones(pipe, num_prompts=self.config.validation_num_prompts or 40,
+                                seed=1, out_dir=report_dir, show_progress=False)  # fmt: skip
+        shutil.copy2(report_dir / "spectrograms.png", sheet)
+        metrics = {"validation_pass_rate": round(report["overall"], 4)}
+        for notes, rate in report["by_notes"].items():
+            if rate is not None:
+                metrics[f"validation_{notes}"] = round(rate, 4)
         return metrics
 
     def export(self, model, folder: Path) -> dict:
