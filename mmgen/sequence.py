@@ -31,6 +31,10 @@ class SequenceLayout:
         group_starts: start row of each group, plus the total length at the end.
         frame_ids: (L,) frame of every row of a clip (-1 on the condition rows); None for an
             image. FlexRoPE's decay reads it (:meth:`flexrope_bias`).
+        allowed: (L, L) bool, the pairs a row may attend inside its kv_end prefix, for an order
+            whose mask is not a prefix (FAR-Long's short window); None = the whole prefix.
+        context_rows: per generated group, how many of its leading rows are context only
+            (fed, attended, never sampled or scored); None = none anywhere.
     """
 
     group_ids: torch.Tensor
@@ -39,6 +43,8 @@ class SequenceLayout:
     text_length: int
     group_starts: tuple[int, ...]
     frame_ids: torch.Tensor | None = None
+    allowed: torch.Tensor | None = None
+    context_rows: tuple[int, ...] | None = None
 
     @property
     def length(self) -> int:
@@ -48,7 +54,7 @@ class SequenceLayout:
     def is_causal(self) -> bool:
         """Whether every group is one token (plain causal attention: kv_end may be None)."""
         causal = torch.arange(1, self.length + 1, dtype=torch.int32, device=self.kv_end.device)
-        return bool(torch.equal(self.kv_end, causal))
+        return self.allowed is None and bool(torch.equal(self.kv_end, causal))
 
     @property
     def image_groups(self) -> list[tuple[int, int]]:
@@ -56,13 +62,42 @@ class SequenceLayout:
         starts = self.group_starts
         return [(a, b) for a, b in zip(starts[:-1], starts[1:]) if a >= self.text_length]
 
+    def sampled_rows(self, g: int) -> tuple[int, int]:
+        """(start, end) rows of generated group ``g`` that the head samples (and training
+        scores): the group without its leading context-only rows."""
+        start, end = self.image_groups[g]
+        return start + (self.context_rows[g] if self.context_rows else 0), end
+
+    def target_index(self) -> torch.Tensor | None:
+        """(n_targets,) indices, among the generated rows (0 = the first row after the
+        condition), of the rows with targets; None when every generated row has one."""
+        if not self.context_rows or not any(self.context_rows):
+            return None
+        T = self.text_length
+        ranges = [torch.arange(*self.sampled_rows(g)) - T for g in range(len(self.image_groups))]
+        return torch.cat(ranges).to(self.kv_end.device)
+
     def to(self, device: torch.device | str) -> SequenceLayout:
-        """The layout with positions, kv_end and frame ids on ``device``."""
+        """The layout with positions, kv_end, frame ids and the allowed pairs on ``device``."""
         if self.positions.device == torch.device(device):
             return self
-        frames = None if self.frame_ids is None else self.frame_ids.to(device)
+
+        def moved(t):
+            return None if t is None else t.to(device)
+
         return replace(self, positions=self.positions.to(device), kv_end=self.kv_end.to(device),
-                       frame_ids=frames)  # fmt: skip
+                       frame_ids=moved(self.frame_ids), allowed=moved(self.allowed))  # fmt: skip
+
+    def attention_bias(self, start: int, end: int, slope: float = 0.0) -> torch.Tensor | None:
+        """The additive score bias of rows ``[start, end)`` against keys ``[0, end)``: FlexRoPE's
+        decay (:meth:`flexrope_bias`) plus -inf on the pairs :attr:`allowed` excludes. None when
+        neither applies (the plain group-causal mask)."""
+        bias = self.flexrope_bias(start, end, slope)
+        if self.allowed is None:
+            return bias
+        blocked = ~self.allowed[start:end, :end]
+        mask = torch.zeros(blocked.shape, device=blocked.device).masked_fill(blocked, -torch.inf)
+        return mask if bias is None else bias + mask
 
     def flexrope_bias(self, start: int, end: int, slope: float) -> torch.Tensor | None:
         """FlexRoPE's additive score bias of rows ``[start, end)`` against keys ``[0, end)``:

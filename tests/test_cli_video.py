@@ -79,12 +79,15 @@ def test_bench_video_length_measures_every_frame_of_long_rollouts(tmp_path, caps
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
     results = bench.main(["--model", str(tmp_path / "pipe"), "--lengths", "6", "--slopes", "0",
-                          "0.5", "--num-prompts", "2", "--num-inference-steps", "2",
-                          "--out-dir", str(tmp_path / "docs")])  # fmt: skip
+                          "0.5", "--long-windows", "2", "--num-prompts", "2",
+                          "--num-inference-steps", "2", "--out-dir",
+                          str(tmp_path / "docs")])  # fmt: skip
     runs = results["runs"]
-    assert [r["flexrope_slope"] for r in runs] == [0.0, 0.5]
+    assert [(r["flexrope_slope"], r["long_window"]) for r in runs] == [(0.0, None), (0.5, None),
+                                                                        (0.0, 2)]  # fmt: skip
     assert all(len(r["per_frame_pass_rate"]) == 6 for r in runs)
     assert json.loads((tmp_path / "docs" / "video_length.json").read_text())["runs"] == runs
     with Image.open(tmp_path / "docs" / "video_length_6.png") as plot:
         assert plot.size == (640, 360)
-    assert "FlexRoPE slope 0.5" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "FlexRoPE slope 0.5" in printed and "FAR-Long W=2" in printed

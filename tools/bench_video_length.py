@@ -7,7 +7,10 @@ colours right). Prints a table (pass rate over frame ranges) and writes, per len
 the per-frame pass rate against the frame index, plus a JSON of every number.
 
     python tools/bench_video_length.py --model runs/moving_shapes_t2v/final \\
-        --lengths 24 48 --slopes 0 0.1 0.3 1.0 --num-prompts 40 --out-dir docs
+        --lengths 24 48 --slopes 0 0.1 0.3 1.0 --long-windows 8 --num-prompts 40 --out-dir docs
+
+``--long-windows W`` adds rollouts with FAR-Long's long short-term context at window W (frames
+older than W as coarser long-term rows; the model's ``long_patch``).
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from mmgen.training.summary import plot_lines
 
 def per_frame_pass_rates(pipe, prompts, num_frames: int, slope: float, seed: int,
                          batch_size: int, **sampling) -> list[float]:  # fmt: skip
-    """Mean per-frame pass rate at every frame index over clips of ``num_frames``."""
+    """Mean per-frame pass rate at every frame index over clips of ``num_frames``
+    (``sampling`` may hold ``long_window``: FAR-Long for the call)."""
     generator = torch.Generator().manual_seed(seed)
     passed = torch.zeros(num_frames)
     for start in range(0, len(prompts), batch_size):
@@ -57,6 +61,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--num-inference-steps", type=int)
+    parser.add_argument("--long-windows", type=int, nargs="*", default=[],
+                        help="FAR-Long windows W to roll out with (FlexRoPE off), besides the "
+                        "model's own order")  # fmt: skip
     parser.add_argument("--out-dir", default="docs")
     args = parser.parse_args(argv)
     pipe = ARImagePipeline.from_pretrained(args.model)
@@ -72,25 +79,28 @@ def main(argv=None) -> dict:
                "training_length": pipe.num_frames, "runs": []}  # fmt: skip
     spans_header = " ".join(f"{f'f{a + 1}-{b}':>9}" for a, b in ranges(max(args.lengths)))
     print(f"{'frames':>6} {'setting':<22} {spans_header}")
+    settings = [(slope, None) for slope in args.slopes] + [(0.0, w) for w in args.long_windows]
     for length in args.lengths:
         series = {}
-        for slope in args.slopes:
+        for slope, window in settings:
             started = time.perf_counter()
+            extra = {} if window is None else {"long_window": window}
             rates = per_frame_pass_rates(pipe, prompts, length, slope, args.seed + 1,
-                                         args.batch_size, **sampling)  # fmt: skip
+                                         args.batch_size, **sampling, **extra)  # fmt: skip
             label = "RoPE (FlexRoPE off)" if slope == 0 else f"FlexRoPE slope {slope:g}"
+            if window is not None:
+                label = f"FAR-Long W={window}"
             series[label] = (list(range(1, length + 1)), rates)
             spans = {f"{a + 1}-{b}": sum(rates[a:b]) / (b - a) for a, b in ranges(length)}
             seconds = round(time.perf_counter() - started, 1)
             results["runs"].append({"frames": length, "flexrope_slope": slope,
-                                    "per_frame_pass_rate": rates, "by_range": spans,
-                                    "seconds": seconds})  # fmt: skip
+                                    "long_window": window, "per_frame_pass_rate": rates,
+                                    "by_range": spans, "seconds": seconds})  # fmt: skip
             print(f"{length:>6} {label:<22} " + " ".join(f"{v:>9.3f}" for v in spans.values()))
         image = plot_lines(series, f"per-frame pass rate, {length}-frame rollouts ({args.model}; "
                            f"trained on {pipe.num_frames})", x_label="frame",
                            x_range=(1, length), y_range=(0.0, 1.0), guides=(0.5, 0.9))  # fmt: skip
         image.save(out_dir / f"video_length_{length}.png")
-    print("long short-term context (FAR-Long): not implemented yet, so not measured")
     (out_dir / "video_length.json").write_text(json.dumps(results, indent=1))
     print(f"plots: {', '.join(str(out_dir / f'video_length_{n}.png') for n in args.lengths)}")
     return results

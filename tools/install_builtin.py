@@ -21,9 +21,8 @@ import torch
 
 def main() -> None:
     from mmgen.builtin import BUILTIN_DIR, BUILTIN_MODELS
-    from mmgen.pipelines.class_to_image import ClassToImagePipeline
-    from mmgen.pipelines.text_to_image import TextToImagePipeline
-    from mmgen.utils.serialization import load_state_dict, read_json, save_state_dict
+    from mmgen.pipelines.ar_image import ARImagePipeline
+    from mmgen.utils.serialization import load_state_dict, save_state_dict
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--source", required=True, help="save_pretrained folder")
@@ -37,9 +36,9 @@ def main() -> None:
     args = parser.parse_args()
 
     source, target = Path(args.source), BUILTIN_DIR / args.name
-    classes = {c.__name__: c for c in (TextToImagePipeline, ClassToImagePipeline)}
-    pipeline_class = classes[read_json(source / "model_index.json")["_class_name"]]
-    pipeline_class.from_pretrained(source)  # fails loudly on anything inconsistent
+    # the class model_index.json names (image, video or audio); fails loudly on anything
+    # inconsistent
+    pipeline_class = type(ARImagePipeline.from_pretrained(source))
     if target.exists():
         shutil.rmtree(target)
     for relative in ("model_index.json", "training_config.yaml", "tokenizer.json"):

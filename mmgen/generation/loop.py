@@ -56,18 +56,21 @@ def group_outputs(
     condition_ids: torch.Tensor | None = None,
     fed: list[torch.Tensor] | None = None,
     flexrope_slope: float = 0.0,
+    skip: int = 0,
 ) -> torch.Tensor:
     """Head outputs (B', end - start, ...) of one group (or of several consecutive groups'
     rows at once): compiled step, cache, or recompute.
 
     Without caches (the reference path) the whole prefix runs again: the condition, every
-    earlier group's inputs (``fed``) and this group's. ``flexrope_slope`` > 0 adds FlexRoPE's
-    frame-distance bias (``SequenceLayout.flexrope_bias``).
+    earlier group's inputs (``fed``) and this group's. The score bias is the layout's
+    (``SequenceLayout.attention_bias``): FlexRoPE's frame-distance decay when
+    ``flexrope_slope`` > 0, and an order's non-prefix mask (FAR-Long's window). ``skip``
+    leading rows (a group's context-only rows) are left out of the head's outputs.
     """
     if decoder is not None:
-        if flexrope_slope:
-            raise ValueError("flexrope_slope is not supported by the compiled decoder yet; "
-                             "call pipe.disable_compile()")  # fmt: skip
+        if flexrope_slope or layout.allowed is not None:
+            raise ValueError("flexrope_slope and long-context orders are not supported by the "
+                             "compiled decoder yet; call pipe.disable_compile()")  # fmt: skip
         return decoder(inputs, layout.positions[start:end], layout.kv_end[start:end], start)
     if caches is not None:
         hidden = model(
@@ -76,7 +79,7 @@ def group_outputs(
             inputs=inputs,
             caches=caches,
             start=start,
-            attention_bias=layout.flexrope_bias(start, end, flexrope_slope),
+            attention_bias=layout.attention_bias(start, end, flexrope_slope),
         )
     else:
         everything = torch.cat([*fed, inputs], dim=1) if fed else inputs
@@ -85,9 +88,9 @@ def group_outputs(
             layout.kv_end[:end],
             condition_ids=condition_ids,
             inputs=everything,
-            attention_bias=layout.flexrope_bias(0, end, flexrope_slope),
+            attention_bias=layout.attention_bias(0, end, flexrope_slope),
         )[:, start:end]
-    return model.head(hidden)
+    return model.head(hidden[:, skip:])
 
 
 @torch.no_grad()
@@ -188,7 +191,7 @@ def generate_groups(
             else:
                 model(layout.positions[first:last], layout.kv_end[first:last], inputs=inputs,
                       caches=caches, start=first,
-                      attention_bias=layout.flexrope_bias(first, last, slope))  # fmt: skip
+                      attention_bias=layout.attention_bias(first, last, slope))  # fmt: skip
     for g, (start, end) in enumerate(groups):
         if g < state.done:
             continue
@@ -196,7 +199,7 @@ def generate_groups(
         inputs = inputs.repeat(copies, *([1] * (inputs.ndim - 1)))  # (B', n, ...)
         outputs = group_outputs(
             model, inputs, layout, start, end, caches, decoder, condition_ids=rows, fed=fed,
-            flexrope_slope=slope,
+            flexrope_slope=slope, skip=layout.sampled_rows(g)[0] - start,
         )  # fmt: skip
         if caches is None:
             fed.append(inputs)
@@ -226,19 +229,19 @@ def take_given(order: Order, state: GenerationState, given: torch.Tensor) -> int
     if given.shape[0] != state.codes.shape[0]:
         raise ValueError(f"given holds {given.shape[0]} rows for a batch of "
                          f"{state.codes.shape[0]}")  # fmt: skip
-    ends = [b - groups[0][0] for _, b in groups]  # rows of the first 1, 2, ... groups
+    sizes = [b - a for a, b in map(order.layout.sampled_rows, range(len(groups)))]
+    ends = torch.tensor(sizes).cumsum(0).tolist()  # sampled rows of the first 1, 2, ... groups
     if given.shape[1] not in ends:
         raise ValueError(
             f"given has {given.shape[1]} rows, which is not a whole number of the first groups "
-            f"(their sizes: {[b - a for a, b in groups[:4]]}...)"
+            f"(their sizes: {sizes[:4]}...)"
         )
     k = ends.index(given.shape[1]) + 1
     if k == len(groups):
         raise ValueError("given fills every group: nothing is left to generate")
     offset = 0
     for g in range(k):
-        n = groups[g][1] - groups[g][0]
-        order.take(state, g, given[:, offset : offset + n])
-        offset += n
+        order.take(state, g, given[:, offset : offset + sizes[g]])
+        offset += sizes[g]
     state.done = k
     return k

@@ -203,6 +203,7 @@ class ARTransformer(nn.Module):
         targets: torch.Tensor | None = None,
         draws: dict[str, torch.Tensor] | None = None,
         attention_bias: torch.Tensor | None = None,
+        target_rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Hidden states of a chunk of rows ``[start, start + L)``, or the head's training loss.
 
@@ -223,7 +224,11 @@ class ARTransformer(nn.Module):
                 times), drawn outside so that no generator enters the compiled graph.
             attention_bias: an additive score bias on allowed pairs, (L, Lk) or (B, L, Lk) with
                 Lk the keys attended (``start + L`` against a cache): FlexRoPE's frame-distance
-                decay (``mmgen.models.rope.flexrope_bias``); None is plain RoPE.
+                decay (``mmgen.models.rope.flexrope_bias``) and -inf on pairs an order's mask
+                excludes (``SequenceLayout.attention_bias``); None is plain RoPE.
+            target_rows: with ``targets``, the indices among the input rows that have them
+                (``SequenceLayout.target_index``: a long-context order's context-only rows
+                have none); None is every input row.
 
         Returns:
             (B, L, D) hidden states after the final norm, or a scalar loss.
@@ -246,7 +251,10 @@ class ARTransformer(nn.Module):
         if targets is None:
             return x
         n = parts[-1].shape[1] if inputs is not None else 0
-        return self.head.loss(x[:, x.shape[1] - n :], targets, draws)
+        hidden = x[:, x.shape[1] - n :]  # (B, n, D): the input rows
+        if target_rows is not None:
+            hidden = hidden.index_select(1, target_rows)  # (B, n_targets, D)
+        return self.head.loss(hidden, targets, draws)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

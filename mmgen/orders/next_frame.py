@@ -25,6 +25,19 @@ FAR's stochastic clean context (``clean_context_prob``, default 0.1): each train
 with that probability, given as context only and left out of the loss. The backbone here always
 sees clean previous frames (teacher forcing), as at generation, so the model continues given
 frames (``frames=`` of the video pipeline) with no change.
+
+Long short-term context (FAR-Long; ``long_window`` W, ``long_patch`` P): the group predicting
+frame g sees the W frames before it at full resolution and every older frame only as
+long-term rows, each a P x P block of latents (the frame area-downsampled by P / p, then
+patchified by p: (h / P) * (w / P) rows instead of (h / p) * (w / p)). Frame j's long-term rows
+enter the sequence at the start of group j + W + 1, the first group that no longer sees it in
+full, as context-only rows (fed, attended, never sampled or scored; indicator channel -1), at
+the positions its full-resolution rows had (the top-left latent of each block). A long-term row
+attends the prompt and the long-term rows so far; a frame row attends the prompt, every
+long-term row before it and the frame rows of the last W groups (its own included, fed frames
+g - W .. g - 1): the mask is ``SequenceLayout.allowed`` on top of the group-causal kv_end. The
+KV cache keeps every row and the mask hides the full-resolution rows of frames older than W (it
+does not free their memory yet). W >= F leaves nothing out: the plain order.
 """
 
 from __future__ import annotations
@@ -72,6 +85,9 @@ class NextFrameOrder(Order):
             tokenizer's downsample factor (pixels per latent).
         clean_context_prob: probability that a training frame is context only (no loss).
         patch: side of the latent blocks merged into one row (1 = one row per latent).
+        long_window: FAR-Long's W, earlier frames seen at full resolution; None = all.
+        long_patch: FAR-Long's P, side of the latent blocks of a long-term row (a multiple of
+            ``patch`` above it that divides the grid); default 2 * ``patch``.
     """
 
     name = "next_frame"
@@ -89,6 +105,8 @@ class NextFrameOrder(Order):
         spatial_stride: int | None = None,
         clean_context_prob: float = 0.1,
         patch: int = 1,
+        long_window: int | None = None,
+        long_patch: int | None = None,
     ):
         super().__init__(tokenizer, image_size, condition_length, flat_positions=flat_positions)
         frame = self.token_layout
@@ -116,27 +134,83 @@ class NextFrameOrder(Order):
             raise ConfigError(
                 f"order.clean_context_prob must be in [0, 1), got {clean_context_prob!r}"
             )
+        if long_patch is None:
+            long_patch = 2 * patch
+        if long_window is not None:
+            for key, value in (("long_window", long_window), ("long_patch", long_patch)):
+                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                    raise ConfigError(f"order.{key} must be an int >= 1, got {value!r}")
+            if long_patch <= patch or long_patch % patch:
+                raise ConfigError(f"order.long_patch {long_patch} must be a multiple of "
+                                  f"order.patch {patch} above it")  # fmt: skip
+            if frame.grid[0] % long_patch or frame.grid[1] % long_patch:
+                raise ConfigError(f"order.long_patch {long_patch} does not divide the latent "
+                                  f"grid {frame.grid[0]}x{frame.grid[1]}")  # fmt: skip
         self.frame_layout = frame
         self.token_layout = dataclasses.replace(frame, frames=num_frames)
         self.num_frames, self.positions = num_frames, positions
         self.temporal_stride, self.spatial_stride = temporal_stride, spatial_stride
         self.clean_context_prob = float(clean_context_prob)
         self.patch = patch
+        self.long_window, self.long_patch = long_window, long_patch
         self.row_grid = (frame.grid[0] // patch, frame.grid[1] // patch)
         self.frame_rows = self.row_grid[0] * self.row_grid[1]
-        T = condition_length
-        if positions == "scaled":
-            rows = frame_positions(num_frames, frame.grid, T, temporal_stride=temporal_stride,
-                                   spatial_stride=spatial_stride, patch=patch)  # fmt: skip
-        else:
-            rows = frame_positions(num_frames, frame.grid, T, patch=patch)
-        layout = condition_and_groups_layout(
-            T, [self.frame_rows] * num_frames, rows, flat_positions=flat_positions
-        )
-        frame_ids = torch.cat(
-            [torch.full((T,), -1), torch.arange(num_frames).repeat_interleave(self.frame_rows)]
-        )  # (L,)
-        self.layout = dataclasses.replace(layout, frame_ids=frame_ids)
+        self.long_grid = (frame.grid[0] // long_patch, frame.grid[1] // long_patch)
+        self.long_rows = self.long_grid[0] * self.long_grid[1]
+        self.layout = self._layout(condition_length, flat_positions)
+
+    def _rows_positions(self, condition_length: int, patch: int) -> torch.Tensor:
+        """(F * rows per frame, 3) positions of every frame's rows for blocks of ``patch``."""
+        if self.positions == "scaled":
+            return frame_positions(self.num_frames, self.frame_layout.grid, condition_length,
+                                   temporal_stride=self.temporal_stride,
+                                   spatial_stride=self.spatial_stride, patch=patch)  # fmt: skip
+        return frame_positions(self.num_frames, self.frame_layout.grid, condition_length,
+                               patch=patch)  # fmt: skip
+
+    def long_term_frame(self, g: int) -> int | None:
+        """The frame whose long-term rows open group ``g`` (``g - W - 1``), or None."""
+        if self.long_window is None or g - self.long_window - 1 < 0:
+            return None
+        return g - self.long_window - 1
+
+    def _layout(self, T: int, flat_positions: bool):
+        F, R, Rl = self.num_frames, self.frame_rows, self.long_rows
+        rows = self._rows_positions(T, self.patch)  # (F*R, 3); group g's rows sit at frame g
+        if self.long_window is None:
+            layout = condition_and_groups_layout(T, [R] * F, rows, flat_positions=flat_positions)
+            frame_ids = torch.cat([torch.full((T,), -1), torch.arange(F).repeat_interleave(R)])
+            return dataclasses.replace(layout, frame_ids=frame_ids)  # frame_ids: (L,)
+        long_rows = self._rows_positions(T, self.long_patch)  # (F*Rl, 3)
+        sizes, positions, frame_ids, kinds, group_of = [], [], [torch.full((T,), -1)], [], []
+        for g in range(F):
+            j = self.long_term_frame(g)
+            if j is not None:  # frame j's long-term rows, where its full rows were (frame j+1)
+                positions.append(long_rows[(j + 1) * Rl : (j + 2) * Rl])
+                frame_ids.append(torch.full((Rl,), j + 1))
+                kinds.append(torch.ones(Rl, dtype=torch.bool))
+                group_of.append(torch.full((Rl,), g))
+            positions.append(rows[g * R : (g + 1) * R])
+            frame_ids.append(torch.full((R,), g))
+            kinds.append(torch.zeros(R, dtype=torch.bool))
+            group_of.append(torch.full((R,), g))
+            sizes.append(R + (0 if j is None else Rl))
+        layout = condition_and_groups_layout(T, sizes, torch.cat(positions),
+                                             flat_positions=flat_positions)  # fmt: skip
+        is_long = torch.cat([torch.zeros(T, dtype=torch.bool), *kinds])  # (L,)
+        group = torch.cat([torch.full((T,), -1), *group_of])  # (L,) generated group, -1 text
+        text = group < 0
+        # a long-term row: the prompt and long-term rows; a frame row: those and the frame
+        # rows of the last W groups, fed frames g - W .. g - 1 (kv_end cuts everything after
+        # the row's own group)
+        recent = group[None, :] > group[:, None] - self.long_window
+        allowed = text[None, :] | is_long[None, :] | (~is_long[:, None] & recent)
+        allowed |= text[:, None]  # (L, L)
+        context = tuple(s - R for s in sizes)
+        return dataclasses.replace(
+            layout, frame_ids=torch.cat(frame_ids), context_rows=context,
+            allowed=None if bool(allowed.all()) else allowed,
+        )  # fmt: skip
 
     def config(self) -> dict:
         return {
@@ -147,15 +221,19 @@ class NextFrameOrder(Order):
             "spatial_stride": self.spatial_stride,
             "clean_context_prob": self.clean_context_prob,
             "patch": self.patch,
+            "long_window": self.long_window,
+            "long_patch": self.long_patch,
         }
 
-    def with_frames(self, num_frames: int) -> NextFrameOrder:
+    def with_frames(self, num_frames: int, **changes) -> NextFrameOrder:
         """The same order for clips of ``num_frames`` frames (generation past the training
-        length)."""
-        if num_frames == self.num_frames:
-            return self
+        length), with any other option changed too (``long_window=8``: FAR-Long at
+        generation)."""
         options = {k: v for k, v in self.config().items() if k != "name"}
-        options["num_frames"] = num_frames
+        changes["num_frames"] = num_frames
+        if all(options[k] == v for k, v in changes.items()):
+            return self
+        options.update(changes)
         return type(self)(self.tokenizer, self.image_size, self.condition_length,
                           flat_positions=self.flat_positions, **options)  # fmt: skip
 
@@ -172,16 +250,31 @@ class NextFrameOrder(Order):
                 "group_shapes": [list(self.row_grid)],
                 "clean_group_prob": self.clean_context_prob}  # fmt: skip
 
-    def patchify(self, tokens_BNC: torch.Tensor) -> torch.Tensor:
+    def patchify(self, tokens_BNC: torch.Tensor, grid: tuple[int, int] | None = None):
         """Flat latents of whole frames (B, n * h * w, C) -> their rows (B, n * h' * w', p^2 C),
-        each row a p x p block (channels ordered (dy, dx, C))."""
+        each row a p x p block (channels ordered (dy, dx, C)); ``grid`` is a frame's (h, w)
+        (default the tokenizer's)."""
         p = self.patch
         if p == 1:
             return tokens_BNC
-        rh, rw = self.row_grid
+        gh, gw = grid or self.frame_layout.grid
         B, C = tokens_BNC.shape[0], tokens_BNC.shape[-1]
-        x = tokens_BNC.reshape(B, -1, rh, p, rw, p, C).permute(0, 1, 2, 4, 3, 5, 6)
+        x = tokens_BNC.reshape(B, -1, gh // p, p, gw // p, p, C).permute(0, 1, 2, 4, 3, 5, 6)
         return x.reshape(B, -1, p * p * C)
+
+    def long_term_rows(self, frames_BNC: torch.Tensor) -> torch.Tensor:
+        """Flat latents of whole frames (B, n * h * w, C) -> their long-term rows
+        (B, n * (h / P) * (w / P), p^2 C): each frame area-downsampled by P / p, then
+        patchified by p."""
+        import torch.nn.functional as F
+
+        gh, gw = self.frame_layout.grid
+        B, C = frames_BNC.shape[0], frames_BNC.shape[-1]
+        maps = frames_BNC.reshape(-1, gh, gw, C).permute(0, 3, 1, 2)  # (B*n, C, h, w)
+        k = self.long_patch // self.patch
+        small = F.avg_pool2d(maps, k)  # (B*n, C, h/k, w/k)
+        flat = small.flatten(2).transpose(1, 2).reshape(B, -1, C)  # (B, n*(h/k)*(w/k), C)
+        return self.patchify(flat, grid=(gh // k, gw // k))
 
     def unpatchify(self, rows_BRX: torch.Tensor) -> torch.Tensor:
         """The inverse of :meth:`patchify`: (B, n * h' * w', p^2 C) -> (B, n * h * w, C)."""
@@ -196,28 +289,43 @@ class NextFrameOrder(Order):
     def given_samples(self, tokens: torch.Tensor) -> torch.Tensor:
         return self.patchify(tokens)
 
-    def _fed(self, frames_BnC: torch.Tensor, start: bool) -> torch.Tensor:
-        """Frame latents (B, n, C) with the start indicator channel -> (B, n, C + 1)."""
-        flag = torch.full_like(frames_BnC[..., :1], 1.0 if start else 0.0)
-        return torch.cat([frames_BnC, flag], dim=-1)
+    def _fed(self, frames_BnC: torch.Tensor, flag: float) -> torch.Tensor:
+        """Rows (B, n, C) with the indicator channel -> (B, n, C + 1): 1 on the start frame, 0
+        on frame rows, -1 on long-term rows."""
+        return torch.cat([frames_BnC, torch.full_like(frames_BnC[..., :1], flag)], dim=-1)
 
     def _start_frame(self, batch_size: int, device) -> torch.Tensor:
         zeros = torch.zeros(batch_size, self.frame_rows, self.channels, device=device)
-        return self._fed(zeros, start=True)  # (B, h*w, C + 1)
+        return self._fed(zeros, 1.0)  # (B, h*w, C + 1)
 
     def training_inputs(self, codes_BN):
         self.check_codes(codes_BN)
         B, R = codes_BN.shape[0], self.frame_rows
-        rows = self.patchify(codes_BN.float())  # (B, F*R, X)
-        previous = self._fed(rows[:, : (self.num_frames - 1) * R], start=False)
+        latents = codes_BN.float()
+        rows = self.patchify(latents)  # (B, F*R, X)
+        previous = self._fed(rows[:, : (self.num_frames - 1) * R], 0.0)
         inputs = torch.cat([self._start_frame(B, codes_BN.device), previous], dim=1)
-        return inputs, rows  # (B, F*R, X + 1), (B, F*R, X)
+        if self.long_window is None:
+            return inputs, rows  # (B, F*R, X + 1), (B, F*R, X)
+        long_term = self._fed(self.long_term_rows(latents), -1.0)  # (B, F*Rl, X + 1)
+        parts, Rl = [], self.long_rows
+        for g in range(self.num_frames):  # each group: its long-term rows, then its frame rows
+            j = self.long_term_frame(g)
+            if j is not None:
+                parts.append(long_term[:, j * Rl : (j + 1) * Rl])
+            parts.append(inputs[:, g * R : (g + 1) * R])
+        return torch.cat(parts, dim=1), rows  # (B, rows of the layout, X + 1), (B, F*R, X)
 
     def group_inputs(self, state: GenerationState, g: int) -> torch.Tensor:
         if g == 0:
             return self._start_frame(state.codes.shape[0], state.codes.device)
         N = self.frame_layout.tokens_per_frame
-        return self._fed(self.patchify(state.codes[:, (g - 1) * N : g * N]), start=False)
+        frame = self._fed(self.patchify(state.codes[:, (g - 1) * N : g * N]), 0.0)
+        j = self.long_term_frame(g)
+        if j is None:
+            return frame  # (B, R, X + 1)
+        long_term = self._fed(self.long_term_rows(state.codes[:, j * N : (j + 1) * N]), -1.0)
+        return torch.cat([long_term, frame], dim=1)  # (B, Rl + R, X + 1)
 
     def take(self, state: GenerationState, g: int, sampled: torch.Tensor) -> None:
         N = self.frame_layout.tokens_per_frame

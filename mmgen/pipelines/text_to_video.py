@@ -84,6 +84,7 @@ class TextToVideoPipeline(ARImagePipeline):
         temperature: float | None = None,
         num_inference_steps: int | None = None,
         flexrope_slope: float | None = None,
+        long_window: int | None = None,
         generator: torch.Generator | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
@@ -108,6 +109,10 @@ class TextToVideoPipeline(ARImagePipeline):
             num_inference_steps (`int`, *optional*): Euler steps per frame.
             flexrope_slope (`float`, *optional*): FlexRoPE's attention decay per frame of
                 distance (0 is exactly RoPE).
+            long_window (`int`, *optional*): FAR-Long's window W for this call: frames older
+                than W enter as long-term rows (``long_patch`` blocks; see
+                :mod:`mmgen.orders.next_frame`). Default the model's order; a model trained
+                without long context meets such rows first here (an extrapolation study).
             generator (`torch.Generator`, *optional*): source of every random draw.
             output_type (`str`, defaults to ``"pil"``): ``"pil"`` (a list of frame lists),
                 ``"np"``, ``"pt"`` or ``"latent"`` (see :class:`VideoPipelineOutput`).
@@ -143,7 +148,8 @@ class TextToVideoPipeline(ARImagePipeline):
         text_ids, uncond_ids = prompt_ids(
             self.text_tokenizer, prompt, negative_prompt, num_videos_per_prompt
         )
-        order = self.order.with_frames(num_frames)
+        changes = {} if long_window is None else {"long_window": long_window}
+        order = self.order.with_frames(num_frames, **changes)
         given = None
         if frames is not None:
             tokens = self.encode_frames(list(frames), text_ids.shape[0])

@@ -393,10 +393,16 @@ class GenerationTask:
     def get_batch(self, indices, device) -> dict:
         condition_ids = self.condition_ids[indices].to(device)
         device = condition_ids.device  # "cuda" -> "cuda:0", the key loss() looks up
-        if device not in self.device_layout:  # positions and kv_end copied once per device
+        if device not in self.device_layout:  # the layout's tensors copied once per device
             # plain causal layouts pass kv_end=None: SDPA's flash path, also when compiled
-            kv_end = None if self.layout.is_causal else self.layout.kv_end.to(device)
-            self.device_layout[device] = (self.layout.positions.to(device), kv_end)
+            layout = self.layout.to(device)
+            kv_end = None if layout.is_causal else layout.kv_end
+            self.device_layout[device] = dict(
+                positions=layout.positions,
+                kv_end=kv_end,
+                attention_bias=layout.attention_bias(0, layout.length),  # a non-prefix mask
+                target_rows=layout.target_index(),  # rows with targets (None: all)
+            )
         return {
             "condition_ids": condition_ids,
             "codes": self.codes[indices].to(device, self.order.token_layout.token_dtype),
@@ -412,10 +418,12 @@ class GenerationTask:
             generator,
         )
         inputs, targets = self.order.training_inputs(batch["codes"])  # the generated rows
-        positions, kv_end = self.device_layout[condition_ids.device]
+        layout = self.device_layout[condition_ids.device]
         draws = self.head.training_draws(targets, generator)  # a flow head's noise and times
-        loss = model(positions, kv_end, condition_ids=condition_ids, inputs=inputs,
-                     targets=targets, draws=draws)  # fmt: skip
+        loss = model(layout["positions"], layout["kv_end"], condition_ids=condition_ids,
+                     inputs=inputs, targets=targets, draws=draws,
+                     attention_bias=layout["attention_bias"],
+                     target_rows=layout["target_rows"])  # fmt: skip
         return loss, {"tokens": condition_ids.shape[0] * self.layout.length}
 
     def pipeline(self, model):

@@ -88,3 +88,18 @@ def test_a_video_folder_trains_the_same_way(trained_kl, tmp_path):
     assert (tmp_path / "user" / "samples" / "step_0000002.png").is_file()
     pipe = TextToVideoPipeline.from_pretrained(tmp_path / "user" / "final")
     assert pipe.num_frames == 4
+
+
+def test_a_long_context_order_trains_scoring_only_frame_rows(trained_kl, tmp_path):
+    recipe = t2v_recipe(tmp_path, trained_kl, name="long", max_steps=2)
+    config = __import__("yaml").safe_load(recipe.read_text())
+    config["order"].update(long_window=1, long_patch=4)  # frame 0 long-term in group 2
+    write(recipe, config)
+    run(recipe)
+    assert sorted(losses(tmp_path / "long")) == [1, 2]
+    assert all(loss == loss for loss in losses(tmp_path / "long").values())  # finite, not NaN
+    pipe = TextToVideoPipeline.from_pretrained(tmp_path / "long" / "final")
+    assert pipe.order.layout.context_rows == (0, 0, 4)
+    out = pipe(["a red circle moving left"], num_inference_steps=2, output_type="pt",
+               generator=torch.Generator().manual_seed(0))  # fmt: skip
+    assert out.frames.shape == (1, 3, 3, 64, 64)
