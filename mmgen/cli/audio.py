@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmgen.cli.commands import load_pipeline_of_kind, numbered_paths, sampling_kwargs
+from mmgen.cli.commands import (
+    load_pipeline_of_kind,
+    numbered_paths,
+    run_task_eval,
+    sampling_kwargs,
+)
 from mmgen.cli.errors import UsageError, check_device
 
 AUDIO_SUFFIXES = (".wav",)
@@ -51,15 +56,4 @@ def run_eval_tones(args) -> dict:
     from mmgen.eval.tones_eval import evaluate_tones, format_report
 
     pipe = load_audio_pipeline(args.model, check_device(args.device))
-    out_dir = Path(args.out_dir)
-    report = evaluate_tones(
-        pipe,
-        num_prompts=args.num_prompts,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        out_dir=out_dir,
-        **sampling_kwargs(args),
-    )
-    print(format_report(report))
-    print(f"report: {out_dir / 'report.json'}  spectrograms: {out_dir / 'spectrograms.png'}")
-    return report
+    return run_task_eval(args, pipe, evaluate_tones, format_report, "spectrograms.png")

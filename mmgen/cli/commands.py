@@ -216,23 +216,25 @@ def run_eval_tokenizer(args) -> dict:
     return metrics
 
 
+def run_task_eval(args, pipe, evaluate, format_report, picture: str, **options) -> dict:
+    """Score ``pipe`` with a task's ``evaluate`` (the shared ``--num-prompts``, ``--seed``,
+    ``--batch-size``, ``--out-dir`` and sampling flags, plus ``options``), print its table and
+    where the report and the ``picture`` file went."""
+    out_dir = Path(args.out_dir)
+    report = evaluate(pipe, num_prompts=args.num_prompts, seed=args.seed,
+                      batch_size=args.batch_size, out_dir=out_dir, **options,
+                      **sampling_kwargs(args))  # fmt: skip
+    print(format_report(report))
+    print(f"report: {out_dir / 'report.json'}  picture: {out_dir / picture}")
+    return report
+
+
 def run_eval_shapes(args) -> dict:
     from mmgen.eval.shapes_eval import evaluate_shapes, format_report
     from mmgen.pipelines.text_to_image import TextToImagePipeline
 
     pipe = TextToImagePipeline.from_pretrained(args.model, device=check_device(args.device))
-    out_dir = Path(args.out_dir)
-    report = evaluate_shapes(
-        pipe,
-        num_prompts=args.num_prompts,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        out_dir=out_dir,
-        **sampling_kwargs(args),
-    )
-    print(format_report(report))
-    print(f"report: {out_dir / 'report.json'}  samples: {out_dir / 'samples.png'}")
-    return report
+    return run_task_eval(args, pipe, evaluate_shapes, format_report, "samples.png")
 
 
 def run_eval(args) -> dict:

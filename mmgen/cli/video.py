@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mmgen.cli.commands import load_pipeline_of_kind, numbered_paths, sampling_kwargs
+from mmgen.cli.commands import (
+    load_pipeline_of_kind,
+    numbered_paths,
+    run_task_eval,
+    sampling_kwargs,
+)
 from mmgen.cli.errors import UsageError, check_device
 
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -52,16 +57,5 @@ def run_eval_moving_shapes(args) -> dict:
     from mmgen.eval.moving_shapes_eval import evaluate_moving_shapes, format_report
 
     pipe = load_video_pipeline(args.model, check_device(args.device))
-    out_dir = Path(args.out_dir)
-    report = evaluate_moving_shapes(
-        pipe,
-        num_prompts=args.num_prompts,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        num_frames=args.num_frames,
-        out_dir=out_dir,
-        **sampling_kwargs(args),
-    )
-    print(format_report(report))
-    print(f"report: {out_dir / 'report.json'}  contact sheet: {out_dir / 'contact_sheet.png'}")
-    return report
+    return run_task_eval(args, pipe, evaluate_moving_shapes, format_report, "contact_sheet.png",
+                         num_frames=args.num_frames)  # fmt: skip

@@ -7,12 +7,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from mmgen.data.tones import MAX_NOTES, sample_prompt
+from mmgen.eval.prompt_eval import evaluate_prompts, rates_table, write_report
 from mmgen.eval.tones_verifier import verify_tones
-from mmgen.utils.config import to_dict
-from mmgen.utils.serialization import write_json
 
 #: report keys, by number of notes
 NOTE_COUNTS = {k: f"{k}_note" + ("s" if k > 1 else "") for k in range(1, MAX_NOTES + 1)}
@@ -43,45 +41,21 @@ def evaluate_tones(
         dict with ``overall``, ``by_notes`` (pass rate per number of notes), ``counts``,
         ``sampling`` and ``results``.
     """
-    from tqdm.auto import tqdm
 
-    if num_prompts < 1:
-        raise ValueError(f"num_prompts must be >= 1, got {num_prompts}")
-    prompt_gen = torch.Generator().manual_seed(seed)
-    prompts = [sample_prompt(prompt_gen) for _ in range(num_prompts)]
-    clip_gen = torch.Generator().manual_seed(seed + 1)
-    results, clips = [], []
-    for start in tqdm(range(0, num_prompts, batch_size), desc="eval tones",
-                      disable=not show_progress):  # fmt: skip
-        batch = prompts[start : start + batch_size]
-        out = pipe([p.text for p in batch], generator=clip_gen, show_progress=False, **sampling)
-        for prompt, audio in zip(batch, out.audios):
-            verdict = verify_tones(audio, prompt)
-            results.append({
-                "prompt": prompt.text,
-                "notes": NOTE_COUNTS[len(prompt.notes)],
-                "passed": verdict.passed,
-                "reason": verdict.reason,
-            })  # fmt: skip
-            clips.append(audio)
-    by_notes, counts = {}, {}
-    for key in NOTE_COUNTS.values():
-        rows = [r for r in results if r["notes"] == key]
-        counts[key] = len(rows)
-        by_notes[key] = sum(r["passed"] for r in rows) / len(rows) if rows else None
-    report = {
-        "overall": sum(r["passed"] for r in results) / len(results),
-        "by_notes": by_notes,
-        "counts": counts,
-        "num_prompts": num_prompts,
-        "seed": seed,
-        "sampling": to_dict(pipe.resolve_sampling(**sampling)),
-        "results": results,
-    }
+    def judge(prompt, audio) -> dict:
+        verdict = verify_tones(audio, prompt)
+        return {"prompt": prompt.text, "notes": NOTE_COUNTS[len(prompt.notes)],
+                "passed": verdict.passed, "reason": verdict.reason}  # fmt: skip
+
+    report, clips = evaluate_prompts(
+        pipe, sample_prompt, judge, groups=("notes", list(NOTE_COUNTS.values()), "by_notes"),
+        num_prompts=num_prompts, seed=seed, batch_size=batch_size,
+        outputs_of=lambda out: out.audios, desc="eval tones", show_progress=show_progress,
+        **sampling,
+    )  # fmt: skip
+    results = report["results"]
+    out_dir = write_report(report, out_dir)
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_json(out_dir / "report.json", report)
         picked = [i for i, r in enumerate(results) if r["passed"]][:8]
         picked += [i for i, r in enumerate(results) if not r["passed"]][:8]
         sheet = spectrogram_sheet(
@@ -131,9 +105,4 @@ def spectrogram_sheet(clips: Sequence, captions: Sequence[str], *, sample_rate: 
 
 def format_report(report: dict) -> str:
     """A small table of pass rates."""
-    lines = [f"{'notes':<10} {'n':>5} {'pass rate':>10}"]
-    for key, rate in report["by_notes"].items():
-        shown = "-" if rate is None else f"{rate:.3f}"
-        lines.append(f"{key:<10} {report['counts'][key]:>5} {shown:>10}")
-    lines.append(f"{'overall':<10} {report['num_prompts']:>5} {report['overall']:>10.3f}")
-    return "\n".join(lines)
+    return "\n".join(rates_table(report, "by_notes", "notes"))
