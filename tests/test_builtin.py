@@ -50,3 +50,18 @@ def test_digits_c2i_loads_by_name_and_draws_the_digits_it_is_asked_for():
     # the frozen verifier reads the asked-for digit in 19 of these 20 (chance: 2 of 20)
     assert classifier_accuracy(verifier_classifier(), images * 2 - 1, targets) >= 0.85
     assert pipe.training_config is not None and pipe.training_config["task"] == "class_to_image"
+
+
+def test_tones_t2a_loads_by_name_and_plays_the_notes_it_is_asked_for():
+    from mmgen import TextToAudioPipeline
+    from mmgen.eval.tones_verifier import verify_tones
+
+    pipe = TextToAudioPipeline.from_pretrained("tones-t2a")
+    prompts = ["play C4 E4 G4", "play A4", "play D4 F4 B4 C5"]
+    out = pipe(prompts, generator=torch.Generator().manual_seed(0))
+    assert out.sample_rate == 16000 and [a.shape for a in out.audios] == [(16000,)] * 3
+    assert all(verify_tones(a, p).passed for a, p in zip(out.audios, prompts))
+    streamed = list(pipe.stream(prompts[0], generator=torch.Generator().manual_seed(1)))
+    assert len(streamed) == 20  # one 50 ms chunk per latent
+    assert verify_tones(__import__("numpy").concatenate(streamed), prompts[0]).passed
+    assert pipe.training_config["task"] == "text_to_audio"

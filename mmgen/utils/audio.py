@@ -8,6 +8,11 @@ from pathlib import Path
 import numpy as np
 
 
+def pcm16(audio) -> np.ndarray:
+    """A float clip in [-1, 1] (values outside are clipped) as little-endian 16-bit PCM."""
+    return np.round(np.clip(np.asarray(audio, dtype=np.float32), -1.0, 1.0) * 32767).astype("<i2")
+
+
 def write_wav(path: str | Path, audio, sample_rate: int) -> Path:
     """Write a mono clip (1-D float array in [-1, 1]; values outside are clipped) as 16-bit PCM.
 
@@ -19,7 +24,7 @@ def write_wav(path: str | Path, audio, sample_rate: int) -> Path:
         raise ValueError(f"write_wav takes a 1-D mono clip, got shape {audio.shape}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pcm = np.round(np.clip(audio, -1.0, 1.0) * 32767).astype("<i2")
+    pcm = pcm16(audio)
     with wave.open(str(path), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
