@@ -225,6 +225,19 @@ class WaveformAutoencoder(nn.Module):
     def hop(self) -> int:
         return self.config.hop
 
+    @property
+    def decoder_context(self) -> int:
+        """Latents of history the decoder needs for exact samples: decoding latents
+        ``[i - decoder_context, j)`` gives latents ``[i, j)``'s samples exactly as decoding the
+        whole line does (what a stream decodes per chunk). The latent conv looks back
+        ``kernel - 1`` latents; every later causal conv ``kernel - 1`` samples at its rate."""
+        c, rate, lookback = self.config, 1, 0.0
+        for stride in reversed(c.strides):
+            rate *= stride
+            lookback += (c.kernel_size - 1) / rate  # the stage's residual unit
+        lookback += (c.kernel_size - 1) / rate  # decoder_out
+        return self.decoder_in.kernel_size[0] - 1 + math.ceil(lookback)
+
     def num_latents(self, num_samples: int) -> int:
         """Latents of a clip of ``num_samples`` samples."""
         return math.ceil(num_samples / self.hop)

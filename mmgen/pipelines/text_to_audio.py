@@ -131,8 +131,9 @@ class TextToAudioPipeline(ARImagePipeline):
         """Yield the clip of one prompt as float32 chunks, each as soon as its latents exist:
         the decoder is causal, so the samples of every new chunk of latents are final when it
         is generated. The chunks concatenated equal ``pipe(prompt, ...)`` for the same
-        generator. Stop iterating (or ``close()``) at any point: generation stops with it,
-        nothing runs on."""
+        generator. Each step decodes only the new latents and the decoder's context before them
+        (``vq.decoder_context``), so streaming costs about what one decode does. Stop iterating
+        (or ``close()``) at any point: generation stops with it, nothing runs on."""
         from mmgen.generation.loop import generate_groups
 
         if not isinstance(prompt, str):
@@ -142,14 +143,18 @@ class TextToAudioPipeline(ARImagePipeline):
             dict(guidance_scale=guidance_scale, temperature=temperature,
                  num_inference_steps=num_inference_steps),
         )  # fmt: skip
-        emitted = 0
+        emitted = 0  # latents whose samples are out
+        context, hop = self.vq.decoder_context, self.vq.hop
         steps = generate_groups(self.transformer, self.order, text_ids, uncond_ids, sampling,
                                 generator=generator, decoder=self.decoder)  # fmt: skip
         for _, _, state in steps:
             done = state.done * self.order.chunk  # latents generated so far
-            # the causal decoder on the latents so far: their samples are final
-            wave = self.decode_latents(state.codes[:, :done])[0, : self.num_samples]
-            chunk = wave[emitted:].float().cpu().numpy()
-            emitted = wave.shape[0]
+            # the causal decoder on the new latents and the context before them: their
+            # samples are final and equal the one-shot decode's
+            first = max(0, emitted - context)
+            wave = self.decode_latents(state.codes[:, first:done])[0]  # ((done - first) * hop,)
+            end = min(done * hop, self.num_samples) - first * hop
+            chunk = wave[(emitted - first) * hop : end].float().cpu().numpy()
+            emitted = done
             if chunk.size:
                 yield chunk

@@ -84,3 +84,19 @@ def test_calibrate_gives_zero_mean_unit_std_latents():
     z = model.encode(audio)
     torch.testing.assert_close(z.mean(dim=(0, 2)), torch.zeros(4), atol=1e-4, rtol=0)
     torch.testing.assert_close(z.std(dim=(0, 2)), torch.ones(4), atol=1e-3, rtol=0)
+
+
+@pytest.mark.parametrize("config", [TINY, dict(channels=8, strides=(4, 5, 5, 8),
+                                               channel_multiples=(2, 1, 1, 2), latent_channels=4)])
+def test_a_window_with_the_decoder_context_decodes_exactly_what_the_whole_line_does(config):
+    torch.manual_seed(0)
+    model = WaveformAutoencoder(WaveformConfig(**config)).eval()
+    latents = torch.randn(1, 4, 24)
+    hop, context = model.hop, model.decoder_context
+    with torch.no_grad():
+        whole = model.decode(latents)
+        i, j = 12, 16
+        window = model.decode(latents[:, :, i - context : j])[:, context * hop :]
+        blind = model.decode(latents[:, :, i:j])  # no history: its first samples are wrong
+    torch.testing.assert_close(window, whole[:, i * hop : j * hop], atol=1e-6, rtol=0)
+    assert not torch.allclose(blind, whole[:, i * hop : j * hop], atol=1e-3)
