@@ -86,8 +86,13 @@ def test_calibrate_gives_zero_mean_unit_std_latents():
     torch.testing.assert_close(z.std(dim=(0, 2)), torch.ones(4), atol=1e-3, rtol=0)
 
 
-@pytest.mark.parametrize("config", [TINY, dict(channels=8, strides=(4, 5, 5, 8),
-                                               channel_multiples=(2, 1, 1, 2), latent_channels=4)])
+@pytest.mark.parametrize(
+    "config",
+    [
+        TINY,
+        dict(channels=8, strides=(4, 5, 5, 8), channel_multiples=(2, 1, 1, 2), latent_channels=4),
+    ],
+)
 def test_a_window_with_the_decoder_context_decodes_exactly_what_the_whole_line_does(config):
     torch.manual_seed(0)
     model = WaveformAutoencoder(WaveformConfig(**config)).eval()
