@@ -65,3 +65,18 @@ def test_tones_t2a_loads_by_name_and_plays_the_notes_it_is_asked_for():
     assert len(streamed) == 20  # one 50 ms chunk per latent
     assert verify_tones(__import__("numpy").concatenate(streamed), prompts[0]).passed
     assert pipe.training_config["task"] == "text_to_audio"
+
+
+def test_builtin_tokenizers_load_by_name_as_a_recipes_tokenizer():
+    from mmgen.builtin import BUILTIN_TOKENIZERS, TOKENIZERS_DIR, resolve_component_path
+    from mmgen.utils.serialization import load_component
+
+    for name in BUILTIN_TOKENIZERS:
+        folder = resolve_component_path(name)
+        assert folder == TOKENIZERS_DIR / name
+        assert sorted(p.name for p in folder.iterdir()) == ["config.json", "eval.json",
+                                                            "model.safetensors"]  # fmt: skip
+    kl = load_component(resolve_component_path("shapes-kl"))
+    latents = kl.encode(torch.zeros(2, 3, 64, 64))
+    assert latents.shape == (2, 4, 16, 16)
+    assert kl.decode(latents).shape == (2, 3, 64, 64)

@@ -1,10 +1,14 @@
-"""Copy a trained pipeline folder into the package as a built-in model.
+"""Copy a trained pipeline folder into the package as a built-in model, or a trained tokenizer
+folder as a built-in tokenizer.
 
     python tools/install_builtin.py --source runs/shapes_t2i/final --name shapes-t2i \
         --weights-dtype float16
+    python tools/install_builtin.py --source runs/shapes_kl/final --name shapes-kl \
+        --weights-dtype float16     # a name of BUILTIN_TOKENIZERS: mmgen/builtin/tokenizers/
 
 Only model_index.json, training_config.yaml, a learned text tokenizer's tokenizer.json and the
-components' config.json + model.safetensors are copied; the folder is loaded back once to check it.
+components' config.json + model.safetensors are copied (a tokenizer: its config.json,
+model.safetensors and eval.json); the folder is loaded back once to check it.
 ``--weights-dtype float16`` stores floating-point weights at half size (the package's size
 budget); they load into float32 modules unchanged, so the pipeline computes in float32 and
 reloads bit-identically.
@@ -19,14 +23,28 @@ from pathlib import Path
 import torch
 
 
-def main() -> None:
-    from mmgen.builtin import BUILTIN_DIR, BUILTIN_MODELS
-    from mmgen.pipelines.ar_image import ARImagePipeline
+def copy_component(source: Path, target: Path, dtype: str | None) -> None:
+    """config.json and model.safetensors (floating tensors cast to ``dtype`` when given)."""
     from mmgen.utils.serialization import load_state_dict, save_state_dict
 
+    target.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(source / "config.json", target / "config.json")
+    weights = load_state_dict(source / "model.safetensors")
+    if dtype is not None:
+        cast = getattr(torch, dtype)
+        weights = {k: v.to(cast) if v.is_floating_point() else v for k, v in weights.items()}
+    save_state_dict(weights, target / "model.safetensors")
+
+
+def main() -> None:
+    from mmgen.builtin import BUILTIN_DIR, BUILTIN_MODELS, BUILTIN_TOKENIZERS, TOKENIZERS_DIR
+    from mmgen.pipelines.ar_image import ARImagePipeline
+    from mmgen.utils.serialization import load_component
+
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--source", required=True, help="save_pretrained folder")
-    parser.add_argument("--name", required=True, choices=sorted(BUILTIN_MODELS))
+    parser.add_argument("--source", required=True, help="save_pretrained or tokenizer folder")
+    parser.add_argument("--name", required=True, choices=sorted({*BUILTIN_MODELS,
+                                                                 *BUILTIN_TOKENIZERS}))  # fmt: skip
     parser.add_argument(
         "--weights-dtype",
         choices=["float32", "float16", "bfloat16"],
@@ -35,25 +53,30 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    source, target = Path(args.source), BUILTIN_DIR / args.name
-    # the class model_index.json names (image, video or audio); fails loudly on anything
-    # inconsistent
-    pipeline_class = type(ARImagePipeline.from_pretrained(source))
-    if target.exists():
-        shutil.rmtree(target)
-    for relative in ("model_index.json", "training_config.yaml", "tokenizer.json"):
-        if (source / relative).is_file():
-            target.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source / relative, target / relative)
-    for component in ("transformer", "vq"):
-        (target / component).mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source / component / "config.json", target / component / "config.json")
-        weights = load_state_dict(source / component / "model.safetensors")
-        if args.weights_dtype is not None:
-            dtype = getattr(torch, args.weights_dtype)
-            weights = {k: v.to(dtype) if v.is_floating_point() else v for k, v in weights.items()}
-        save_state_dict(weights, target / component / "model.safetensors")
-    pipeline_class.from_pretrained(args.name)
+    source = Path(args.source)
+    if args.name in BUILTIN_TOKENIZERS:
+        load_component(source)  # fails loudly on anything inconsistent
+        target = TOKENIZERS_DIR / args.name
+        if target.exists():
+            shutil.rmtree(target)
+        copy_component(source, target, args.weights_dtype)
+        if (source / "eval.json").is_file():
+            shutil.copy2(source / "eval.json", target / "eval.json")
+        load_component(target)
+    else:
+        # the class model_index.json names (image, video or audio); fails loudly on anything
+        # inconsistent
+        pipeline_class = type(ARImagePipeline.from_pretrained(source))
+        target = BUILTIN_DIR / args.name
+        if target.exists():
+            shutil.rmtree(target)
+        for relative in ("model_index.json", "training_config.yaml", "tokenizer.json"):
+            if (source / relative).is_file():
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source / relative, target / relative)
+        for component in ("transformer", "vq"):
+            copy_component(source / component, target / component, args.weights_dtype)
+        pipeline_class.from_pretrained(args.name)
     size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file()) / 2**20
     print(f"installed {source} as built-in {args.name!r} ({size:.1f} MiB) in {target}")
 

@@ -16,6 +16,14 @@ BUILTIN_MODELS: dict[str, str] = {
     "waveform-autoencoder latents, per-token flow head, streaming; trained on 2 CPU cores)",
 }
 
+#: name -> one-line description: tokenizers shipped on their own (a recipe's ``tokenizer:``,
+#: ``mmgen eval tokenizer --model NAME``), under mmgen/builtin/tokenizers/<name>
+BUILTIN_TOKENIZERS: dict[str, str] = {
+    "shapes-kl": "KL autoencoder for shapes images and moving-shapes frames: 64x64 -> 16x16 x 4 "
+    "latents (configs/shapes_kl.yaml)",
+}
+TOKENIZERS_DIR = BUILTIN_DIR / "tokenizers"
+
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
     """A folder path as is; a built-in model name -> its folder inside the package.
@@ -39,9 +47,14 @@ def resolve_model_path(name_or_path: str | Path) -> Path:
 
 
 def resolve_component_path(path: str | Path) -> Path:
-    """A folder path as is, or ``<built-in model>/<component>`` (e.g. ``shapes-t2i/vq``, the
-    shipped tokenizer) -> that folder inside the package."""
+    """A folder path as is, ``<built-in model>/<component>`` (e.g. ``shapes-t2i/vq``, the
+    shipped tokenizer) or a built-in tokenizer's name (``shapes-kl``) -> that folder inside
+    the package."""
     path = Path(path)
-    if path.is_dir() or not path.parts or path.parts[0] not in BUILTIN_MODELS:
+    if path.is_dir() or not path.parts:
+        return path
+    if str(path) in BUILTIN_TOKENIZERS:
+        return TOKENIZERS_DIR / str(path)
+    if path.parts[0] not in BUILTIN_MODELS:
         return path
     return BUILTIN_DIR / path

@@ -252,7 +252,7 @@ def run_eval(args) -> dict:
 
 def run_list(args) -> None:
     """Print what exists, from the registries the code resolves names with."""
-    from mmgen.builtin import BUILTIN_MODELS
+    from mmgen.builtin import BUILTIN_MODELS, BUILTIN_TOKENIZERS
     from mmgen.models.heads import HEAD_KINDS
     from mmgen.models.inputs import INPUT_KINDS
     from mmgen.orders.base import ORDERS
@@ -265,6 +265,7 @@ def run_list(args) -> None:
             print(f"  {name:{width}}  {what}")
 
     section("built-in models (--model NAME)", BUILTIN_MODELS)
+    section("built-in tokenizers (a recipe's `tokenizer: NAME`)", BUILTIN_TOKENIZERS)
     section("orders (recipe `order: {name: ...}`)", ORDERS)
     section("input adapters (`input: {kind: ...}`)", INPUT_KINDS)
     section("heads (`head: {kind: ...}`)", HEAD_KINDS)
