@@ -113,33 +113,37 @@ def add_video_sampling(p: argparse.ArgumentParser) -> None:
     )
 
 
+def add_prompt_eval(what, name: str, help: str, *, model: str | None, num_prompts: int,
+                    batch_size: int) -> argparse.ArgumentParser:  # fmt: skip
+    """An eval over prompts drawn from a task (shapes, moving-shapes, tones): the shared flags;
+    ``model`` None makes ``--model`` required."""
+    e = command(what, name, help)
+    if model is None:
+        flag(e, "--model", required=True, help="built-in model name or pipeline folder")
+    else:
+        flag(e, "--model", default=model, help="built-in model name or pipeline folder")
+    flag(e, "--num-prompts", type=int, default=num_prompts, help="prompts drawn from the task")
+    flag(e, "--seed", type=int, default=0, help="seeds the prompts and the sampling")
+    flag(e, "--batch-size", type=int, default=batch_size, help="prompts generated at once")
+    flag(e, "--out-dir", default=f"eval_{name.replace('-', '_')}", help="report folder")
+    return e
+
+
 def add_eval(sub) -> None:
     p = command(sub, "eval", "score a model on a built-in task")
     what = p.add_subparsers(dest="what", required=True)
-    s = command(what, "shapes", "text-to-image pass rate on shapes (a verifier reads each image)")
-    flag(s, "--model", required=True, help="built-in model name or pipeline folder")
-    flag(s, "--num-prompts", type=int, default=400, help="prompts drawn from the task")
-    flag(s, "--seed", type=int, default=0, help="seeds the prompts and the sampling")
-    flag(s, "--batch-size", type=int, default=50, help="prompts generated at once")
-    flag(s, "--out-dir", default="eval_shapes", help="report folder")
+    s = add_prompt_eval(what, "shapes", "text-to-image pass rate on shapes (a verifier reads each "
+                        "image)", model=None, num_prompts=400, batch_size=50)  # fmt: skip
     add_sampling(s)
-    v = command(what, "moving-shapes", "text-to-video pass rate on moving-shapes (a verifier "
-                "reads every frame)")  # fmt: skip
-    flag(v, "--model", default="moving-shapes-t2v", help="built-in model name or pipeline folder")
-    flag(v, "--num-prompts", type=int, default=200, help="prompts drawn from the task")
-    flag(v, "--seed", type=int, default=0, help="seeds the prompts and the sampling")
-    flag(v, "--batch-size", type=int, default=25, help="prompts generated at once")
+    v = add_prompt_eval(what, "moving-shapes", "text-to-video pass rate on moving-shapes (a "
+                        "verifier reads every frame)", model="moving-shapes-t2v",
+                        num_prompts=200, batch_size=25)  # fmt: skip
     flag(v, "--num-frames", type=int, help="frames per clip (default: the model's)")
-    flag(v, "--out-dir", default="eval_moving_shapes", help="report folder")
     add_video_sampling(v)
     add_sampling(v)
-    a = command(what, "tones", "text-to-audio pass rate on tones (a verifier reads the pitch of "
-                "every note)")  # fmt: skip
-    flag(a, "--model", default="tones-t2a", help="built-in model name or pipeline folder")
-    flag(a, "--num-prompts", type=int, default=200, help="prompts drawn from the task")
-    flag(a, "--seed", type=int, default=0, help="seeds the prompts and the sampling")
-    flag(a, "--batch-size", type=int, default=50, help="prompts generated at once")
-    flag(a, "--out-dir", default="eval_tones", help="report folder")
+    a = add_prompt_eval(what, "tones", "text-to-audio pass rate on tones (a verifier reads the "
+                        "pitch of every note)", model="tones-t2a", num_prompts=200,
+                        batch_size=50)  # fmt: skip
     add_sampling(a)
     g = command(what, "digits", "class-to-image accuracy and Frechet distance on digits")
     flag(g, "--model", default="digits-c2i", help="built-in model name or pipeline folder")
