@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import yaml
 
@@ -142,3 +143,20 @@ def resumed_step(printed: str) -> int:
     assert match, f"the run did not report a resume:\n{printed[-2000:]}"
     assert match.group(1) == match.group(2), match.group(0)
     return int(match.group(2))
+
+
+def run_full_and_split(make_recipe, capsys) -> tuple[str, dict]:
+    """Run ``make_recipe("full")`` to its end and ``make_recipe("split")`` to step 2, then
+    resume the split one from its latest checkpoint: what the resumed run printed and its last
+    validation record (the caller compares the two runs' losses)."""
+    run(make_recipe("full"))
+    reset_accelerate()
+    recipe = make_recipe("split")
+    run(recipe, **{"training.max_steps": 2})
+    reset_accelerate()
+    capsys.readouterr()
+    run(recipe, resume="latest")
+    printed = capsys.readouterr().out
+    logs = Path(load_run_config(recipe).output_dir) / "logs"
+    validation = json.loads((logs / "validations.jsonl").read_text().splitlines()[-1])
+    return printed, validation

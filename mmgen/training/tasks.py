@@ -243,21 +243,13 @@ class GenerationTask:
     def configure(self, condition_tokenizer) -> None:
         """Fix the condition tokenizer, and with it the order's layout and the model config."""
         from mmgen.models.transformer import TransformerConfig, transformer_config_from_preset
-        from mmgen.orders import build_order
 
         self.condition_tokenizer = condition_tokenizer
         null_condition = None if self.config.task == "class_to_image" else ""
         self.null_ids = condition_tokenizer([null_condition])[0]  # (T,): the guidance's other half
         model_fields = dict(self.config.model)
         preset = model_fields.pop("preset", None)
-        rope = model_fields.get("rope", "2d")
-        self.order = build_order(
-            self.order_spec(),
-            self.vq,
-            self.sample_size,
-            condition_tokenizer.max_length,
-            flat_positions=rope == "1d",
-        )
+        self.order = self.build_order(condition_tokenizer.max_length)
         model_fields.setdefault("input", self.order.input_config())
         recipe_head = model_fields.get("head")
         model_fields["head"] = merged_head_config(self.order.head_config(), recipe_head)
@@ -279,14 +271,17 @@ class GenerationTask:
     def token_layout(self):
         """The order's :class:`TokenLayout` (what the data is encoded to); known before a
         learned text tokenizer fixes the prompt length, which it does not depend on."""
-        if self.order is not None:
-            return self.order.token_layout
+        order = self.order or self.build_order(self.config.text_max_length)
+        return order.token_layout
+
+    def build_order(self, condition_length: int):
+        """The recipe's order over this task's tokenizer and sample size, after a condition of
+        ``condition_length`` rows (1-D positions under ``model.rope: 1d``)."""
         from mmgen.orders import build_order
 
-        rope = self.config.model.get("rope", "2d")
-        order = build_order(self.order_spec(), self.vq, self.sample_size,
-                            self.config.text_max_length, flat_positions=rope == "1d")  # fmt: skip
-        return order.token_layout
+        flat = self.config.model.get("rope", "2d") == "1d"
+        return build_order(self.order_spec(), self.vq, self.sample_size, condition_length,
+                           flat_positions=flat)  # fmt: skip
 
     def order_spec(self) -> dict:
         """The recipe's order; a video task's clips fix its ``num_frames``.

@@ -6,7 +6,14 @@ import json
 import numpy as np
 import pytest
 import torch
-from training_recipes import losses, reset_accelerate, resumed_step, run, write
+from training_recipes import (
+    losses,
+    reset_accelerate,
+    resumed_step,
+    run,
+    run_full_and_split,
+    write,
+)
 
 from mmgen import TextToAudioPipeline
 from mmgen.pipelines.ar_image import ARImagePipeline
@@ -53,20 +60,12 @@ def t2a_recipe(tmp_path, tokenizer, name="t2a", data=None, **training):
 def test_next_latent_trains_resumes_exactly_and_the_run_generates_clips(
     trained_waveform, tmp_path, capsys
 ):
-    run(t2a_recipe(tmp_path, trained_waveform, name="full"))
-    reset_accelerate()
-    recipe = t2a_recipe(tmp_path, trained_waveform, name="split")
-    run(recipe, **{"training.max_steps": 2})
-    reset_accelerate()
-    capsys.readouterr()
-    run(recipe, resume="latest")
-    printed = capsys.readouterr().out
+    printed, validation = run_full_and_split(
+        lambda name: t2a_recipe(tmp_path, trained_waveform, name=name), capsys
+    )
     assert resumed_step(printed) == 2
     assert "encoded data: 8 examples" in printed  # the second run hit the shared cache
     assert losses(tmp_path / "split") == losses(tmp_path / "full")
-    validation = json.loads(
-        (tmp_path / "split" / "logs" / "validations.jsonl").read_text().splitlines()[-1]
-    )
     assert 0 <= validation["validation_pass_rate"] <= 1  # scored like `mmgen eval tones`
     assert (tmp_path / "split" / "samples" / "step_0000004.png").is_file()  # spectrograms
     report = tmp_path / "split" / "validations" / "step_0000004" / "report.json"

@@ -4,7 +4,13 @@ video folder, exact resume, the saved pipeline generating clips."""
 import json
 
 import torch
-from training_recipes import losses, reset_accelerate, resumed_step, run, write
+from training_recipes import (
+    losses,
+    resumed_step,
+    run,
+    run_full_and_split,
+    write,
+)
 
 from mmgen import TextToVideoPipeline
 from mmgen.pipelines.ar_image import ARImagePipeline
@@ -44,20 +50,12 @@ def t2v_recipe(tmp_path, tokenizer, name="t2v", data=None, **training):
 
 def test_next_frame_trains_resumes_exactly_and_the_run_generates_clips(trained_kl, tmp_path,
                                                                        capsys):  # fmt: skip
-    run(t2v_recipe(tmp_path, trained_kl, name="full"))
-    reset_accelerate()
-    recipe = t2v_recipe(tmp_path, trained_kl, name="split")
-    run(recipe, **{"training.max_steps": 2})
-    reset_accelerate()
-    capsys.readouterr()
-    run(recipe, resume="latest")
-    printed = capsys.readouterr().out
+    printed, validation = run_full_and_split(
+        lambda name: t2v_recipe(tmp_path, trained_kl, name=name), capsys
+    )
     assert resumed_step(printed) == 2
     assert "encoded data: 8 examples" in printed  # the second run hit the shared cache
     assert losses(tmp_path / "split") == losses(tmp_path / "full")
-    validation = json.loads(
-        (tmp_path / "split" / "logs" / "validations.jsonl").read_text().splitlines()[-1]
-    )
     assert 0 <= validation["validation_frame_pass_rate"] <= 1  # scored like the eval
     assert (tmp_path / "split" / "samples" / "step_0000004.png").is_file()
     pipe = ARImagePipeline.from_pretrained(tmp_path / "split" / "final")
