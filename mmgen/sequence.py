@@ -77,6 +77,17 @@ class SequenceLayout:
         ranges = [torch.arange(*self.sampled_rows(g)) - T for g in range(len(self.image_groups))]
         return torch.cat(ranges).to(self.kv_end.device)
 
+    def last_readers(self) -> torch.Tensor:
+        """(L,) for every row, the last row that attends it: once the rows up to there have
+        run, a KV cache no longer needs its keys (``mmgen.generation.sequence_cache``). Under a
+        prefix mask the last row reads every row."""
+        L = self.length
+        if self.allowed is None:
+            return torch.full((L,), L - 1, dtype=torch.long, device=self.kv_end.device)
+        index = torch.arange(L, device=self.kv_end.device)
+        reads = self.allowed & (index[None, :] < self.kv_end[:, None])  # (Lq, Lk)
+        return torch.where(reads, index[:, None], -1).amax(dim=0)  # (L,)
+
     def to(self, device: torch.device | str) -> SequenceLayout:
         """The layout with positions, kv_end, frame ids and the allowed pairs on ``device``."""
         if self.positions.device == torch.device(device):

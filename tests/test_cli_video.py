@@ -86,6 +86,8 @@ def test_bench_video_length_measures_every_frame_of_long_rollouts(tmp_path, caps
     assert [(r["flexrope_slope"], r["long_window"]) for r in runs] == [(0.0, None), (0.5, None),
                                                                         (0.0, 2)]  # fmt: skip
     assert all(len(r["per_frame_pass_rate"]) == 6 for r in runs)
+    # the plain order's cache holds all 24 + 6 x 16 rows; FAR-Long W=2 retires old frame rows
+    assert runs[0]["kv_rows"] == 120 and runs[2]["kv_rows"] < runs[0]["kv_rows"]
     assert json.loads((tmp_path / "docs" / "video_length.json").read_text())["runs"] == runs
     with Image.open(tmp_path / "docs" / "video_length_6.png") as plot:
         assert plot.size == (640, 360)

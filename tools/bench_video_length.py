@@ -10,7 +10,9 @@ the per-frame pass rate against the frame index, plus a JSON of every number.
         --lengths 24 48 --slopes 0 0.1 0.3 1.0 --long-windows 8 --num-prompts 40 --out-dir docs
 
 ``--long-windows W`` adds rollouts with FAR-Long's long short-term context at window W (frames
-older than W as coarser long-term rows; the model's ``long_patch``).
+older than W as coarser long-term rows; the model's ``long_patch``). Every run also reports
+the most rows its KV cache holds at once (``kv_rows``, per clip; FAR-Long retires the
+full-resolution rows of old frames) and its wall time.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch
 
 from mmgen.data.moving_shapes import NUM_FRAMES, sample_prompt
 from mmgen.eval.moving_shapes_verifier import verify_clip
+from mmgen.generation.sequence_cache import peak_live_rows
 from mmgen.pipelines.ar_image import ARImagePipeline
 from mmgen.training.summary import plot_lines
 
@@ -41,6 +44,14 @@ def per_frame_pass_rates(pipe, prompts, num_frames: int, slope: float, seed: int
         for prompt, frames in zip(batch, out.frames):
             passed += torch.tensor(verify_clip(frames, prompt).frames, dtype=torch.float32)
     return (passed / len(prompts)).tolist()
+
+
+def kv_rows(pipe, num_frames: int, long_window: int | None) -> int:
+    """The most rows the KV cache of one clip holds at once (prefill, then one call per
+    frame)."""
+    changes = {} if long_window is None else {"long_window": long_window}
+    layout = pipe.order.with_frames(num_frames, **changes).layout
+    return peak_live_rows(layout, [(0, layout.text_length), *layout.image_groups])
 
 
 def ranges(num_frames: int) -> list[tuple[int, int]]:
@@ -78,7 +89,7 @@ def main(argv=None) -> dict:
     results = {"model": str(args.model), "num_prompts": args.num_prompts, "seed": args.seed,
                "training_length": pipe.num_frames, "runs": []}  # fmt: skip
     spans_header = " ".join(f"{f'f{a + 1}-{b}':>9}" for a, b in ranges(max(args.lengths)))
-    print(f"{'frames':>6} {'setting':<22} {spans_header}")
+    print(f"{'frames':>6} {'setting':<22} {spans_header} {'kv_rows':>8} {'seconds':>8}")
     settings = [(slope, None) for slope in args.slopes] + [(0.0, w) for w in args.long_windows]
     for length in args.lengths:
         series = {}
@@ -93,10 +104,13 @@ def main(argv=None) -> dict:
             series[label] = (list(range(1, length + 1)), rates)
             spans = {f"{a + 1}-{b}": sum(rates[a:b]) / (b - a) for a, b in ranges(length)}
             seconds = round(time.perf_counter() - started, 1)
+            cache = kv_rows(pipe, length, window)
             results["runs"].append({"frames": length, "flexrope_slope": slope,
                                     "long_window": window, "per_frame_pass_rate": rates,
-                                    "by_range": spans, "seconds": seconds})  # fmt: skip
-            print(f"{length:>6} {label:<22} " + " ".join(f"{v:>9.3f}" for v in spans.values()))
+                                    "by_range": spans, "kv_rows": cache,
+                                    "seconds": seconds})  # fmt: skip
+            print(f"{length:>6} {label:<22} " + " ".join(f"{v:>9.3f}" for v in spans.values())
+                  + f" {cache:>8} {seconds:>8}")  # fmt: skip
         image = plot_lines(series, f"per-frame pass rate, {length}-frame rollouts ({args.model}; "
                            f"trained on {pipe.num_frames})", x_label="frame",
                            x_range=(1, length), y_range=(0.0, 1.0), guides=(0.5, 0.9))  # fmt: skip

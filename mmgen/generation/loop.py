@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from mmgen.generation.guidance import guidance_scale_at
-from mmgen.models.kv_cache import KVCache
+from mmgen.generation.sequence_cache import SequenceCache
 from mmgen.models.transformer import ARTransformer
 from mmgen.orders.base import GenerationState, Order
 from mmgen.sequence import SequenceLayout
@@ -36,21 +36,13 @@ class SamplingConfig:
     flexrope_slope: float = 0.0  # FlexRoPE's decay per frame of distance (video); 0 = RoPE
 
 
-def prefill(
-    model: ARTransformer, condition_ids: torch.Tensor, layout: SequenceLayout, caches
-) -> None:
-    """Run the condition segment once, filling the caches for rows ``[0, text_length)``."""
-    T = layout.text_length
-    model(layout.positions[:T], layout.kv_end[:T], condition_ids=condition_ids, caches=caches)
-
-
 def group_outputs(
     model: ARTransformer,
     inputs: torch.Tensor,
     layout: SequenceLayout,
     start: int,
     end: int,
-    caches: list[KVCache] | None,
+    cache: SequenceCache | None,
     decoder=None,
     *,
     condition_ids: torch.Tensor | None = None,
@@ -72,15 +64,8 @@ def group_outputs(
             raise ValueError("flexrope_slope and long-context orders are not supported by the "
                              "compiled decoder yet; call pipe.disable_compile()")  # fmt: skip
         return decoder(inputs, layout.positions[start:end], layout.kv_end[start:end], start)
-    if caches is not None:
-        hidden = model(
-            layout.positions[start:end],
-            layout.kv_end[start:end],
-            inputs=inputs,
-            caches=caches,
-            start=start,
-            attention_bias=layout.attention_bias(start, end, flexrope_slope),
-        )
+    if cache is not None:
+        hidden = cache.run(model, start, end, inputs=inputs, flexrope_slope=flexrope_slope)
     else:
         everything = torch.cat([*fed, inputs], dim=1) if fed else inputs
         hidden = model(
@@ -168,40 +153,45 @@ def generate_groups(
     copies = rows.shape[0] // B
     layout = order.layout.to(device)
     L = layout.length
-    if decoder is not None and use_cache:
-        caches = decoder.caches_for(rows.shape[0], L)
-    else:
-        caches, decoder = (model.make_caches(rows.shape[0], L) if use_cache else None), None
-    if caches is not None:
-        prefill(model, rows, layout, caches)
-
     groups = layout.image_groups
     state = order.start(B, device)
-    fed: list[torch.Tensor] = []
-    slope = sampling.flexrope_slope
+    k = 0  # groups given (a continuation)
     if given is not None:
         k = take_given(order, state, given.to(device))
+    T = layout.text_length
+    spans = [(0, T)] + ([(groups[0][0], groups[k - 1][1])] if k else []) + groups[k:]
+    cache = None
+    if decoder is not None and use_cache:
+        cache = SequenceCache(model, rows.shape[0], layout, spans,
+                              caches=decoder.caches_for(rows.shape[0], L))  # fmt: skip
+    elif use_cache:
+        cache, decoder = SequenceCache(model, rows.shape[0], layout, spans), None
+    else:
+        decoder = None
+    if cache is not None:
+        cache.run(model, 0, T, condition_ids=rows)  # the prefill: the condition's rows
+
+    fed: list[torch.Tensor] = []
+    slope = sampling.flexrope_slope
+    if k:
         inputs = torch.cat([order.group_inputs(state, g) for g in range(k)], dim=1)
         inputs = inputs.repeat(copies, *([1] * (inputs.ndim - 1)))  # (B', rows of k groups, ...)
         fed.append(inputs)
-        if caches is not None:  # one backbone call fills the caches for the given groups
-            first, last = groups[0][0], groups[k - 1][1]
-            if decoder is not None:
-                decoder(inputs, layout.positions[first:last], layout.kv_end[first:last], first)
-            else:
-                model(layout.positions[first:last], layout.kv_end[first:last], inputs=inputs,
-                      caches=caches, start=first,
-                      attention_bias=layout.attention_bias(first, last, slope))  # fmt: skip
+        first, last = spans[1]
+        if decoder is not None:  # one backbone call fills the caches for the given groups
+            decoder(inputs, layout.positions[first:last], layout.kv_end[first:last], first)
+        elif cache is not None:
+            cache.run(model, first, last, inputs=inputs, flexrope_slope=slope)
     for g, (start, end) in enumerate(groups):
         if g < state.done:
             continue
         inputs = order.group_inputs(state, g)  # (B, n, ...)
         inputs = inputs.repeat(copies, *([1] * (inputs.ndim - 1)))  # (B', n, ...)
         outputs = group_outputs(
-            model, inputs, layout, start, end, caches, decoder, condition_ids=rows, fed=fed,
+            model, inputs, layout, start, end, cache, decoder, condition_ids=rows, fed=fed,
             flexrope_slope=slope, skip=layout.sampled_rows(g)[0] - start,
         )  # fmt: skip
-        if caches is None:
+        if cache is None:
             fed.append(inputs)
         scale = 1.0
         if guided:

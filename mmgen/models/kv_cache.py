@@ -58,3 +58,10 @@ class KVCache(nn.Module):
         self.k[:, :, start:end] = k
         self.v[:, :, start:end] = v
         return self.k[:, :, :end], self.v[:, :, :end]
+
+    def keep(self, slots: torch.Tensor) -> None:
+        """Keep only the keys/values of ``slots`` (ascending slot indices), moved to the front
+        ``[0, len(slots))``: rows that no later query reads leave (``SequenceCache``)."""
+        n = slots.numel()
+        self.k[:, :, :n] = self.k.index_select(2, slots)
+        self.v[:, :, :n] = self.v.index_select(2, slots)

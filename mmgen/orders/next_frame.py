@@ -35,9 +35,10 @@ full, as context-only rows (fed, attended, never sampled or scored; indicator ch
 the positions its full-resolution rows had (the top-left latent of each block). A long-term row
 attends the prompt and the long-term rows so far; a frame row attends the prompt, every
 long-term row before it and the frame rows of the last W groups (its own included, fed frames
-g - W .. g - 1): the mask is ``SequenceLayout.allowed`` on top of the group-causal kv_end. The
-KV cache keeps every row and the mask hides the full-resolution rows of frames older than W (it
-does not free their memory yet). W >= F leaves nothing out: the plain order.
+g - W .. g - 1): the mask is ``SequenceLayout.allowed`` on top of the group-causal kv_end. At
+generation a frame's full-resolution rows leave the KV cache once no later frame reads them
+(``mmgen.generation.sequence_cache``): the cache holds the prompt, the long-term rows and W + 1
+groups' frame rows, however long the clip. W >= F leaves nothing out: the plain order.
 """
 
 from __future__ import annotations

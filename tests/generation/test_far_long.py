@@ -7,6 +7,7 @@ import torch
 from conftest import make_tiny_video_pipeline
 
 from mmgen.generation.loop import SamplingConfig, generate_codes
+from mmgen.generation.sequence_cache import peak_live_rows
 from mmgen.orders import build_order
 from mmgen.orders.base import GenerationState
 from mmgen.utils.config import ConfigError
@@ -81,6 +82,26 @@ def test_cached_generation_matches_full_recompute_one_call_per_frame():
     clip = latents(pipe, seed=3)  # continuation counts only the sampled rows of each group
     continued = latents(pipe, seed=4, given=clip[:, :64])
     assert torch.equal(continued[:, :64], clip[:, :64])
+
+
+def test_the_caches_hold_only_rows_a_later_frame_still_reads():
+    pipe = long_pipe()  # F = 5, W = 2: a frame's rows are read by its group and the next
+    layout = pipe.order.layout
+    sizes = []
+    make = pipe.transformer.make_caches
+    pipe.transformer.make_caches = lambda b, n: sizes.append(n) or make(b, n)
+    latents(pipe, guidance_scale=2.0)
+    # peak at frame 4: the prompt, frame 0's and 1's long-term rows, group 3's frame rows,
+    # group 4's 4 + 16 rows (frames 0 .. 2's full-resolution rows have left)
+    assert sizes == [T + 4 + 16 + 20] and sizes[0] < layout.length
+    spans = [(0, T), *layout.image_groups]
+    last = layout.last_readers()
+    assert torch.all(last[:T] == layout.length - 1)  # the prompt is read to the end
+    g1, g3 = layout.image_groups[1], layout.image_groups[3]
+    assert torch.all(last[g1[0] : g1[1]] < g3[0])  # frame rows of group 1: gone by group 3
+    assert peak_live_rows(make_tiny_video_pipeline(num_frames=5).order.layout, spans[:1]) == T
+    plain = make_tiny_video_pipeline(num_frames=5).order.layout  # a prefix mask keeps all
+    assert peak_live_rows(plain, [(0, T), *plain.image_groups]) == plain.length
 
 
 def test_a_window_of_the_clip_length_is_the_plain_order():
