@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
 import torch
 from torch import nn
 
+from mmgen.training.accelerator import build_accelerator, is_fsdp
 from mmgen.training.checkpoints import resolve_resume, save_checkpoint
 from mmgen.training.config import RunConfig
 from mmgen.training.ema import ema_weights
@@ -102,15 +104,41 @@ def train(config: RunConfig, task: Task, *, resume_from_checkpoint: str | None =
         torch.use_deterministic_algorithms(previous[0], warn_only=previous[1])
 
 
+@contextmanager
+def single_process_model(accelerator, model: nn.Module, ema, task: Task):
+    """The model one process validates and exports, in eval mode: on the main process the
+    unwrapped model with the EMA weights swapped in, or under FSDP a fresh copy holding the
+    gathered full weights; None on the other processes. Every process must enter it (FSDP
+    gathers the shards collectively)."""
+    if is_fsdp(accelerator):
+        weights = accelerator.get_state_dict(model)  # the full state on the main process
+        if not accelerator.is_main_process:
+            yield None
+            return
+        with torch.random.fork_rng():  # a fresh module's init draws nothing from the run
+            copy = task.build_model()
+        copy.load_state_dict(weights)
+        yield copy.eval()
+        return
+    if not accelerator.is_main_process:
+        yield None
+        return
+    model.eval()
+    try:
+        with ema_weights(ema, model):
+            yield accelerator.unwrap_model(model, keep_torch_compile=False)
+    finally:
+        model.train()
+
+
 def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) -> dict:
-    from accelerate import Accelerator
     from accelerate.utils import ProjectConfiguration
     from tqdm.auto import tqdm
 
     tc = config.training
     output_dir = Path(config.output_dir)
     state = TrainState(config.seed)  # its clock counts data preparation and compilation too
-    accelerator = Accelerator(
+    accelerator = build_accelerator(
         mixed_precision=tc.mixed_precision,
         gradient_accumulation_steps=tc.gradient_accumulation_steps,
         log_with=config.report_to,
@@ -119,6 +147,9 @@ def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) ->
             project_dir=str(output_dir), logging_dir=str(output_dir / "logs")
         ),
     )
+    if tc.ema_decay > 0 and is_fsdp(accelerator):
+        raise ValueError("training.ema_decay > 0 is not supported with FSDP (the weights are "
+                         "sharded); set training.ema_decay: 0 or train without FSDP")  # fmt: skip
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         import yaml
@@ -142,11 +173,7 @@ def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) ->
     accelerator.register_for_checkpointing(state)
     ema = None
     if tc.ema_decay > 0:
-        from accelerate.utils import DistributedType
         from diffusers.training_utils import EMAModel
-
-        if accelerator.distributed_type == DistributedType.FSDP:
-            raise ValueError("training.ema_decay > 0 is not supported with FSDP (sharded weights)")
 
         ema = EMAModel(model.parameters(), decay=tc.ema_decay)
         accelerator.register_for_checkpointing(ema)
@@ -233,17 +260,9 @@ def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) ->
                 accelerator.print(f"stopped by SIGTERM at step {state.step}; checkpoint saved")
                 accelerator.end_training()
                 return {"stopped_at_step": state.step}
-            if accelerator.is_main_process and (
-                state.step % tc.validation_steps == 0 or state.step == tc.max_steps
-            ):
-                model.eval()
-                with ema_weights(ema, model):
-                    stats = task.validate(
-                        accelerator.unwrap_model(model, keep_torch_compile=False),
-                        state.step,
-                        output_dir,
-                    )
-                model.train()
+            if state.step % tc.validation_steps == 0 or state.step == tc.max_steps:
+                with single_process_model(accelerator, model, ema, task) as plain:
+                    stats = None if plain is None else task.validate(plain, state.step, output_dir)
                 if stats:
                     accelerator.log(stats, step=state.step)
                     bar.write(
@@ -257,14 +276,11 @@ def _train(config: RunConfig, task: Task, resume_from_checkpoint: str | None) ->
     finally:
         stop.release()
     result = {}
-    if accelerator.is_main_process:
-        model.eval()
-        with ema_weights(ema, model):
-            result = task.export(
-                accelerator.unwrap_model(model, keep_torch_compile=False), output_dir / "final"
-            )
-        accelerator.print(f"saved {output_dir / 'final'}")
-        write_run_summary(output_dir)
+    with single_process_model(accelerator, model, ema, task) as plain:
+        if plain is not None:
+            result = task.export(plain, output_dir / "final")
+            accelerator.print(f"saved {output_dir / 'final'}")
+            write_run_summary(output_dir)
     accelerator.wait_for_everyone()
     accelerator.end_training()
     return result
