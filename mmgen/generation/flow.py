@@ -29,8 +29,15 @@ def interpolate(x: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.
     return (1 - t) * noise + t * x
 
 
-def draw_noise(shape, generator: torch.Generator | None, device, dtype=torch.float32):
-    """Standard normal noise drawn where the generator lives, then moved to ``device``."""
+def draw_noise(shape, generator, device, dtype=torch.float32):
+    """Standard normal noise drawn where the generator lives, then moved to ``device``. A list
+    of generators (diffusers' one per output) draws equal consecutive shares of dim 0 (one
+    sample's rows each), each from its own generator."""
+    if isinstance(generator, (list, tuple)):
+        if shape[0] % len(generator):
+            raise ValueError(f"{len(generator)} generators for {shape[0]} rows of noise")
+        share = (shape[0] // len(generator), *shape[1:])
+        return torch.cat([draw_noise(share, g, device, dtype) for g in generator])
     where = generator.device if generator is not None else device
     return torch.randn(shape, generator=generator, device=where, dtype=dtype).to(device)
 
@@ -75,7 +82,7 @@ def euler_sample(
     shape: tuple[int, ...],
     *,
     num_steps: int,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
     temperature: float = 1.0,
     guidance_scale: float = 1.0,
     device: torch.device | str = "cpu",

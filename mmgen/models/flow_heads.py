@@ -89,9 +89,8 @@ class FlowHead(nn.Module):
     ) -> torch.Tensor:
         """(B', n, D) conditioning (B' = 2B under guidance: conditional rows first) -> (B, n, C)
         latents, ``sampling.num_inference_steps`` Euler steps from noise scaled by
-        ``sampling.temperature``."""
-        if isinstance(generator, (list, tuple)):
-            raise ValueError("flow heads take one torch.Generator (not one per image) for now")
+        ``sampling.temperature`` (``generator`` one, or a list of B: sample b's noise from the
+        b-th)."""
         n, C = outputs.shape[1], self.latent_channels
         guided = outputs.shape[0] != batch_size and guidance_scale != 1.0
         z = self.units(outputs if guided else outputs[:batch_size])

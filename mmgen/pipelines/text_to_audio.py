@@ -46,8 +46,6 @@ class TextToAudioPipeline(ARImagePipeline):
 
     def _prepare(self, prompt, negative_prompt, per_prompt, generator, sampling_knobs):
         self.check_common_args(per_prompt, "np", generator, "num_audios_per_prompt")
-        if isinstance(generator, (list, tuple)):
-            raise ValueError("the audio pipeline takes one torch.Generator (not a list)")
         sampling = self.resolve_sampling(**sampling_knobs)
         text_ids, uncond_ids = prompt_ids(self.text_tokenizer, prompt, negative_prompt, per_prompt)
         return text_ids, uncond_ids, sampling
@@ -67,7 +65,7 @@ class TextToAudioPipeline(ARImagePipeline):
         guidance_cutoff: int | None = None,
         temperature: float | None = None,
         num_inference_steps: int | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "np",
         return_dict: bool = True,
         use_cache: bool = True,
@@ -84,7 +82,9 @@ class TextToAudioPipeline(ARImagePipeline):
                 guidance on the flow head's velocity.
             temperature (`float`, *optional*): scale of the flow head's starting noise.
             num_inference_steps (`int`, *optional*): Euler steps per latent.
-            generator (`torch.Generator`, *optional*): source of every random draw.
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*): source of
+                every random draw; a list gives one generator per clip (clip i then depends
+                on ``generator[i]`` only).
             output_type (`str`, defaults to ``"np"``): ``"np"`` (a list of 1-D float32 arrays in
                 [-1, 1]), ``"pt"`` ((B, S) tensor) or ``"latent"`` ((B, N, C) latents).
             return_dict, use_cache, show_progress, callback_on_step_end: as for images.

@@ -85,7 +85,7 @@ class TextToVideoPipeline(ARImagePipeline):
         num_inference_steps: int | None = None,
         flexrope_slope: float | None = None,
         long_window: int | None = None,
-        generator: torch.Generator | None = None,
+        generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
         use_cache: bool = True,
@@ -113,7 +113,9 @@ class TextToVideoPipeline(ARImagePipeline):
                 than W enter as long-term rows (``long_patch`` blocks; see
                 :mod:`mmgen.orders.next_frame`). Default the model's order; a model trained
                 without long context meets such rows first here (an extrapolation study).
-            generator (`torch.Generator`, *optional*): source of every random draw.
+            generator (`torch.Generator` or `list[torch.Generator]`, *optional*): source of
+                every random draw; a list gives one generator per video (video i then depends
+                on ``generator[i]`` only).
             output_type (`str`, defaults to ``"pil"``): ``"pil"`` (a list of frame lists),
                 ``"np"``, ``"pt"`` or ``"latent"`` (see :class:`VideoPipelineOutput`).
             return_dict (`bool`, defaults to True): a :class:`VideoPipelineOutput`, not a tuple.
@@ -132,8 +134,6 @@ class TextToVideoPipeline(ARImagePipeline):
         """
         self.check_common_args(num_videos_per_prompt, output_type, generator,
                                "num_videos_per_prompt")  # fmt: skip
-        if isinstance(generator, (list, tuple)):
-            raise ValueError("the video pipeline takes one torch.Generator (not a list)")
         num_frames = self.num_frames if num_frames is None else num_frames
         if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
             raise ValueError(f"num_frames must be an int >= 1, got {num_frames!r}")

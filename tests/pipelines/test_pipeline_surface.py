@@ -101,3 +101,51 @@ def test_the_class_pipeline_takes_num_images_per_prompt_and_make_image_grid_work
         pipe(3, num_images_per_class=2, num_images_per_prompt=3)
     grid = make_image_grid(by_prompt, rows=2, cols=2)
     assert grid.size == (2 * 32, 2 * 32)
+
+
+def media_pipeline(kind):
+    """A tiny video or audio pipeline and what one output and its count argument are called."""
+    from conftest import make_tiny_audio_pipeline, make_tiny_video_pipeline
+
+    if kind == "video":
+        return make_tiny_video_pipeline(), "frames", "num_videos_per_prompt"
+    return make_tiny_audio_pipeline(), "audios", "num_audios_per_prompt"
+
+
+@pytest.mark.parametrize("kind", ["video", "audio"])
+def test_video_and_audio_pipelines_have_the_same_surface(kind, capsys, tmp_path):
+    pipe, outputs, per_prompt = media_pipeline(kind)
+    kw = dict(num_inference_steps=2, output_type="latent")
+    # progress bar by default, silenced by set_progress_bar_config
+    pipe("a", generator=seeded(0), **kw)
+    assert capsys.readouterr().err != ""
+    pipe.set_progress_bar_config(disable=True)
+    first = getattr(pipe("a", generator=seeded(0), **kw), outputs)
+    assert capsys.readouterr().err == ""
+    # one generator per output, as diffusers: each output depends on its own
+    batch = getattr(pipe(["a", "b"], generator=[seeded(5), seeded(6)], **kw), outputs)
+    alone = getattr(pipe("b", generator=seeded(6), **kw), outputs)
+    close = dict(atol=1e-4, rtol=1e-4)  # continuous: a batch of 2 rounds unlike a batch of 1
+    torch.testing.assert_close(batch[1:], alone, **close)
+    swapped = getattr(pipe(["a", "b"], generator=[seeded(6), seeded(5)], **kw), outputs)
+    assert not torch.allclose(swapped[1:], alone, **close)
+    with pytest.raises(TypeError, match=r"generator=torch.Generator\(\).manual_seed\(0\)"):
+        pipe("a", generator=0)
+    two = getattr(pipe("a", generator=seeded(0), **{per_prompt: 2}, **kw), outputs)
+    assert two.shape[0] == 2 and not torch.allclose(two[0], two[1])
+    # callback_on_step_end after every group, with the state so far
+    steps = []
+    pipe("a", generator=seeded(0), callback_on_step_end=lambda s, n, st: steps.append((s, n)),
+         **kw)  # fmt: skip
+    assert steps == [(g, pipe.order.num_groups) for g in range(pipe.order.num_groups)]
+    # components rebuild it; config is model_index.json; dtype and to()
+    rebuilt = type(pipe)(**pipe.components, image_size=pipe.image_size)
+    assert torch.equal(getattr(rebuilt("a", generator=seeded(0), **kw), outputs), first)
+    pipe.save_pretrained(tmp_path / "p")
+    import json
+
+    assert pipe.config == json.loads((tmp_path / "p" / "model_index.json").read_text())
+    assert pipe.device == torch.device("cpu") and pipe.dtype == torch.float32
+    assert pipe.to(torch.float64) is pipe and pipe.dtype == torch.float64
+    with pytest.raises(TypeError, match="floating-point dtype"):
+        pipe.to(torch.int64)
