@@ -315,8 +315,7 @@ class ARImagePipeline(PipelineSurface):
         order = self.order if order is None else order
         bar = None
         if show_progress or show_progress is None:
-            bar = self.progress_bar(total=order.num_groups)
-            bar.set_description(progress_label)
+            bar = self.progress_bar(total=order.num_groups, desc=progress_label)
 
         def step_end(step: int, num_groups: int, state) -> None:
             if bar is not None:

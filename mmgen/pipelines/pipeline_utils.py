@@ -70,11 +70,12 @@ class PipelineSurface:
         """tqdm options for this pipeline's progress bars (``disable=True`` silences them)."""
         self._progress_bar_config = dict(kwargs)
 
-    def progress_bar(self, iterable=None, total: int | None = None):
-        """A tqdm bar over ``iterable`` or of ``total`` steps, with the configured options."""
+    def progress_bar(self, iterable=None, total: int | None = None, desc: str | None = None):
+        """A tqdm bar over ``iterable`` or of ``total`` steps labelled ``desc``, with the
+        configured options (a configured ``desc`` wins)."""
         from tqdm.auto import tqdm
 
-        options = {"leave": False, **getattr(self, "_progress_bar_config", {})}
+        options = {"leave": False, "desc": desc, **getattr(self, "_progress_bar_config", {})}
         if iterable is not None:
             return tqdm(iterable, **options)
         return tqdm(total=total, **options)
