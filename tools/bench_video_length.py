@@ -26,7 +26,7 @@ import torch
 
 from mmgen.data.moving_shapes import NUM_FRAMES, sample_prompt
 from mmgen.eval.moving_shapes_verifier import verify_clip
-from mmgen.generation.sequence_cache import peak_live_rows
+from mmgen.generation.sequence_cache import call_spans, peak_live_rows
 from mmgen.pipelines.ar_image import ARImagePipeline
 from mmgen.training.summary import plot_lines
 
@@ -51,7 +51,7 @@ def kv_rows(pipe, num_frames: int, long_window: int | None) -> int:
     frame)."""
     changes = {} if long_window is None else {"long_window": long_window}
     layout = pipe.order.with_frames(num_frames, **changes).layout
-    return peak_live_rows(layout, [(0, layout.text_length), *layout.image_groups])
+    return peak_live_rows(layout, call_spans(layout))
 
 
 def ranges(num_frames: int) -> list[tuple[int, int]]:

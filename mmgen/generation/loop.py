@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from mmgen.generation.guidance import guidance_scale_at
-from mmgen.generation.sequence_cache import SequenceCache
+from mmgen.generation.sequence_cache import SequenceCache, call_spans
 from mmgen.models.transformer import ARTransformer
 from mmgen.orders.base import GenerationState, Order
 from mmgen.sequence import SequenceLayout
@@ -158,18 +158,14 @@ def generate_groups(
     k = 0  # groups given (a continuation)
     if given is not None:
         k = take_given(order, state, given.to(device))
-    T = layout.text_length
-    spans = [(0, T)] + ([(groups[0][0], groups[k - 1][1])] if k else []) + groups[k:]
+    spans = call_spans(layout, k)
     cache = None
-    if decoder is not None and use_cache:
-        cache = SequenceCache(model, rows.shape[0], layout, spans,
-                              caches=decoder.caches_for(rows.shape[0], L))  # fmt: skip
-    elif use_cache:
-        cache, decoder = SequenceCache(model, rows.shape[0], layout, spans), None
+    if use_cache:
+        persistent = None if decoder is None else decoder.caches_for(rows.shape[0], L)
+        cache = SequenceCache(model, rows.shape[0], layout, spans, caches=persistent)
+        cache.run(model, *spans[0], condition_ids=rows)  # the prefill: the condition's rows
     else:
         decoder = None
-    if cache is not None:
-        cache.run(model, 0, T, condition_ids=rows)  # the prefill: the condition's rows
 
     fed: list[torch.Tensor] = []
     slope = sampling.flexrope_slope

@@ -5,7 +5,7 @@ prefix mask every row stays in the caches and its slot is its row index. Under a
 retires rows (``SequenceLayout.allowed``: FAR-Long's window, whose frame rows no later group
 attends once W frames have passed), a row leaves the caches after the last call that reads
 it and the rows after it move up: the caches hold only the most rows alive at once
-(:attr:`SequenceCache.slots`), not the layout's length, and attention reads only live keys.
+(:func:`peak_live_rows`), not the layout's length, and attention reads only live keys.
 That is FAR-Long's second cache level: the long-term rows of old frames stay, their
 full-resolution rows go.
 """
@@ -18,6 +18,16 @@ import torch
 
 from mmgen.models.kv_cache import KVCache
 from mmgen.sequence import SequenceLayout
+
+
+def call_spans(layout: SequenceLayout, given: int = 0) -> list[tuple[int, int]]:
+    """The row ranges a generation runs, one backbone call each: the prefill, then the first
+    ``given`` groups in one call (a continuation), then one call per remaining group."""
+    groups = layout.image_groups
+    spans = [(0, layout.text_length)]
+    if given:
+        spans.append((groups[0][0], groups[given - 1][1]))
+    return spans + groups[given:]
 
 
 def peak_live_rows(layout: SequenceLayout, spans: Sequence[tuple[int, int]]) -> int:
@@ -41,8 +51,8 @@ class SequenceCache:
         model: the transformer (makes the caches).
         batch_size: rows of the batch (doubled under classifier-free guidance).
         layout: the sequence layout, on the model's device.
-        spans: the calls the generation will make, ``[(0, T), (start, end), ...]``; they size
-            the caches (:func:`peak_live_rows`).
+        spans: the calls the generation will make (:func:`call_spans`); they size the caches
+            (:func:`peak_live_rows`).
         caches: existing caches of ``layout.length`` slots to use instead (the compiled
             decoder's persistent ones; only for a layout that retires nothing).
     """
@@ -56,13 +66,11 @@ class SequenceCache:
         caches: list[KVCache] | None = None,
     ):
         self.layout = layout
+        self.retires = layout.allowed is not None  # a prefix mask keeps every row: slot = row
         self.last = layout.last_readers().cpu()  # (L,)
         self.rows = torch.arange(0)  # (n_live,) layout rows held in slots [0, n_live)
-        if caches is not None:
-            self.slots = caches[0].max_length
-        else:
-            self.slots = peak_live_rows(layout, spans)
-            caches = model.make_caches(batch_size, self.slots)
+        if caches is None:
+            caches = model.make_caches(batch_size, peak_live_rows(layout, spans))
         self.caches = caches
 
     def run(
@@ -78,12 +86,12 @@ class SequenceCache:
         """Hidden states (B, end - start, D) of layout rows ``[start, end)`` against the live
         rows, written into the caches after them; rows no later row reads then leave."""
         layout = self.layout
-        slot = self.rows.numel()
-        keys = torch.cat([self.rows, torch.arange(start, end)])  # (slot + n,) rows of the slots
         kv_end = layout.kv_end[start:end]  # (n,) row ends
         bias = layout.attention_bias(start, end, flexrope_slope)  # (n, end) or None
+        slot = self.rows.numel() if self.retires else start
+        keys = torch.cat([self.rows, torch.arange(start, end)]) if self.retires else None
         if slot != start:  # rows have left: row ends -> slot ends, bias on the live keys only
-            index = keys.to(kv_end.device)
+            index = keys.to(kv_end.device)  # (slot + n,) the layout rows of the slots
             kv_end = torch.searchsorted(index, kv_end.long()).to(kv_end.dtype)
             bias = None if bias is None else bias[:, index]
         hidden = model(
@@ -95,10 +103,11 @@ class SequenceCache:
             start=slot,
             attention_bias=bias,
         )
-        keep = self.last[keys] >= end  # (slot + n,) still read by a later row
-        if not bool(keep.all()):
-            slots = keep.nonzero().squeeze(1).to(self.caches[0].k.device)
-            for cache in self.caches:
-                cache.keep(slots)
-        self.rows = keys[keep]
+        if self.retires:
+            keep = self.last[keys] >= end  # (slot + n,) still read by a later row
+            if not bool(keep.all()):
+                slots = keep.nonzero().squeeze(1).to(self.caches[0].k.device)
+                for cache in self.caches:
+                    cache.keep(slots)
+            self.rows = keys[keep]
         return hidden

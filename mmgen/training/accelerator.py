@@ -19,10 +19,6 @@ from __future__ import annotations
 import os
 
 
-def _flag(name: str) -> bool:
-    return os.environ.get(name, "false").lower() in ("1", "true", "yes")
-
-
 def has_accelerator() -> bool:
     """Whether torch sees a GPU (or another accelerator device)."""
     import torch
@@ -36,9 +32,10 @@ def build_accelerator(**kwargs):
     """``Accelerator(**kwargs)`` for this launch (see the module docstring); prints one line
     when it runs FSDP on the CPU."""
     from accelerate import Accelerator
+    from accelerate.utils import parse_flag_from_env
 
     on_cpu = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not has_accelerator()
-    cpu_fsdp = on_cpu and _flag("ACCELERATE_USE_FSDP")
+    cpu_fsdp = on_cpu and parse_flag_from_env("ACCELERATE_USE_FSDP")
     plugin = None
     if on_cpu:
         kwargs["cpu"] = True
