@@ -36,7 +36,7 @@ DIGESTS = {
     "shapes-t2i default sampling": "fd7a92f9eeab9105bf81d89b7dad2ae9c1f4f6cc45fad3e7a7db373eb49dfa40",  # noqa: E501
     "shapes-t2i guided top-k": "cf07099403b21a612c664990d02900d3c18acd778d8229481a131993a0a990d6",
     "shapes-t2i greedy": "efc2718edd431f579ca1a15974e3d5915c2aab65aefcc3a297f57f1204c8e179",
-    "shapes-t2i-shuffle default sampling": "cbbe7917cd49997c49132be69ebb29659cacc31b7981f1989de550db63600165",  # noqa: E501
+    "shapes-t2i-shuffle default sampling": "f875027d1375ae4d9553ddf923671356f5be92f3fb523b9200de4e3b3cbcd284",  # noqa: E501
     "digits-c2i default sampling": "cdd4fa20ca77fd89b0bd887fc54e6abd617f5c3dbeb79a4f541f7641c9d65c41",  # noqa: E501
     "digits-c2i guided": "a8d5489e90bcbfd08cbf8d5cd9146738c2e5e9b365c6abc0b384309429718f2b",
 }
