@@ -67,10 +67,11 @@ class SequenceCache:
     ):
         self.layout = layout
         self.retires = layout.allowed is not None  # a prefix mask keeps every row: slot = row
-        self.last = layout.last_readers().cpu()  # (L,)
+        self.last = layout.last_readers().cpu() if self.retires else None  # (L,)
         self.rows = torch.arange(0)  # (n_live,) layout rows held in slots [0, n_live)
         if caches is None:
-            caches = model.make_caches(batch_size, peak_live_rows(layout, spans))
+            slots = peak_live_rows(layout, spans) if self.retires else layout.length
+            caches = model.make_caches(batch_size, slots)
         self.caches = caches
 
     def run(
