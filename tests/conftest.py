@@ -59,6 +59,7 @@ TINY_SCALES = (1, 2, 4, 8)
 ORDER_SPECS = {
     "next_token": {"name": "next_token"},
     "next_scale": {"name": "next_scale"},
+    "next_scale_window": {"name": "next_scale", "window": 2},
     "token_shuffle": {"name": "token_shuffle", "window": 2},
     "next_frequency": {"name": "next_frequency"},
 }

@@ -6,28 +6,38 @@ appended (VAR's level embedding); scale 1's single row is a zero latent of level
 slot: VAR feeds its class embedding there, here the row attends the condition prefix). Rows sit
 on the finest grid: a p x p map's (r, c) at (T, T + r * G / p, T + c * G / p) for a G x G grid.
 The mask is VAR's: a row attends rows of its own and earlier scales (group-causal).
+
+Option ``window`` (s, default 1): every scale whose side s divides is read in s x s windows, one
+row per window (Token-Shuffle's idea on VAR's maps): the row is fed the window's s^2 latent
+vectors side by side (``pixel_unshuffle``) and predicts its s^2 codes with the
+multi-categorical head, so a p x p scale costs (p / s)^2 rows. Scales s does not divide (the
+1 x 1 start) keep one row per code, fed zero-padded and predicting one code (the other s^2 - 1
+targets are ignored). VAR's 1, 2, 4, 8, 16 pyramid has 341 rows; with s = 2, 86.
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
+from mmgen.models.heads import IGNORE_INDEX
 from mmgen.orders.base import GenerationState
 from mmgen.orders.scales import ScaleOrder
 from mmgen.utils.config import ConfigError
 
 
 class NextScaleOrder(ScaleOrder):
-    """VAR's order over a multi-scale residual VQ (``MultiScaleVQModel``)."""
+    """VAR's order over a multi-scale residual VQ (``MultiScaleVQModel``); option ``window``."""
 
     name = "next_scale"
 
-    def __init__(self, tokenizer, image_size, condition_length, *, flat_positions=False):
+    def __init__(self, tokenizer, image_size, condition_length, *, flat_positions=False,
+                 window: int = 1):  # fmt: skip
         super().__init__(tokenizer, image_size, condition_length, flat_positions=flat_positions)
         layout = self.token_layout
         if layout.scales is None:
             raise ConfigError(
-                "order next_scale needs a multi-scale tokenizer (MultiScaleVQModel); "
+                f"order {self.name} needs a multi-scale tokenizer (MultiScaleVQModel); "
                 f"{type(tokenizer).__name__} reports no scales"
             )
         gh, gw = layout.grid
@@ -36,10 +46,60 @@ class NextScaleOrder(ScaleOrder):
                 f"tokenizer scales {list(layout.scales)} must end at the token grid side "
                 f"({gh}x{gw})"
             )
-        self.set_scales(layout.scales, layout.latent_channels)
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ConfigError(f"order.window must be an int >= 1, got {window!r}")
+        if gh % window:
+            raise ConfigError(f"order.window {window} does not divide the token grid {gh}x{gw}")
+        self.window = window
+        row_sides = tuple(p // window if self._windowed(p) else p for p in layout.scales)
+        C = layout.latent_channels
+        self.set_scales(layout.scales, C, row_sides, row_channels=C * window * window)
+
+    def _windowed(self, p: int) -> bool:
+        """Whether scale side ``p`` is read in windows (one row per s x s window)."""
+        return self.window > 1 and p % self.window == 0
+
+    def config(self) -> dict:
+        return {"name": self.name, "window": self.window} if self.window > 1 else super().config()
 
     def head_config(self) -> dict:
-        return {"kind": "categorical", "num_codes": self.token_layout.codebook_size}
+        num_codes = self.token_layout.codebook_size
+        if self.window == 1:
+            return {"kind": "categorical", "num_codes": num_codes}
+        return {"kind": "multi_categorical", "num_codes": num_codes, "window": self.window}
+
+    # ---------------------------------------------------------------- maps <-> rows
+
+    def _latent_rows(self, latents_BCpp: torch.Tensor) -> torch.Tensor:
+        """A scale's (B, C, p, p) input map -> its (B, rows, C * s^2) rows."""
+        p, s = latents_BCpp.shape[-1], self.window
+        if self._windowed(p):
+            latents_BCpp = F.pixel_unshuffle(latents_BCpp, s)  # (B, C s^2, p / s, p / s)
+        rows = latents_BCpp.flatten(2).transpose(1, 2)  # (B, rows, C or C s^2)
+        return F.pad(rows, (0, self.row_channels - rows.shape[-1]))
+
+    def _code_rows(self, ids_Bpp: torch.Tensor) -> torch.Tensor:
+        """A scale's (B, p, p) codes -> the head's targets: (B, p^2) when s = 1, else
+        (B, rows, s^2), each window's codes in raster order (``IGNORE_INDEX`` padding rows that
+        hold one code)."""
+        B, p, s = ids_Bpp.shape[0], ids_Bpp.shape[-1], self.window
+        if s == 1:
+            return ids_Bpp.reshape(B, p * p)
+        if self._windowed(p):
+            return F.pixel_unshuffle(ids_Bpp[:, None], s).flatten(2).transpose(1, 2)
+        return F.pad(ids_Bpp.reshape(B, p * p, 1), (0, s * s - 1), value=IGNORE_INDEX)
+
+    def _codes_of_rows(self, rows: torch.Tensor, p: int) -> torch.Tensor:
+        """The inverse of :meth:`_code_rows`: the head's samples for one scale -> (B, p, p)."""
+        B, s = rows.shape[0], self.window
+        if s == 1:
+            return rows.reshape(B, p, p)
+        if self._windowed(p):
+            q = p // s
+            return F.pixel_shuffle(rows.transpose(1, 2).reshape(B, s * s, q, q), s)[:, 0]
+        return rows[..., 0].reshape(B, p, p)
+
+    # ---------------------------------------------------------------- teacher forcing
 
     def _tokenizer_on(self, device):
         vq = self.tokenizer
@@ -52,11 +112,28 @@ class NextScaleOrder(ScaleOrder):
         vq = self._tokenizer_on(codes_BN.device)
         with torch.no_grad():
             rest = vq.next_scale_inputs(codes_BN).float()  # (B, N - 1, C)
-        parts, start = [self._start_rows(codes_BN.shape[0], codes_BN.device)], 0
+        B, C = codes_BN.shape[0], self.channels
+        parts, start = [self._start_rows(B, codes_BN.device)], 0
         for k, p in enumerate(self.scales[1:], start=1):
-            parts.append(self._with_level(rest[:, start : start + p * p], k))
+            maps = rest[:, start : start + p * p].transpose(1, 2).reshape(B, C, p, p)
+            parts.append(self._with_level(self._latent_rows(maps), k))
             start += p * p
-        return torch.cat(parts, dim=1), codes_BN  # (B, N, C + K), (B, N)
+        targets = self.given_samples(codes_BN)
+        return torch.cat(parts, dim=1), targets  # (B, rows, C s^2 + K), (B, rows[, s^2])
+
+    def given_samples(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Flat codes of the first scales -> the head's samples (the targets) for them."""
+        if self.window == 1:
+            return tokens
+        rows, start, B = [], 0, tokens.shape[0]
+        for p in self.scales:
+            if start >= tokens.shape[1]:
+                break
+            rows.append(self._code_rows(tokens[:, start : start + p * p].reshape(B, p, p)))
+            start += p * p
+        return torch.cat(rows, dim=1)
+
+    # ---------------------------------------------------------------- generation
 
     def start(self, batch_size, device):
         state = super().start(batch_size, device)
@@ -69,14 +146,14 @@ class NextScaleOrder(ScaleOrder):
             return self._start_rows(state.codes.shape[0], state.codes.device)
         from mmgen.tokenizers.multiscale_vq import area_down
 
-        p = self.scales[g]
-        latents = area_down(state.extra["f_hat"], p).flatten(2).transpose(1, 2)  # (B, p^2, C)
-        return self._with_level(latents.float(), g)
+        latents = area_down(state.extra["f_hat"], self.scales[g]).float()  # (B, C, p, p)
+        return self._with_level(self._latent_rows(latents), g)
 
     def take(self, state: GenerationState, g: int, sampled: torch.Tensor) -> None:
         p, side = self.scales[g], self.scales[-1]
         start = sum(q * q for q in self.scales[:g])
-        state.codes[:, start : start + p * p] = sampled  # (B, p^2)
+        ids = self._codes_of_rows(sampled, p)  # (B, p, p)
+        state.codes[:, start : start + p * p] = ids.reshape(-1, p * p)
         vq = self._tokenizer_on(sampled.device)
-        h = vq.scale_residual(g, sampled.reshape(-1, p, p), side).float()
+        h = vq.scale_residual(g, ids, side).float()
         state.extra["f_hat"] = state.extra["f_hat"] + h

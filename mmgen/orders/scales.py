@@ -17,14 +17,24 @@ class ScaleOrder(Order):
     """Base of the scale-wise orders; a subclass validates its tokenizer, then calls
     :meth:`set_scales`."""
 
-    def set_scales(self, scales: tuple[int, ...], channels: int) -> None:
+    def set_scales(
+        self,
+        scales: tuple[int, ...],
+        channels: int,
+        row_sides: tuple[int, ...] | None = None,
+        row_channels: int | None = None,
+    ) -> None:
         """Fix the scale sides (the last is the grid's side) and the latent channels, and lay
-        the sequence out: the condition, then one group of p_k^2 rows per scale."""
+        the sequence out: the condition, then one group per scale, of ``q_k^2`` rows on a
+        q_k x q_k map (``row_sides``; by default q_k = p_k, one row per code), each row fed
+        ``row_channels`` latent channels (default ``channels``) + the level one-hot."""
         self.scales, self.channels = tuple(scales), channels
+        self.row_channels = row_channels or channels
+        row_sides = tuple(row_sides or scales)
         side, T = self.scales[-1], self.condition_length
-        positions = torch.cat([grid_positions((p, p), T, stride=side / p) for p in self.scales])
+        positions = torch.cat([grid_positions((q, q), T, stride=side / q) for q in row_sides])
         self.layout = condition_and_groups_layout(
-            T, [p * p for p in self.scales], positions.float(), flat_positions=self.flat_positions
+            T, [q * q for q in row_sides], positions.float(), flat_positions=self.flat_positions
         )
 
     @property
@@ -32,7 +42,7 @@ class ScaleOrder(Order):
         return len(self.scales)
 
     def input_config(self) -> dict:
-        return {"kind": "latent", "in_channels": self.channels + self.num_levels}
+        return {"kind": "latent", "in_channels": self.row_channels + self.num_levels}
 
     def _with_level(self, latents_BnC: torch.Tensor, level: int) -> torch.Tensor:
         onehot = F.one_hot(torch.tensor(level), self.num_levels).to(latents_BnC)
@@ -40,4 +50,5 @@ class ScaleOrder(Order):
         return torch.cat([latents_BnC, onehot.expand(B, n, -1)], dim=-1)  # (B, n, C + K)
 
     def _start_rows(self, batch_size: int, device) -> torch.Tensor:
-        return self._with_level(torch.zeros(batch_size, 1, self.channels, device=device), 0)
+        zeros = torch.zeros(batch_size, 1, self.row_channels, device=device)
+        return self._with_level(zeros, 0)

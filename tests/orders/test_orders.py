@@ -58,6 +58,43 @@ def test_next_scale_inputs_are_the_downsampled_accumulated_latent():
     assert torch.equal(third[..., C:], torch.eye(K)[2].expand(2, 16, K))
 
 
+def test_windowed_next_scale_reads_each_divisible_scale_in_windows():
+    """window 2 on scales 1, 2, 4, 8: rows 1 + 1 + 4 + 16, each window's latent vectors side by
+    side (pixel_unshuffle) and its codes as the targets in raster order; the 1 x 1 start keeps
+    one row predicting one code."""
+    o = order({"name": "next_scale", "window": 2})
+    assert [b - a for a, b in o.layout.image_groups] == [1, 1, 4, 16]
+    assert o.config() == {"name": "next_scale", "window": 2}
+    assert o.head_config()["kind"] == "multi_categorical"
+    # a 4 x 4 scale's window (r, c) sits at the top-left of its 2 x 2 block on the 8 x 8 grid
+    start = T + 1 + 1
+    assert o.layout.positions[start + 1].tolist() == [T, T, T + 4]
+    codes = torch.randint(0, 32, (2, o.token_layout.num_tokens),
+                          generator=torch.Generator().manual_seed(0))  # fmt: skip
+    inputs, targets = o.training_inputs(codes)
+    C, K = o.channels, len(TINY_SCALES)
+    assert inputs.shape == (2, 22, 4 * C + K) and targets.shape == (2, 22, 4)
+    assert targets[:, 0, 0].tolist() == codes[:, 0].tolist()
+    assert (targets[:, 0, 1:] == -100).all()  # the start row predicts one code
+    assert targets[:, 1].tolist() == codes[:, 1:5].tolist()  # the 2 x 2 scale: one window
+    scale3 = codes[:, 5:21].reshape(2, 4, 4)
+    assert targets[:, 2 + 1].tolist() == scale3[:, 0:2, 2:4].reshape(2, 4).tolist()
+    # inputs: area_down(f_hat) of the scale, window by window, channel-major (pixel_unshuffle)
+    plain = order({"name": "next_scale"})
+    plain.tokenizer.load_state_dict(o.tokenizer.state_dict())
+    plain_inputs, _ = plain.training_inputs(codes)
+    scale3_plain = plain_inputs[:, 5:21, :C].reshape(2, 4, 4, C)  # (B, r, c, C)
+    window = inputs[:, 2 + 1, : 4 * C].reshape(2, C, 4)  # channel c, window slot (i, j)
+    expected = scale3_plain[:, 0:2, 2:4].reshape(2, 4, C).transpose(1, 2)
+    torch.testing.assert_close(window, expected)
+    assert torch.equal(inputs[:, 0, : 4 * C], torch.zeros(2, 4 * C))
+    # generation takes the sampled windows back to raster codes
+    state = o.start(2, "cpu")
+    for g, (a, b) in enumerate(o.layout.image_groups):
+        o.take(state, g, targets[:, a - o.layout.text_length : b - o.layout.text_length])
+    assert torch.equal(state.codes, codes)
+
+
 def test_token_shuffle_windows_round_trip_in_raster_order():
     o = order({"name": "token_shuffle", "window": 2})
     codes = torch.arange(64).view(1, 64)  # the 8 x 8 grid in raster order
@@ -97,6 +134,8 @@ def test_window_one_is_plain_next_token_layout():
     [
         ({"name": "next_pixel"}, "order.name: unknown order 'next_pixel'"),
         ({"name": "token_shuffle", "window": 3}, "order.window 3 does not divide"),
+        ({"name": "next_scale", "window": 3}, "order.window 3 does not divide"),
+        ({"name": "next_scale", "window": 1.5}, "order.window must be an int >= 1"),
         ({"name": "token_shuffle", "window": 0}, "order.window must be an int >= 1"),
         ({"name": "token_shuffle", "windw": 2}, "order \\(token_shuffle\\).*windw"),
         ({"name": "no_such_module:Order"}, "order.name.*cannot import"),

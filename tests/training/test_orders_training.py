@@ -10,6 +10,8 @@ from mmgen import TextToImagePipeline
 def tokenizer_and_order(order, request):
     if order == "next_scale":
         return request.getfixturevalue("trained_msvq"), {"name": "next_scale"}
+    if order == "next_scale_window":
+        return request.getfixturevalue("trained_msvq"), {"name": "next_scale", "window": 2}
     if order == "token_shuffle":
         return request.getfixturevalue("trained_vq")[0] / "final", {"name": "token_shuffle",
                                                                     "window": 2}  # fmt: skip
@@ -20,7 +22,9 @@ def tokenizer_and_order(order, request):
 
 
 @pytest.mark.parametrize(
-    "order", ["next_scale", "token_shuffle", "continuous_next_token", "continuous_next_scale"]
+    "order",
+    ["next_scale", "next_scale_window", "token_shuffle", "continuous_next_token",
+     "continuous_next_scale"],  # fmt: skip
 )
 def test_resume_reproduces_uninterrupted_losses_for_every_order(order, request, tmp_path, capsys):
     """Continuous orders too: their flow heads' noise comes from the run's generator."""
