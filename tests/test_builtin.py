@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mmgen import TextToImagePipeline
-from mmgen.builtin import BUILTIN_DIR, BUILTIN_MODELS, resolve_model_path
+from mmgen.builtin import BUILTIN_DIR, BUILTIN_MODELS, component_folder, resolve_model_path
 from mmgen.utils.serialization import CheckpointError
 
 
@@ -10,9 +10,33 @@ def test_every_builtin_model_is_shipped_with_safetensors_weights():
     for name in BUILTIN_MODELS:
         folder = resolve_model_path(name)
         assert folder == BUILTIN_DIR / name
-        weights = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*.safetensors"))
-        assert weights == ["transformer/model.safetensors", "vq/model.safetensors"]
+        for component in ("transformer", "vq"):  # its own, or another built-in's (shared.json)
+            assert (component_folder(folder, component) / "model.safetensors").is_file()
         assert not [p for p in folder.rglob("*") if p.suffix in (".bin", ".pt", ".pkl")]
+
+
+def test_a_shared_component_is_stored_once_and_loads_the_other_builtins_weights():
+    """shapes-t2i-shuffle was trained on the shipped shapes-t2i VQ: shared.json names it."""
+    assert not (BUILTIN_DIR / "shapes-t2i-shuffle" / "vq").exists()
+    assert component_folder(resolve_model_path("shapes-t2i-shuffle"), "vq") == (
+        BUILTIN_DIR / "shapes-t2i" / "vq"
+    )
+    shuffle = TextToImagePipeline.from_pretrained("shapes-t2i-shuffle")
+    plain = TextToImagePipeline.from_pretrained("shapes-t2i")
+    for (name, a), b in zip(shuffle.vq.state_dict().items(), plain.vq.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_a_broken_shared_reference_is_a_checkpoint_error(tmp_path):
+    pipe = TextToImagePipeline.from_pretrained("shapes-t2i-shuffle")
+    pipe.save_pretrained(tmp_path / "copy")  # a saved copy holds every component itself
+    assert (tmp_path / "copy" / "vq" / "model.safetensors").is_file()
+    import shutil
+
+    shutil.rmtree(tmp_path / "copy" / "vq")
+    (tmp_path / "copy" / "shared.json").write_text('{"vq": "shapes-t2i/no-such-part"}')
+    with pytest.raises(CheckpointError, match="no-such-part"):
+        TextToImagePipeline.from_pretrained(tmp_path / "copy")
 
 
 def test_builtin_weights_stay_under_60_mb():  # the issues' budget: 60 MB = 60,000,000 bytes

@@ -8,7 +8,9 @@ folder as a built-in tokenizer.
 
 Only model_index.json, training_config.yaml, a learned text tokenizer's tokenizer.json and the
 components' config.json + model.safetensors are copied (a tokenizer: its config.json,
-model.safetensors and eval.json); the folder is loaded back once to check it.
+model.safetensors and eval.json); a component identical byte for byte to another built-in's
+(the shipped VQ a recipe trained on) is not copied but named in the folder's shared.json.
+The folder is loaded back once to check it.
 ``--weights-dtype float16`` stores floating-point weights at half size (the package's size
 budget); they load into float32 modules unchanged, so the pipeline computes in float32 and
 reloads bit-identically.
@@ -17,6 +19,7 @@ reloads bit-identically.
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 from pathlib import Path
 
@@ -36,8 +39,30 @@ def copy_component(source: Path, target: Path, dtype: str | None) -> None:
     save_state_dict(weights, target / "model.safetensors")
 
 
+def identical_builtin_component(folder: Path, name: str) -> str | None:
+    """``"<built-in>/<component>"`` of another built-in model whose component folder holds the
+    same config.json and model.safetensors bytes as ``folder``, else None."""
+    from mmgen.builtin import BUILTIN_DIR, BUILTIN_MODELS
+
+    files = ("config.json", "model.safetensors")
+    for other in sorted(set(BUILTIN_MODELS) - {name}):
+        twin = BUILTIN_DIR / other / folder.name
+        if twin.is_dir() and all(
+            (twin / f).is_file() and (twin / f).read_bytes() == (folder / f).read_bytes()
+            for f in files
+        ):
+            return f"{other}/{folder.name}"
+    return None
+
+
 def main() -> None:
-    from mmgen.builtin import BUILTIN_DIR, BUILTIN_MODELS, BUILTIN_TOKENIZERS, TOKENIZERS_DIR
+    from mmgen.builtin import (
+        BUILTIN_DIR,
+        BUILTIN_MODELS,
+        BUILTIN_TOKENIZERS,
+        SHARED_COMPONENTS,
+        TOKENIZERS_DIR,
+    )
     from mmgen.pipelines.ar_image import ARImagePipeline
     from mmgen.utils.serialization import load_component
 
@@ -74,8 +99,16 @@ def main() -> None:
             if (source / relative).is_file():
                 target.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source / relative, target / relative)
+        shared = {}
         for component in ("transformer", "vq"):
             copy_component(source / component, target / component, args.weights_dtype)
+            twin = identical_builtin_component(target / component, args.name)
+            if twin is not None:  # stored once: the package's size budget
+                shutil.rmtree(target / component)
+                shared[component] = twin
+        if shared:
+            (target / SHARED_COMPONENTS).write_text(json.dumps(shared, indent=2) + "\n")
+            print(f"shared with other built-ins (not copied): {shared}")
         pipeline_class.from_pretrained(args.name)
     size = sum(p.stat().st_size for p in target.rglob("*") if p.is_file()) / 2**20
     print(f"installed {source} as built-in {args.name!r} ({size:.1f} MiB) in {target}")

@@ -23,6 +23,9 @@ BUILTIN_TOKENIZERS: dict[str, str] = {
     "latents (configs/shapes_kl.yaml)",
 }
 TOKENIZERS_DIR = BUILTIN_DIR / "tokenizers"
+#: a model folder's optional ``{component: "<built-in model>/<component>"}`` file, for a
+#: component it shares byte for byte with another built-in (stored once in the package)
+SHARED_COMPONENTS = "shared.json"
 
 
 def resolve_model_path(name_or_path: str | Path) -> Path:
@@ -58,3 +61,26 @@ def resolve_component_path(path: str | Path) -> Path:
     if path.parts[0] not in BUILTIN_MODELS:
         return path
     return BUILTIN_DIR / path
+
+
+def component_folder(model_folder: str | Path, component: str) -> Path:
+    """Where a pipeline folder's ``component`` lives: ``model_folder/component`` or, when the
+    folder lists it in ``shared.json``, the built-in component named there.
+
+    Raises:
+        FileNotFoundError: the folder has neither the component nor a valid reference to it.
+    """
+    import json
+
+    model_folder = Path(model_folder)
+    own = model_folder / component
+    shared = model_folder / SHARED_COMPONENTS
+    if own.is_dir() or not shared.is_file():
+        return own
+    target = json.loads(shared.read_text()).get(component)
+    if target is None:
+        return own
+    folder = resolve_component_path(target)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{shared}: {component!r} -> {target!r} is not a component folder")
+    return folder

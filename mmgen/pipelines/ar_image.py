@@ -200,7 +200,7 @@ class ARImagePipeline(PipelineSurface):
             CheckpointError: naming the file and the problem when something is missing,
                 corrupt or inconsistent.
         """
-        from mmgen.builtin import resolve_model_path
+        from mmgen.builtin import component_folder, resolve_model_path
 
         try:
             folder = resolve_model_path(path)
@@ -221,10 +221,11 @@ class ARImagePipeline(PipelineSurface):
 
             training_config = yaml.safe_load((folder / TRAINING_CONFIG).read_text())
         try:
-            transformer = load_component(
-                folder / "transformer", torch_dtype=torch_dtype, spec=index["transformer"]
-            )
-            vq = load_component(folder / "vq", torch_dtype=torch_dtype, spec=index["vq"])
+            transformer, vq = (
+                load_component(component_folder(folder, name), torch_dtype=torch_dtype,
+                               spec=index[name])
+                for name in ("transformer", "vq")
+            )  # fmt: skip
             pipe = cls(
                 transformer,
                 vq,
