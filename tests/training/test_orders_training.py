@@ -23,8 +23,13 @@ def tokenizer_and_order(order, request):
 
 @pytest.mark.parametrize(
     "order",
-    ["next_scale", "next_scale_window", "token_shuffle", "continuous_next_token",
-     "continuous_next_scale"],  # fmt: skip
+    [
+        "next_scale",
+        "next_scale_window",
+        "token_shuffle",
+        "continuous_next_token",
+        "continuous_next_scale",
+    ],  # fmt: skip
 )
 def test_resume_reproduces_uninterrupted_losses_for_every_order(order, request, tmp_path, capsys):
     """Continuous orders too: their flow heads' noise comes from the run's generator."""
