@@ -81,11 +81,12 @@ def test_compiled_forward_and_backward_through_the_triton_custom_ops():
 
 
 def test_compiled_decoding_matches_eager_for_multi_row_groups():
-    """Next-scale (groups of 1, 4, 16, 64 rows: one graph per group size) and token-shuffle
-    (one row of s^2 codes per group) through the compiled step."""
+    """Next-scale (groups of 1, 4, 16, 64 rows: one graph per group size; windowed: 1, 1, 4, 16
+    rows of 4 codes) and token-shuffle (one row of s^2 codes per group) through the compiled
+    step."""
     from conftest import ORDER_SPECS
 
-    for order in ("next_scale", "token_shuffle"):
+    for order in ("next_scale", "next_scale_window", "token_shuffle"):
         torch._dynamo.reset()
         counters.clear()
         pipe = make_tiny_pipeline(order=ORDER_SPECS[order])
