@@ -1,0 +1,25 @@
+"""tools/install_builtin.py: a component identical to another built-in's is found (and then
+stored once, by reference in shared.json); any other is not."""
+
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "tools"))
+import install_builtin  # noqa: E402
+
+from mmgen.builtin import BUILTIN_DIR  # noqa: E402
+
+
+def test_an_identical_component_of_another_builtin_is_found(tmp_path):
+    copy = tmp_path / "vq"
+    shutil.copytree(BUILTIN_DIR / "shapes-t2i" / "vq", copy)
+    assert install_builtin.identical_builtin_component(copy, "shapes-t2i-shuffle") == (
+        "shapes-t2i/vq"
+    )
+    # a model is never its own twin, and one changed byte makes another component
+    assert install_builtin.identical_builtin_component(copy, "shapes-t2i") is None
+    weights = bytearray((copy / "model.safetensors").read_bytes())
+    weights[-1] ^= 1
+    (copy / "model.safetensors").write_bytes(bytes(weights))
+    assert install_builtin.identical_builtin_component(copy, "shapes-t2i-shuffle") is None
