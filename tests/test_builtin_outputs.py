@@ -1,6 +1,6 @@
 """The shipped models' outputs, pinned: a refactor of the engine must leave what ``shapes-t2i``,
-``shapes-t2i-shuffle`` and ``digits-c2i`` draw for a fixed seed bit-identical (sha256 of the
-8-bit pixels of PIL output), and what ``tones-t2a`` plays unchanged: its float samples differ
+``shapes-t2i-shuffle``, ``shapes-t2i-scale`` and ``digits-c2i`` draw for a fixed seed
+bit-identical (sha256 of the 8-bit pixels of PIL output), and what ``tones-t2a`` plays unchanged: its float samples differ
 in the last bits with the number of CPU threads (2 threads against CI's 1 flipped hundreds of
 16-bit PCM roundings), so the clip is pinned by the RMS of each 50 ms chunk to 1e-4.
 
@@ -28,6 +28,8 @@ CASES = {
                           dict(temperature=0.0)),
     "shapes-t2i-shuffle default sampling": (TextToImagePipeline, "shapes-t2i-shuffle", PROMPTS,
                                             dict(num_images_per_prompt=2)),
+    "shapes-t2i-scale default sampling": (TextToImagePipeline, "shapes-t2i-scale", PROMPTS,
+                                          dict(num_images_per_prompt=2)),
     "digits-c2i default sampling": (ClassToImagePipeline, "digits-c2i", list(range(10)), {}),
     "digits-c2i guided": (ClassToImagePipeline, "digits-c2i", [3, 8],
                           dict(num_images_per_class=2, guidance_scale=2.0)),
@@ -37,6 +39,7 @@ DIGESTS = {
     "shapes-t2i guided top-k": "cf07099403b21a612c664990d02900d3c18acd778d8229481a131993a0a990d6",
     "shapes-t2i greedy": "efc2718edd431f579ca1a15974e3d5915c2aab65aefcc3a297f57f1204c8e179",
     "shapes-t2i-shuffle default sampling": "f875027d1375ae4d9553ddf923671356f5be92f3fb523b9200de4e3b3cbcd284",  # noqa: E501
+    "shapes-t2i-scale default sampling": "6cf052d9cd4b0b2beb3664451ce32212ddb47ce5a8aad3f1472bb2ca17897316",  # noqa: E501
     "digits-c2i default sampling": "cdd4fa20ca77fd89b0bd887fc54e6abd617f5c3dbeb79a4f541f7641c9d65c41",  # noqa: E501
     "digits-c2i guided": "a8d5489e90bcbfd08cbf8d5cd9146738c2e5e9b365c6abc0b384309429718f2b",
 }
