@@ -1,8 +1,9 @@
 """The shipped models' outputs, pinned: a refactor of the engine must leave what ``shapes-t2i``,
 ``shapes-t2i-shuffle``, ``shapes-t2i-scale`` and ``digits-c2i`` draw for a fixed seed
-bit-identical (sha256 of the 8-bit pixels of PIL output), and what ``tones-t2a`` plays unchanged: its float samples differ
-in the last bits with the number of CPU threads (2 threads against CI's 1 flipped hundreds of
-16-bit PCM roundings), so the clip is pinned by the RMS of each 50 ms chunk to 1e-4.
+bit-identical (sha256 of the 8-bit pixels of PIL output), and what ``tones-t2a`` plays
+unchanged: its float samples differ in the last bits with the number of CPU threads (2 threads
+against CI's 1 flipped hundreds of 16-bit PCM roundings), so the clip is pinned by the RMS
+of each 50 ms chunk to 1e-4.
 
 When a change is meant to alter them (new weights, a sampling fix), regenerate the digests with
 ``python tests/test_builtin_outputs.py`` and say why in the commit.
