@@ -79,12 +79,9 @@ class NextScaleOrder(ScaleOrder):
         return F.pad(rows, (0, self.row_channels - rows.shape[-1]))
 
     def _code_rows(self, ids_Bpp: torch.Tensor) -> torch.Tensor:
-        """A scale's (B, p, p) codes -> the head's targets: (B, p^2) when s = 1, else
-        (B, rows, s^2), each window's codes in raster order (``IGNORE_INDEX`` padding rows that
-        hold one code)."""
+        """A scale's (B, p, p) codes -> the head's targets when s > 1: (B, rows, s^2), each
+        window's codes in raster order (``IGNORE_INDEX`` padding rows that hold one code)."""
         B, p, s = ids_Bpp.shape[0], ids_Bpp.shape[-1], self.window
-        if s == 1:
-            return ids_Bpp.reshape(B, p * p)
         if self._windowed(p):
             return F.pixel_unshuffle(ids_Bpp[:, None], s).flatten(2).transpose(1, 2)
         return F.pad(ids_Bpp.reshape(B, p * p, 1), (0, s * s - 1), value=IGNORE_INDEX)
