@@ -20,7 +20,8 @@ def scale_pipe():
 def rendered(num: int, seed: int = 0):
     draw = torch.Generator().manual_seed(seed)
     prompts = [sample_prompt(draw) for _ in range(num)]
-    images = [torch.tensor(np.asarray(render(p, draw))).permute(2, 0, 1).float() / 127.5 - 1 for p in prompts]
+    pixels = [torch.from_numpy(np.array(render(p, draw))) for p in prompts]  # (64, 64, 3) uint8
+    images = [im.permute(2, 0, 1).float() / 127.5 - 1 for im in pixels]
     return prompts, torch.stack(images)  # (B, 3, 64, 64) in [-1, 1]
 
 
