@@ -45,10 +45,10 @@ def main(argv: list[str] | None = None) -> None:
     scales = getattr(pipe.order, "scales", None)
     print(f"model {args.model}: order {pipe.order.name}, {pipe.order.num_groups} groups, "
           f"{args.num_prompts} prompts, seed {args.seed}")  # fmt: skip
-    print(f"{'true groups':<24} {'pass rate':>9}")
+    print(f"{'true groups':<36} {'pass rate':>9}")
     for k, rate in rates.items():
         label = f"{k}" + (f" (scales {list(scales[:k])})" if scales and k else "")
-        print(f"{label:<24} {rate:>9.3f}")
+        print(f"{label:<36} {rate:>9.3f}")
 
 
 if __name__ == "__main__":
