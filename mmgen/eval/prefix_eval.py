@@ -5,12 +5,11 @@ costs; k = number of groups is the tokenizer's reconstruction."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from mmgen.data.shapes import render, sample_prompt
 from mmgen.eval.shapes_verifier import verify
-from mmgen.pipelines.outputs import to_output_type
+from mmgen.pipelines.outputs import image_to_tensor, to_output_type
 from mmgen.pipelines.text_to_image import prompt_ids
 
 
@@ -54,8 +53,7 @@ def evaluate_true_prefix(
     for _ in range(num_prompts):
         prompt = sample_prompt(draw)
         prompts.append(prompt)
-        image = torch.from_numpy(np.array(render(prompt, draw)))  # (H, W, 3) uint8
-        images.append(image.permute(2, 0, 1).float().div(127.5).sub(1))  # (3, H, W)
+        images.append(image_to_tensor(render(prompt, draw)))  # (3, H, W) in [-1, 1]
     resolved = pipe.resolve_sampling(**sampling)
     passed = dict.fromkeys(true_groups, 0)
     for start in range(0, num_prompts, batch_size):

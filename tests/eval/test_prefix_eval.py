@@ -1,12 +1,12 @@
 """The true-prefix eval: the first k groups are the tokenizer's codes of the prompt's rendering,
 the rest is generated, and k = every group is the tokenizer's reconstruction."""
 
-import numpy as np
 import pytest
 import torch
 
 from mmgen.data.shapes import render, sample_prompt
 from mmgen.eval.prefix_eval import evaluate_true_prefix, true_prefix_samples
+from mmgen.pipelines.outputs import image_to_tensor
 from mmgen.pipelines.text_to_image import TextToImagePipeline, prompt_ids
 
 
@@ -20,8 +20,7 @@ def scale_pipe():
 def rendered(num: int, seed: int = 0):
     draw = torch.Generator().manual_seed(seed)
     prompts = [sample_prompt(draw) for _ in range(num)]
-    pixels = [torch.from_numpy(np.array(render(p, draw))) for p in prompts]  # (64, 64, 3) uint8
-    images = [im.permute(2, 0, 1).float() / 127.5 - 1 for im in pixels]
+    images = [image_to_tensor(render(p, draw)) for p in prompts]
     return prompts, torch.stack(images)  # (B, 3, 64, 64) in [-1, 1]
 
 
