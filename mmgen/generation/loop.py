@@ -147,7 +147,12 @@ def generate_groups(
     """
     device = model.device
     B = condition_ids.shape[0]
-    guided = sampling.guidance_scale != 1.0
+    scales = [
+        guidance_scale_at(g, len(order.layout.image_groups), sampling.guidance_scale,
+                          sampling.guidance_schedule, sampling.guidance_cutoff)
+        for g in range(len(order.layout.image_groups))
+    ]  # fmt: skip
+    guided = any(scale != 1.0 for scale in scales)  # else the unconditional rows never count
     rows = torch.cat([condition_ids, uncond_ids], dim=0) if guided else condition_ids  # (B', T)
     rows = rows.to(device)
     copies = rows.shape[0] // B
@@ -189,16 +194,7 @@ def generate_groups(
         )  # fmt: skip
         if cache is None:
             fed.append(inputs)
-        scale = 1.0
-        if guided:
-            scale = guidance_scale_at(
-                g,
-                len(groups),
-                sampling.guidance_scale,
-                sampling.guidance_schedule,
-                sampling.guidance_cutoff,
-            )
-        sampled = model.head.sample(outputs, B, scale, sampling, generator)  # (B, n, ...)
+        sampled = model.head.sample(outputs, B, scales[g], sampling, generator)  # (B, n, ...)
         order.take(state, g, sampled)
         state.done = g + 1
         yield g, len(groups), state

@@ -57,11 +57,36 @@ def test_one_backbone_call_per_group_and_seeds_reproduce(order):
 def test_guidance_that_is_one_at_every_group_equals_the_unguided_path():
     pipe = pipeline("continuous_next_scale")
     prompts = ["a red circle", "a blue square"]
+    batch_rows = []  # the backbone's batch at every call
+
+    def record_batch(module, args, kwargs):
+        rows = kwargs["condition_ids"] if kwargs.get("inputs") is None else kwargs["inputs"]
+        batch_rows.append(rows.shape[0])
+
+    pipe.transformer.register_forward_pre_hook(record_batch, with_kwargs=True)
     unguided = latents(pipe, prompts, guidance_scale=1.0)
-    doubled = latents(pipe, prompts, guidance_scale=4.0, guidance_schedule="cutoff",
-                      guidance_cutoff=0)  # fmt: skip
-    assert torch.equal(unguided, doubled)
+    cut_at_zero = latents(pipe, prompts, guidance_scale=4.0, guidance_schedule="cutoff",
+                          guidance_cutoff=0)  # fmt: skip
+    assert torch.equal(unguided, cut_at_zero)
+    assert set(batch_rows) == {2}  # no unconditional rows run when no group mixes them
     assert not torch.allclose(unguided, latents(pipe, prompts, guidance_scale=4.0))
+    assert set(batch_rows[-5:]) == {4}
+
+
+@pytest.mark.parametrize("order", ORDERS)
+def test_a_flow_head_at_guidance_one_samples_from_the_conditional_rows_alone(order):
+    model = pipeline(order).transformer
+    head = model.head
+    cond = torch.randn(2, 4, model.config.dim)  # (B, n, D) hidden states of one group
+    uncond = torch.randn_like(cond)
+    sampling = SamplingConfig(num_inference_steps=3)
+
+    def sample(outputs, scale):
+        return head.sample(outputs, 2, scale, sampling, torch.Generator().manual_seed(0))
+
+    doubled = torch.cat([cond, uncond])  # (2B, n, D): conditional rows first
+    assert torch.equal(sample(doubled, 1.0), sample(cond, 1.0))
+    assert not torch.allclose(sample(doubled, 3.0), sample(cond, 1.0))
 
 
 def test_more_euler_steps_change_the_sample_and_temperature_zero_is_deterministic():
