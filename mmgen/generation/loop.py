@@ -130,7 +130,7 @@ def generate_groups(
         model: the transformer.
         order: the generation order (layout, inputs per group).
         condition_ids: (B, T) conditional prompts (or class ids).
-        uncond_ids: (B, T) negative/empty prompts; used when guidance is active.
+        uncond_ids: (B, T) negative/empty prompts; run only when some group's guidance is not 1.
         sampling: guidance and sampling knobs.
         generator: source of every random draw, or one generator per batch row.
         use_cache: False recomputes the full prefix per group (the reference path).
@@ -147,10 +147,11 @@ def generate_groups(
     """
     device = model.device
     B = condition_ids.shape[0]
+    num_groups = len(order.layout.image_groups)
     scales = [
-        guidance_scale_at(g, len(order.layout.image_groups), sampling.guidance_scale,
-                          sampling.guidance_schedule, sampling.guidance_cutoff)
-        for g in range(len(order.layout.image_groups))
+        guidance_scale_at(g, num_groups, sampling.guidance_scale, sampling.guidance_schedule,
+                          sampling.guidance_cutoff)
+        for g in range(num_groups)
     ]  # fmt: skip
     guided = any(scale != 1.0 for scale in scales)  # else the unconditional rows never count
     rows = torch.cat([condition_ids, uncond_ids], dim=0) if guided else condition_ids  # (B', T)
