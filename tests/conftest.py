@@ -69,6 +69,7 @@ ORDER_SPECS = {
 CONTINUOUS_ORDER_SPECS = {
     "continuous_next_token": {"name": "next_token"},
     "continuous_next_scale": {"name": "continuous_next_scale"},
+    "continuous_next_scale_window": {"name": "continuous_next_scale", "window": 2},
 }
 TINY_KL = dict(block_out_channels=(8, 8), norm_num_groups=4, latent_channels=4)
 

@@ -46,18 +46,10 @@ class NextScaleOrder(ScaleOrder):
                 f"tokenizer scales {list(layout.scales)} must end at the token grid side "
                 f"({gh}x{gw})"
             )
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ConfigError(f"order.window must be an int >= 1, got {window!r}")
-        if gh % window:
-            raise ConfigError(f"order.window {window} does not divide the token grid {gh}x{gw}")
-        self.window = window
-        row_sides = tuple(p // window if self._windowed(p) else p for p in layout.scales)
+        self.set_window(window, gh)
         C = layout.latent_channels
-        self.set_scales(layout.scales, C, row_sides, row_channels=C * window * window)
-
-    def _windowed(self, p: int) -> bool:
-        """Whether scale side ``p`` is read in windows (one row per s x s window)."""
-        return self.window > 1 and p % self.window == 0
+        self.set_scales(layout.scales, C, self.window_row_sides(layout.scales),
+                        row_channels=C * window * window)  # fmt: skip
 
     def config(self) -> dict:
         return {"name": self.name, "window": self.window} if self.window > 1 else super().config()
@@ -69,14 +61,6 @@ class NextScaleOrder(ScaleOrder):
         return {"kind": "multi_categorical", "num_codes": num_codes, "window": self.window}
 
     # ---------------------------------------------------------------- maps <-> rows
-
-    def _latent_rows(self, latents_BCpp: torch.Tensor) -> torch.Tensor:
-        """A scale's (B, C, p, p) input map -> its (B, rows, C * s^2) rows."""
-        p, s = latents_BCpp.shape[-1], self.window
-        if self._windowed(p):
-            latents_BCpp = F.pixel_unshuffle(latents_BCpp, s)  # (B, C s^2, p / s, p / s)
-        rows = latents_BCpp.flatten(2).transpose(1, 2)  # (B, rows, C or C s^2)
-        return F.pad(rows, (0, self.row_channels - rows.shape[-1]))
 
     def _code_rows(self, ids_Bpp: torch.Tensor) -> torch.Tensor:
         """A scale's (B, p, p) codes -> the head's targets when s > 1: (B, rows, s^2), each

@@ -11,11 +11,49 @@ import torch.nn.functional as F
 
 from mmgen.orders.base import Order
 from mmgen.sequence import condition_and_groups_layout, grid_positions
+from mmgen.utils.config import ConfigError
 
 
 class ScaleOrder(Order):
     """Base of the scale-wise orders; a subclass validates its tokenizer, then calls
-    :meth:`set_scales`."""
+    :meth:`set_scales` (after :meth:`set_window` when it reads scales in windows)."""
+
+    window = 1  # s: scales whose side s divides are read in s x s windows, one row each
+
+    def set_window(self, window, grid_side: int) -> None:
+        """Check and keep the window side s (``order.window``)."""
+        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
+            raise ConfigError(f"order.window must be an int >= 1, got {window!r}")
+        if grid_side % window:
+            raise ConfigError(
+                f"order.window {window} does not divide the token grid {grid_side}x{grid_side}"
+            )
+        self.window = window
+
+    def _windowed(self, p: int) -> bool:
+        """Whether scale side ``p`` is read in windows (one row per s x s window)."""
+        return self.window > 1 and p % self.window == 0
+
+    def window_row_sides(self, scales: tuple[int, ...]) -> tuple[int, ...]:
+        """The side of each scale's map of rows: p / s when windowed, else p."""
+        return tuple(p // self.window if self._windowed(p) else p for p in scales)
+
+    def _latent_rows(self, latents_BCpp: torch.Tensor) -> torch.Tensor:
+        """A scale's (B, C, p, p) map -> its (B, rows, row_channels) rows: each s x s window's
+        C s^2 values side by side (``pixel_unshuffle``) when windowed, else one row per
+        position, zero-padded to ``row_channels``."""
+        if self._windowed(latents_BCpp.shape[-1]):
+            latents_BCpp = F.pixel_unshuffle(latents_BCpp, self.window)  # (B, C s^2, q, q)
+        rows = latents_BCpp.flatten(2).transpose(1, 2)  # (B, rows, C or C s^2)
+        return F.pad(rows, (0, self.row_channels - rows.shape[-1]))
+
+    def _latent_map(self, rows_BnD: torch.Tensor, p: int) -> torch.Tensor:
+        """The inverse of :meth:`_latent_rows`: (B, rows, row_channels) -> (B, C, p, p)."""
+        B, C, s = rows_BnD.shape[0], self.channels, self.window
+        if self._windowed(p):
+            q = p // s
+            return F.pixel_shuffle(rows_BnD.transpose(1, 2).reshape(B, C * s * s, q, q), s)
+        return rows_BnD[..., :C].transpose(1, 2).reshape(B, C, p, p)
 
     def set_scales(
         self,
@@ -30,7 +68,7 @@ class ScaleOrder(Order):
         ``row_channels`` latent channels (default ``channels``) + the level one-hot."""
         self.scales, self.channels = tuple(scales), channels
         self.row_channels = row_channels or channels
-        row_sides = tuple(row_sides or scales)
+        self.row_sides = row_sides = tuple(row_sides or scales)
         side, T = self.scales[-1], self.condition_length
         positions = torch.cat([grid_positions((q, q), T, stride=side / q) for q in row_sides])
         self.layout = condition_and_groups_layout(

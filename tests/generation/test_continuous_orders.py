@@ -48,7 +48,8 @@ def test_one_backbone_call_per_group_and_seeds_reproduce(order):
                 callback=lambda step, total, state: steps.append(step))  # fmt: skip
     groups = pipe.layout.image_groups
     assert rows == [pipe.layout.text_length] + [end - start for start, end in groups]
-    assert len(groups) == {"continuous_next_token": 64, "continuous_next_scale": 4}[order]
+    counts = {"continuous_next_token": 64, "continuous_next_scale": 4}
+    assert len(groups) == counts.get(order, 4)
     assert steps == list(range(len(groups)))
     assert torch.equal(a, latents(pipe, ["a red circle"], seed=1, guidance_scale=2.0))
     assert not torch.equal(a, latents(pipe, ["a red circle"], seed=2, guidance_scale=2.0))

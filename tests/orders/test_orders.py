@@ -194,6 +194,41 @@ def test_continuous_next_scale_feeds_the_upsampled_previous_scale_and_targets_do
     assert head["kind"] == "group_flow" and head["group_shapes"] == [[1, 1], [2, 2], [4, 4], [8, 8]]
 
 
+def test_windowed_continuous_next_scale_packs_each_window_and_generation_feeds_the_same():
+    """window 2: a 2 x 2 window's latents side by side in one row (pixel_unshuffle), the 1 x 1
+    start zero-padded; given the true targets, generation's inputs equal teacher forcing's and
+    the state's latent is the finest scale in raster order."""
+    import torch.nn.functional as F
+
+    o = continuous_order({"name": "continuous_next_scale", "window": 2})
+    C, K = 4, len(TINY_SCALES)
+    assert o.config()["window"] == 2 and o.input_config()["in_channels"] == 4 * C + K
+    assert o.layout.group_starts == (0, T, T + 1, T + 2, T + 6, T + 22)  # rows 1, 1, 4, 16
+    head = o.head_config()
+    assert head["latent_channels"] == 4 * C and head["group_shapes"] == [
+        [1, 1],
+        [1, 1],
+        [2, 2],
+        [4, 4],
+    ]
+    X = torch.randn(2, C, 8, 8, generator=torch.Generator().manual_seed(0))  # (B, C, h, w)
+    flat = X.flatten(2).transpose(1, 2)  # (B, 64, C)
+    inputs, targets = o.training_inputs(flat)
+    assert inputs.shape == (2, 22, 4 * C + K) and targets.shape == (2, 22, 4 * C)
+    Y = [F.interpolate(X, size=(p, p), mode="area") for p in TINY_SCALES]
+    assert torch.equal(targets[:, 0, C:], torch.zeros(2, 3 * C))  # the start's padding
+    torch.testing.assert_close(targets[:, 0, :C], Y[0][:, :, 0, 0])
+    window = targets[:, 6 + 2 * 4 + 1]  # row (2, 1) of the 8 x 8 scale's 4 x 4 windows
+    expected = X[:, :, 4:6, 2:4].reshape(2, C * 4)  # channel-major, then the window in raster
+    torch.testing.assert_close(window, expected)
+    state, fed = o.start(2, "cpu"), []
+    for g, (a, b) in enumerate(o.layout.image_groups):
+        fed.append(o.group_inputs(state, g))
+        o.take(state, g, targets[:, a - T : b - T])
+    torch.testing.assert_close(torch.cat(fed, dim=1), inputs)
+    torch.testing.assert_close(o.finish(state), flat)
+
+
 def test_next_token_over_latents_feeds_the_previous_latent_to_a_flow_head():
     o = continuous_order({"name": "next_token"})
     assert o.input_config() == {"kind": "latent", "in_channels": 4}
@@ -212,6 +247,8 @@ def test_next_token_over_latents_feeds_the_previous_latent_to_a_flow_head():
         ({"name": "continuous_next_scale", "scales": [1, 2, 4]}, "must increase strictly and end"),
         ({"name": "continuous_next_scale", "scales": [2, 1, 8]}, "must increase strictly"),
         ({"name": "continuous_next_scale", "upsample": "area"}, "order.upsample must be one of"),
+        ({"name": "continuous_next_scale", "window": 3}, "order.window 3 does not divide"),
+        ({"name": "continuous_next_scale", "window": 0}, "order.window must be an int >= 1"),
     ],
 )
 def test_bad_continuous_next_scale_configuration_names_the_key(spec, message):

@@ -18,6 +18,9 @@ def tokenizer_and_order(order, request):
     kl = request.getfixturevalue("trained_kl")
     if order == "continuous_next_token":
         return kl, {"name": "next_token"}
+    if order == "continuous_next_scale_window":
+        return kl, {"name": "continuous_next_scale", "scales": [1, 2, 4, 8],
+                    "upsample": "bilinear", "window": 2}  # fmt: skip
     return kl, {"name": "continuous_next_scale", "scales": [1, 2, 4, 8], "upsample": "bilinear"}
 
 
@@ -29,6 +32,7 @@ def tokenizer_and_order(order, request):
         "token_shuffle",
         "continuous_next_token",
         "continuous_next_scale",
+        "continuous_next_scale_window",
     ],  # fmt: skip
 )
 def test_resume_reproduces_uninterrupted_losses_for_every_order(order, request, tmp_path, capsys):
