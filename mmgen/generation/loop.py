@@ -148,12 +148,12 @@ def generate_groups(
     device = model.device
     B = condition_ids.shape[0]
     num_groups = len(order.layout.image_groups)
-    scales = [
+    group_guidance = [
         guidance_scale_at(g, num_groups, sampling.guidance_scale, sampling.guidance_schedule,
                           sampling.guidance_cutoff)
         for g in range(num_groups)
     ]  # fmt: skip
-    guided = any(scale != 1.0 for scale in scales)  # else the unconditional rows never count
+    guided = any(s != 1.0 for s in group_guidance)  # else the unconditional rows never count
     rows = torch.cat([condition_ids, uncond_ids], dim=0) if guided else condition_ids  # (B', T)
     rows = rows.to(device)
     copies = rows.shape[0] // B
@@ -195,7 +195,8 @@ def generate_groups(
         )  # fmt: skip
         if cache is None:
             fed.append(inputs)
-        sampled = model.head.sample(outputs, B, scales[g], sampling, generator)  # (B, n, ...)
+        # (B, n, ...)
+        sampled = model.head.sample(outputs, B, group_guidance[g], sampling, generator)
         order.take(state, g, sampled)
         state.done = g + 1
         yield g, len(groups), state

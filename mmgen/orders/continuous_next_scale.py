@@ -72,10 +72,7 @@ class ContinuousNextScaleOrder(ScaleOrder):
             raise ConfigError(f"order.upsample must be one of {list(UPSAMPLE_MODES)}, "
                               f"got {upsample!r}")  # fmt: skip
         self.upsample = upsample
-        self.set_window(window, gh)
-        C = layout.latent_channels
-        self.set_scales(self.scales, C, self.window_row_sides(self.scales),
-                        row_channels=C * window * window)  # fmt: skip
+        self.set_scales(self.scales, layout.latent_channels, window)
 
     def config(self) -> dict:
         config = {"name": self.name, "scales": list(self.scales), "upsample": self.upsample}

@@ -46,10 +46,7 @@ class NextScaleOrder(ScaleOrder):
                 f"tokenizer scales {list(layout.scales)} must end at the token grid side "
                 f"({gh}x{gw})"
             )
-        self.set_window(window, gh)
-        C = layout.latent_channels
-        self.set_scales(layout.scales, C, self.window_row_sides(layout.scales),
-                        row_channels=C * window * window)  # fmt: skip
+        self.set_scales(layout.scales, layout.latent_channels, window)
 
     def config(self) -> dict:
         return {"name": self.name, "window": self.window} if self.window > 1 else super().config()

@@ -16,27 +16,33 @@ from mmgen.utils.config import ConfigError
 
 class ScaleOrder(Order):
     """Base of the scale-wise orders; a subclass validates its tokenizer, then calls
-    :meth:`set_scales` (after :meth:`set_window` when it reads scales in windows)."""
+    :meth:`set_scales`."""
 
     window = 1  # s: scales whose side s divides are read in s x s windows, one row each
 
-    def set_window(self, window, grid_side: int) -> None:
-        """Check and keep the window side s (``order.window``)."""
+    def set_scales(self, scales: tuple[int, ...], channels: int, window: int = 1) -> None:
+        """Fix the scale sides (the last is the grid's side), the latent channels C and the
+        window side s (``order.window``), and lay the sequence out: the condition, then one
+        group per scale, of q_k^2 rows on a q_k x q_k map (q_k = p_k / s when s divides p_k,
+        else p_k), each row fed C s^2 latent channels + the level one-hot."""
+        side = scales[-1]
         if isinstance(window, bool) or not isinstance(window, int) or window < 1:
             raise ConfigError(f"order.window must be an int >= 1, got {window!r}")
-        if grid_side % window:
-            raise ConfigError(
-                f"order.window {window} does not divide the token grid {grid_side}x{grid_side}"
-            )
-        self.window = window
+        if side % window:
+            raise ConfigError(f"order.window {window} does not divide the token grid {side}x{side}")
+        self.scales, self.channels, self.window = tuple(scales), channels, window
+        self.row_channels = channels * window * window
+        self.row_sides = tuple(p // window if self._windowed(p) else p for p in self.scales)
+        T = self.condition_length
+        positions = torch.cat([grid_positions((q, q), T, stride=side / q) for q in self.row_sides])
+        self.layout = condition_and_groups_layout(
+            T, [q * q for q in self.row_sides], positions.float(),
+            flat_positions=self.flat_positions,
+        )  # fmt: skip
 
     def _windowed(self, p: int) -> bool:
         """Whether scale side ``p`` is read in windows (one row per s x s window)."""
         return self.window > 1 and p % self.window == 0
-
-    def window_row_sides(self, scales: tuple[int, ...]) -> tuple[int, ...]:
-        """The side of each scale's map of rows: p / s when windowed, else p."""
-        return tuple(p // self.window if self._windowed(p) else p for p in scales)
 
     def _latent_rows(self, latents_BCpp: torch.Tensor) -> torch.Tensor:
         """A scale's (B, C, p, p) map -> its (B, rows, row_channels) rows: each s x s window's
@@ -54,26 +60,6 @@ class ScaleOrder(Order):
             q = p // s
             return F.pixel_shuffle(rows_BnD.transpose(1, 2).reshape(B, C * s * s, q, q), s)
         return rows_BnD[..., :C].transpose(1, 2).reshape(B, C, p, p)
-
-    def set_scales(
-        self,
-        scales: tuple[int, ...],
-        channels: int,
-        row_sides: tuple[int, ...] | None = None,
-        row_channels: int | None = None,
-    ) -> None:
-        """Fix the scale sides (the last is the grid's side) and the latent channels, and lay
-        the sequence out: the condition, then one group per scale, of ``q_k^2`` rows on a
-        q_k x q_k map (``row_sides``; by default q_k = p_k, one row per code), each row fed
-        ``row_channels`` latent channels (default ``channels``) + the level one-hot."""
-        self.scales, self.channels = tuple(scales), channels
-        self.row_channels = row_channels or channels
-        self.row_sides = row_sides = tuple(row_sides or scales)
-        side, T = self.scales[-1], self.condition_length
-        positions = torch.cat([grid_positions((q, q), T, stride=side / q) for q in row_sides])
-        self.layout = condition_and_groups_layout(
-            T, [q * q for q in row_sides], positions.float(), flat_positions=self.flat_positions
-        )
 
     @property
     def num_levels(self) -> int:
