@@ -62,6 +62,7 @@ ORDER_SPECS = {
     "next_scale_window": {"name": "next_scale", "window": 2},
     "token_shuffle": {"name": "token_shuffle", "window": 2},
     "next_frequency": {"name": "next_frequency"},
+    "next_frequency_window": {"name": "next_frequency", "window": 2},
 }
 
 

@@ -35,7 +35,8 @@ def test_cached_generation_matches_full_recompute(rope, sampling):
 
 
 @pytest.mark.parametrize(
-    "order", ["next_scale", "next_scale_window", "token_shuffle", "next_frequency"]
+    "order",
+    ["next_scale", "next_scale_window", "token_shuffle", "next_frequency", "next_frequency_window"],
 )
 @pytest.mark.parametrize("sampling", [dict(), dict(guidance_scale=3.0, top_k=5)])
 def test_cached_generation_matches_full_recompute_with_multi_token_groups(order, sampling):
@@ -99,7 +100,8 @@ def test_one_backbone_call_per_group_after_the_prefill(order):
     groups = pipe.layout.image_groups
     assert rows == [pipe.layout.text_length] + [end - start for start, end in groups]
     expected_groups = {"next_token": 64, "next_scale": 4, "next_scale_window": 4,
-                       "token_shuffle": 16, "next_frequency": 4}[order]  # fmt: skip
+                       "token_shuffle": 16, "next_frequency": 4,
+                       "next_frequency_window": 4}[order]  # fmt: skip
     assert len(groups) == expected_groups
     assert steps == [(g, len(groups), g + 1) for g in range(len(groups))]
 

@@ -135,6 +135,7 @@ def test_window_one_is_plain_next_token_layout():
         ({"name": "next_pixel"}, "order.name: unknown order 'next_pixel'"),
         ({"name": "token_shuffle", "window": 3}, "order.window 3 does not divide"),
         ({"name": "next_scale", "window": 3}, "order.window 3 does not divide"),
+        ({"name": "next_frequency", "window": 3}, "order.window 3 does not divide"),
         ({"name": "next_scale", "window": 1.5}, "order.window must be an int >= 1"),
         ({"name": "token_shuffle", "window": 0}, "order.window must be an int >= 1"),
         ({"name": "token_shuffle", "windw": 2}, "order \\(token_shuffle\\).*windw"),
@@ -270,3 +271,12 @@ def test_a_recipes_head_options_tune_the_orders_head_and_another_kind_replaces_i
     assert merged_head_config(order_head, None) == order_head
     other = {"kind": "flow_mlp", "latent_channels": 4}
     assert merged_head_config(order_head, other) == other
+
+
+def test_next_frequency_window_reads_each_band_map_in_windows():
+    """Bands on maps 1, 2, 4, 8 with window 2: one row per 2 x 2 window of every even map, and
+    s^2 codes predicted per row."""
+    windowed = order({"name": "next_frequency", "window": 2})
+    assert [end - start for start, end in windowed.layout.image_groups] == [1, 1, 4, 16]
+    assert windowed.config() == {"name": "next_frequency", "window": 2}
+    assert windowed.head_config()["kind"] == "multi_categorical"
