@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmgen-installed
 
-.PHONY: setup demo demo-train test lint bench bench-gpu clean
+.PHONY: setup demo demo-train test lint bench bench-orders bench-gpu clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,18 @@ lint: setup
 
 bench: setup
 	$(BIN)/python tools/bench_import.py
+
+# the order benchmark (tools/bench_orders.py): trains every order in BENCH_ORDERS by its recipe in
+# configs/orders/ unless runs/orders/<order>/final exists (an interrupted run resumes from its
+# latest checkpoint), then measures them all; hours on a CPU, so run it in the background
+BENCH_ORDERS ?= next_token next_scale_window token_shuffle
+bench-orders: setup
+	@for o in $(BENCH_ORDERS); do \
+	  [ -d runs/orders/$$o/final ] && continue; \
+	  resume=$$([ -d runs/orders/$$o/checkpoints ] && echo "--resume-from-checkpoint latest"); \
+	  $(BIN)/mmgen train model --config configs/orders/$$o.yaml $$resume || exit 1; \
+	done
+	$(BIN)/python tools/bench_orders.py --runs runs/orders --orders $(BENCH_ORDERS)
 
 # on a CUDA machine: correctness, attention targets, decode and training (logs in runs/bench-gpu);
 # uses .venv when there is one, else $(PYTHON) with mmgen importable
