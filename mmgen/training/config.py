@@ -129,7 +129,10 @@ class RunConfig:
             a built-in model's, e.g. ``shapes-t2i/vq``.
         init_from: a component folder (or built-in component, e.g. ``shapes-t2i/vq``) whose
             tensors start the trained model wherever their names and shapes match (the others
-            keep their seeded init); used at a fresh start, not on resume.
+            keep their seeded init); used at a fresh start, not on resume. When the folder
+            sits in a pipeline with a learned ``tokenizer.json`` of the recipe's kind and
+            ``text_max_length`` that knows every caption word, the run reads prompts with that
+            vocabulary, so that the copied condition embeddings keep their words.
         order: the generation order, ``{"name": ..., **options}``: ``next_token`` (default),
             ``next_scale`` (a multi-scale tokenizer), ``token_shuffle`` (option ``window``) or
             ``module:ClassName`` for an order defined outside mmgen.

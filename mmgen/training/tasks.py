@@ -331,13 +331,55 @@ class GenerationTask:
             if accelerator.is_main_process:
                 cache.save(self.codes, conditions)
         if self.condition_tokenizer is None:
-            self.learn_text_tokenizer(conditions)
-            accelerator.print(
-                f"text tokenizer: {self.condition_tokenizer.vocab_size} ids learned from "
-                f"{len(conditions)} captions"
-            )
+            inherited = self.init_from_text_tokenizer(conditions)
+            if inherited is not None:
+                self.configure(inherited)
+                accelerator.print(
+                    f"text tokenizer: {inherited.vocab_size} ids from init_from's pipeline "
+                    f"(every one of the {len(conditions)} captions in its vocabulary)"
+                )
+            else:
+                self.learn_text_tokenizer(conditions)
+                accelerator.print(
+                    f"text tokenizer: {self.condition_tokenizer.vocab_size} ids learned from "
+                    f"{len(conditions)} captions"
+                )
         self.condition_ids = self.condition_tokenizer(conditions)  # (N, T)
         return len(conditions)
+
+    def init_from_text_tokenizer(self, captions: list[str]):
+        """The learned text tokenizer of the pipeline that ``init_from`` points into, when the
+        recipe learns one of the same kind and row length and it knows every caption word;
+        else None. Reusing it keeps the copied condition embeddings on the ids they were
+        trained for: a vocabulary learned afresh orders its words by their counts in these
+        captions, so the same words can get other ids."""
+        import json
+        import warnings
+
+        from mmgen.builtin import resolve_component_path
+        from mmgen.tokenizers.trained_text import FILE_NAME, TrainedTextTokenizer
+
+        if not self.config.init_from:
+            return None
+        path = resolve_component_path(self.config.init_from).parent / FILE_NAME
+        if not path.is_file():
+            return None
+        tokenizer = TrainedTextTokenizer.from_file(path)
+        model_type = json.loads(tokenizer.tokenizer.to_str())["model"]["type"]
+        kind = {"WordLevel": "word", "BPE": "bpe"}.get(model_type)
+        if kind != self.config.text_tokenizer["kind"]:
+            return None
+        if tokenizer.max_length != self.config.text_max_length:
+            return None
+        encodings = tokenizer.tokenizer.encode_batch(list(captions))
+        if any(tokenizer.unk_id in enc.ids for enc in encodings):
+            warnings.warn(
+                f"init_from: {path} does not know every caption word; a new vocabulary is "
+                "learned, so the copied condition embeddings start on other words' ids",
+                stacklevel=2,
+            )
+            return None
+        return tokenizer
 
     def learn_text_tokenizer(self, captions: list[str]) -> None:
         """Train the recipe's ``text_tokenizer`` (word or BPE) on ``captions`` and configure

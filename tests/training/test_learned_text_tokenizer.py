@@ -72,3 +72,37 @@ def test_bad_text_tokenizer_config(tmp_path, trained_vq):
         load_run_config(recipe, text_tokenizer={"kind": "chars"})
     with pytest.raises(ConfigError, match="vocab_size"):
         load_run_config(recipe, text_tokenizer={"kind": "word", "vocab_size": 10})
+
+
+def test_init_from_a_pipeline_keeps_its_vocabulary(word_pipeline, trained_vq, tmp_path):
+    """A run started from a trained pipeline's transformer reads prompts with that pipeline's
+    vocabulary: one learned from its own (fewer) captions would number the words otherwise,
+    and the copied condition embeddings would start on the wrong words."""
+    from mmgen.data.shapes import ShapesDataset
+
+    source = TrainedTextTokenizer.from_file(word_pipeline / "tokenizer.json")
+    captions = [ShapesDataset(12, seed=0)[i]["prompt"] for i in range(12)]
+    relearned = TrainedTextTokenizer.train(captions, kind="word", max_length=14)
+    assert relearned.tokenizer.get_vocab() != source.tokenizer.get_vocab()  # ids would move
+
+    recipe = t2i_recipe(tmp_path, trained_vq[0] / "final", max_steps=1)
+    run(recipe, text_tokenizer={"kind": "word"}, text_max_length=14, data={"num_samples": 12},
+        init_from=str(word_pipeline / "transformer"))  # fmt: skip
+    inherited = TrainedTextTokenizer.from_file(tmp_path / "t2i" / "final" / "tokenizer.json")
+    assert inherited.tokenizer.get_vocab() == source.tokenizer.get_vocab()
+
+
+def test_init_from_a_vocabulary_missing_caption_words_learns_a_new_one(
+    word_pipeline, trained_vq, tmp_path
+):
+    from mmgen.data.shapes import ShapesDataset
+
+    source = TrainedTextTokenizer.from_file(word_pipeline / "tokenizer.json")
+    captions = [ShapesDataset(400, seed=5)[i]["prompt"] for i in range(400)]
+    assert {w for c in captions for w in c.split()} - set(source.tokenizer.get_vocab())
+    recipe = t2i_recipe(tmp_path, trained_vq[0] / "final", max_steps=1)
+    with pytest.warns(UserWarning, match="does not know every caption word"):
+        run(recipe, text_tokenizer={"kind": "word"}, text_max_length=14,
+            data={"num_samples": 400, "seed": 5}, init_from=str(word_pipeline / "transformer"))  # fmt: skip
+    learned = TrainedTextTokenizer.from_file(tmp_path / "t2i" / "final" / "tokenizer.json")
+    assert set(learned.tokenizer.get_vocab()) >= {w for c in captions for w in c.split()}
