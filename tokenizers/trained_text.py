@@ -114,6 +114,14 @@ class TrainedTextTokenizer:
         return path
 
     @property
+    def kind(self) -> str | None:
+        """``"word"`` or ``"bpe"``, as :meth:`train` was asked; None for another model type."""
+        import json
+
+        model_type = json.loads(self.tokenizer.to_str())["model"]["type"]
+        return {"WordLevel": "word", "BPE": "bpe"}.get(model_type)
+
+    @property
     def vocab_size(self) -> int:
         return self.tokenizer.get_vocab_size()
 

@@ -353,7 +353,6 @@ class GenerationTask:
         else None. Reusing it keeps the copied condition embeddings on the ids they were
         trained for: a vocabulary learned afresh orders its words by their counts in these
         captions, so the same words can get other ids."""
-        import json
         import warnings
 
         from mmgen.builtin import resolve_component_path
@@ -365,11 +364,10 @@ class GenerationTask:
         if not path.is_file():
             return None
         tokenizer = TrainedTextTokenizer.from_file(path)
-        model_type = json.loads(tokenizer.tokenizer.to_str())["model"]["type"]
-        kind = {"WordLevel": "word", "BPE": "bpe"}.get(model_type)
-        if kind != self.config.text_tokenizer["kind"]:
-            return None
-        if tokenizer.max_length != self.config.text_max_length:
+        if (tokenizer.kind, tokenizer.max_length) != (
+            self.config.text_tokenizer["kind"],
+            self.config.text_max_length,
+        ):
             return None
         encodings = tokenizer.tokenizer.encode_batch(list(captions))
         if any(tokenizer.unk_id in enc.ids for enc in encodings):

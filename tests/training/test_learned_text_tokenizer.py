@@ -103,6 +103,7 @@ def test_init_from_a_vocabulary_missing_caption_words_learns_a_new_one(
     recipe = t2i_recipe(tmp_path, trained_vq[0] / "final", max_steps=1)
     with pytest.warns(UserWarning, match="does not know every caption word"):
         run(recipe, text_tokenizer={"kind": "word"}, text_max_length=14,
-            data={"num_samples": 400, "seed": 5}, init_from=str(word_pipeline / "transformer"))  # fmt: skip
+            data={"num_samples": 400, "seed": 5},
+            init_from=str(word_pipeline / "transformer"))  # fmt: skip
     learned = TrainedTextTokenizer.from_file(tmp_path / "t2i" / "final" / "tokenizer.json")
     assert set(learned.tokenizer.get_vocab()) >= {w for c in captions for w in c.split()}
