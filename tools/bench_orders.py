@@ -15,9 +15,10 @@ steps), then measured here, in one run on one machine:
 Targets (issue 11): next-scale (as VAR, and with ``window: 2``: 2x2 windows of each scale per
 row) generates >= 5x faster than next-token with a pass rate within 0.05; token-shuffle s=2
 generates >= 2.5x faster, trains >= 2x faster, pass rate within 0.05.
-The continuous next-scale (FlowAR) and next-frequency (NFIG) rows (issue 14) follow the same
-budget; for orders with a flow head, ``--flow-steps`` also measures pass rate and seconds per
-image at several Euler step counts. Exits 1 when a target is missed or a run is missing.
+The continuous next-scale (FlowAR, also ``_window``: 2x2 windows of latents per row) and
+next-frequency (NFIG) rows (issue 14) follow the same budget; for orders with a flow head,
+``--flow-steps`` also measures pass rate and seconds per image at several Euler step counts.
+Exits 1 when a target is missed or a run is missing.
 
     mmgen train model --config configs/orders/next_token.yaml   # and every other order
     python tools/bench_orders.py --runs runs/orders
@@ -46,6 +47,7 @@ ORDERS = (
     "next_scale_window",
     "token_shuffle",
     "continuous_next_scale",
+    "continuous_next_scale_window",
     "next_frequency",
 )
 #: (row, generation speed-up target, training speed-up target or None): issue 11
