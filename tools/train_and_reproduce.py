@@ -46,8 +46,10 @@ def mmgen(*args: str) -> list[str]:
 
 
 def write_recipe(source: Path, target: Path, changes: dict) -> None:
-    """Copy a recipe YAML with dotted-key ``changes`` applied."""
-    recipe = yaml.safe_load(source.read_text())
+    """Copy a recipe YAML (its ``base:`` merged in) with dotted-key ``changes`` applied."""
+    from mmgen.training.config import load_recipe
+
+    recipe = load_recipe(source)
     for dotted, value in changes.items():
         node = recipe
         *parents, leaf = dotted.split(".")
@@ -135,7 +137,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda", help="device for the final eval")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    recipe = yaml.safe_load(args.config.read_text())
+    from mmgen.training.config import load_recipe
+
+    recipe = load_recipe(args.config)
     run_a = Path(recipe["output_dir"])
     run_b = run_a.with_name(run_a.name + "_repro")
     scratch = run_a.parent / "probe"

@@ -247,13 +247,55 @@ def resolve_recipe(path: str | Path) -> Path:
     raise FileNotFoundError(f"config file not found: {path} (shipped recipes: {', '.join(names)})")
 
 
+#: a recipe's key naming the recipe it extends
+BASE_KEY = "base"
+
+
+def merge_recipes(base: dict[str, Any], child: dict[str, Any]) -> dict[str, Any]:
+    """``child``'s values over ``base``'s: mappings merge key by key (recursively), every other
+    value (lists, scalars, ``null``) replaces the base's."""
+    merged = dict(base)
+    for key, value in child.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_recipes(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def load_recipe(path: str | Path, _chain: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe's mapping with its ``base:`` merged in (:func:`merge_recipes`, recursively).
+
+    ``base`` is a path relative to the recipe's folder, or a shipped recipe's name
+    (``shapes_t2i_scale``): a stage or variant recipe states only what it changes.
+
+    Raises:
+        ConfigError: ``base`` is not a string, or the recipes extend each other in a cycle.
+        FileNotFoundError: the base recipe does not exist.
+    """
+    path = resolve_recipe(path).resolve()
+    if path in _chain:
+        cycle = " -> ".join(str(p) for p in (*_chain, path))
+        raise ConfigError(f"recipes extend each other in a cycle: {cycle}")
+    data = load_yaml(path)
+    base = data.pop(BASE_KEY, None)
+    if base is None:
+        return data
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: {BASE_KEY} must be a recipe path or name, got {base!r}")
+    local = path.parent / base
+    base_data = load_recipe(local if local.is_file() else base, (*_chain, path))
+    return merge_recipes(base_data, data)
+
+
 def load_run_config(path: str | Path, **overrides: Any) -> RunConfig:
-    """Read a recipe YAML (a path, or a shipped recipe's name: :func:`resolve_recipe`);
-    ``overrides`` replace top-level or ``training.*`` values.
+    """Read a recipe YAML (a path, or a shipped recipe's name: :func:`resolve_recipe`; its
+    ``base:`` merged in: :func:`load_recipe`); ``overrides`` replace top-level or
+    ``training.*`` values.
 
     An override key ``"training.max_steps"`` sets a nested value.
     """
-    data = load_yaml(resolve_recipe(path))
+    data = load_recipe(path)
     for key, value in overrides.items():
         if value is None:
             continue
