@@ -6,7 +6,10 @@
 #   tools/bench_gpu.sh [OUT_DIR] [STAGE ...]     # default: runs/bench-gpu, all default stages
 #   PYTHON="python3 -P" tools/bench_gpu.sh "$OUT" check targets   # e.g. on the lent machine
 #
-# Default stages (about 9 minutes on one H100, compilation included):
+# Default stages (about 10 minutes on one H200 with a cold Triton cache, compilation included;
+# measured 2026-12-04, docs/gpu-bench-2026-12-04.txt). The lent machine runs one command for at
+# most 10 minutes, so there run it as two calls on the warm machine: `check targets`, then
+# `decode train`.
 #   check    tools/check_attention_gpu.py   correctness in bf16/fp16, decode, torch.compile
 #   targets  tools/bench_attention.py       the target shapes (L 8192, D 128, B4 H16)
 #   decode   tools/bench_decode.py          ms per step of the 336M decode configuration
@@ -48,11 +51,11 @@ fi
 $py -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)"
 for s in $stages; do
   case $s in
-    check) stage check 150 $py tools/check_attention_gpu.py "${dry[@]}" ;;
+    check) stage check 240 $py tools/check_attention_gpu.py "${dry[@]}" ;;
     targets) stage targets 120 $py tools/bench_attention.py --masks F8K,C8K --head-dims 128 \
       --tokens 32768 --only ours,sdpa,flex --out "$out/targets.json" "${dry[@]}" ;;
     decode) stage decode 150 $py tools/bench_decode.py "${dry[@]}" ;;
-    train) stage train 180 $py tools/bench_train.py --variants compile-sdpa,compile-triton \
+    train) stage train 300 $py tools/bench_train.py --variants compile-sdpa,compile-triton \
       "${dry[@]}" ;;
     matrix) stage matrix 420 $py tools/bench_attention.py --out "$out/matrix.json" "${dry[@]}" ;;
     *) echo "unknown stage $s (check, targets, decode, train, matrix)" >&2; exit 2 ;;
