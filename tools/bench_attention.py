@@ -248,8 +248,10 @@ def main() -> int:
                       + ("" if row["ok"] else " FAIL"))  # fmt: skip
     lines = target_verdicts(rows)
     if lines:
-        print(f"\ntargets (issue 5 sets them for one H100; measured on {card}, bf16):\n  "
-              + "\n  ".join(lines))
+        print(
+            f"\ntargets (issue 5 sets them for one H100; measured on {card}, bf16):\n  "
+            + "\n  ".join(lines)
+        )
     if args.out:
         args.out.write_text(
             json.dumps({"device": card, "torch": torch.__version__, "rows": rows}, indent=1)
