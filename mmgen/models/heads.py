@@ -41,14 +41,28 @@ class CategoricalHead(nn.Module):
         """A categorical loss draws nothing (flow heads draw their noise here)."""
         return None
 
-    def loss(self, hidden: torch.Tensor, targets: torch.Tensor, draws=None) -> torch.Tensor:
-        """Mean cross-entropy (float32) of the rows' codes; ``IGNORE_INDEX`` targets skipped."""
-        logits = self(hidden)
-        return F.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]).float(),
-            targets.reshape(-1),
-            ignore_index=IGNORE_INDEX,
-        )
+    def loss(
+        self,
+        hidden: torch.Tensor,
+        targets: torch.Tensor,
+        draws=None,
+        row_weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mean cross-entropy (float32) of the rows' codes; ``IGNORE_INDEX`` targets skipped.
+
+        ``row_weights`` (n,) makes it a weighted mean: every code of row i counts
+        ``row_weights[i]`` (see :func:`group_loss_weights`)."""
+        logits = self(hidden)  # (B, n[, s^2], K)
+        flat_logits = logits.reshape(-1, logits.shape[-1]).float()
+        flat_targets = targets.reshape(-1)
+        if row_weights is None:
+            return F.cross_entropy(flat_logits, flat_targets, ignore_index=IGNORE_INDEX)
+        per_code = F.cross_entropy(
+            flat_logits, flat_targets, ignore_index=IGNORE_INDEX, reduction="none"
+        ).view_as(targets)  # (B, n[, s^2]), 0 where ignored
+        shape = (1, -1) + (1,) * (targets.ndim - 2)
+        weights = (targets != IGNORE_INDEX) * row_weights.view(shape)  # (B, n[, s^2])
+        return (per_code * weights).sum() / weights.sum().clamp_min(1e-12)
 
     def sample(
         self,
@@ -97,6 +111,29 @@ class MultiCategoricalHead(CategoricalHead):
         parts = self.window * self.window
         x = self.expand(hidden.reshape(B, n, parts, D // parts))  # (B, n, s^2, D)
         return self.proj(self.norm(self.mix(x)))
+
+
+def group_loss_weights(targets: torch.Tensor, group_rows: list[int], power: float) -> torch.Tensor:
+    """Row weights for :meth:`CategoricalHead.loss` that weigh each target of a group holding
+    n targets by n^-power (0: every target alike; 1: every group the same share).
+
+    Args:
+        targets: (B, n[, s^2]) codes of one batch (``IGNORE_INDEX`` where a row holds fewer);
+            only the first sample is read, every sample has the same rows.
+        group_rows: rows per generation group, in order (summing to n).
+        power: the exponent, in [0, 1].
+
+    Returns:
+        (n,) float32 weights, one per row.
+    """
+    per_row = (targets[0] != IGNORE_INDEX).reshape(targets.shape[1], -1).sum(-1)  # (n,)
+    if sum(group_rows) != per_row.numel():
+        raise ValueError(f"groups of {sum(group_rows)} rows for targets of {per_row.numel()}")
+    weights = []
+    for rows, counts in zip(group_rows, per_row.split(group_rows)):
+        n = counts.sum().clamp_min(1).float()
+        weights.append(torch.full((rows,), float(n) ** -power))
+    return torch.cat(weights).to(targets.device)
 
 
 HEAD_KINDS = {

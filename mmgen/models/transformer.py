@@ -204,6 +204,7 @@ class ARTransformer(nn.Module):
         draws: dict[str, torch.Tensor] | None = None,
         attention_bias: torch.Tensor | None = None,
         target_rows: torch.Tensor | None = None,
+        row_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Hidden states of a chunk of rows ``[start, start + L)``, or the head's training loss.
 
@@ -229,6 +230,8 @@ class ARTransformer(nn.Module):
             target_rows: with ``targets``, the indices among the input rows that have them
                 (``SequenceLayout.target_index``: a long-context order's context-only rows
                 have none); None is every input row.
+            row_weights: with ``targets``, (n_targets,) weights of the rows in a categorical
+                head's loss (``training.group_loss_power``); None weighs every code alike.
 
         Returns:
             (B, L, D) hidden states after the final norm, or a scalar loss.
@@ -254,6 +257,8 @@ class ARTransformer(nn.Module):
         hidden = x[:, x.shape[1] - n :]  # (B, n, D): the input rows
         if target_rows is not None:
             hidden = hidden.index_select(1, target_rows)  # (B, n_targets, D)
+        if row_weights is not None:
+            return self.head.loss(hidden, targets, draws, row_weights=row_weights)
         return self.head.loss(hidden, targets, draws)
 
     def num_parameters(self) -> int:

@@ -69,7 +69,10 @@ class TrainingConfig:
     ``ema_decay`` > 0 keeps an EMA of the weights for validation and export; ``compile`` runs
     the model through ``torch.compile`` (accelerate's ``dynamo_backend="inductor"``);
     ``deterministic`` turns on ``torch.use_deterministic_algorithms`` for the run (multi-threaded
-    CPU backward of the convolutional VQ is otherwise not bitwise repeatable)."""
+    CPU backward of the convolutional VQ is otherwise not bitwise repeatable).
+    ``group_loss_power`` p weighs each target of a generation group holding n targets by
+    n^-p in a categorical head's loss (0, the default: every target alike; 0.5 moves a
+    next-scale loss towards its coarse maps, 1 gives every group the same share)."""
 
     batch_size: int = 32
     learning_rate: float = 3e-4
@@ -90,6 +93,7 @@ class TrainingConfig:
     ema_decay: float = 0.0
     compile: bool = False
     deterministic: bool = False
+    group_loss_power: float = 0.0
 
     def __post_init__(self):
         for name in ("batch_size", "max_steps", "gradient_accumulation_steps", "log_steps"):
@@ -109,6 +113,12 @@ class TrainingConfig:
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(
                 f"training.ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}"
+            )
+        power = self.group_loss_power
+        if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 <= power <= 1:
+            raise ConfigError(
+                f"training.group_loss_power must be a number in [0, 1], got "
+                f"{self.group_loss_power!r}"
             )
 
 

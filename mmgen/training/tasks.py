@@ -12,6 +12,8 @@ from mmgen.training.config import MEDIA_FOLDERS, RunConfig
 from mmgen.utils.config import from_dict, to_dict
 from mmgen.utils.images import image_grid
 
+CATEGORICAL_HEADS = ("categorical", "multi_categorical")  # their loss takes row weights
+
 
 def render_procedural(data, key: str, *, show_progress: bool) -> tuple[torch.Tensor, list]:
     """Render a procedural data set (``ShapesDataset``, ``MovingShapesDataset``): every item's
@@ -253,6 +255,14 @@ class GenerationTask:
         model_fields.setdefault("input", self.order.input_config())
         recipe_head = model_fields.get("head")
         model_fields["head"] = merged_head_config(self.order.head_config(), recipe_head)
+        head_kind = model_fields["head"].get("kind")
+        if self.config.training.group_loss_power and head_kind not in CATEGORICAL_HEADS:
+            from mmgen.utils.config import ConfigError
+
+            raise ConfigError(
+                f"training.group_loss_power weighs a categorical head's loss; this order's "
+                f"head is {head_kind!r}"
+            )
         model_fields.update(condition_vocab_size=condition_tokenizer.vocab_size)
         if preset is not None:
             self.model_config = transformer_config_from_preset(preset, **model_fields)
@@ -455,11 +465,26 @@ class GenerationTask:
         inputs, targets = self.order.training_inputs(batch["codes"])  # the generated rows
         layout = self.device_layout[condition_ids.device]
         draws = self.head.training_draws(targets, generator)  # a flow head's noise and times
+        if "row_weights" not in layout:  # training.group_loss_power's, once per device
+            layout["row_weights"] = self.row_weights(targets)
         loss = model(layout["positions"], layout["kv_end"], condition_ids=condition_ids,
                      inputs=inputs, targets=targets, draws=draws,
                      attention_bias=layout["attention_bias"],
-                     target_rows=layout["target_rows"])  # fmt: skip
+                     target_rows=layout["target_rows"],
+                     row_weights=layout["row_weights"])  # fmt: skip
         return loss, {"tokens": condition_ids.shape[0] * self.layout.length}
+
+    def row_weights(self, targets: torch.Tensor) -> torch.Tensor | None:
+        """(n_targets,) loss weights of the target rows under ``training.group_loss_power``
+        (None at 0: every code alike)."""
+        from mmgen.models.heads import group_loss_weights
+
+        power = self.config.training.group_loss_power
+        if not power:
+            return None
+        groups = range(len(self.layout.image_groups))
+        rows = [end - start for start, end in map(self.layout.sampled_rows, groups)]
+        return group_loss_weights(targets, rows, power)
 
     def pipeline(self, model):
         return self.pipeline_class(
