@@ -43,7 +43,8 @@ DIGESTS = {
     "shapes-t2i guided top-k": "cf07099403b21a612c664990d02900d3c18acd778d8229481a131993a0a990d6",
     "shapes-t2i greedy": "efc2718edd431f579ca1a15974e3d5915c2aab65aefcc3a297f57f1204c8e179",
     "shapes-t2i-shuffle default sampling": "f875027d1375ae4d9553ddf923671356f5be92f3fb523b9200de4e3b3cbcd284",  # noqa: E501
-    # pinned on an AVX2 CPU only (AMD EPYC, 2026-12-04, stage-4 weights): the AVX-512 kernels sum in another order
+    # pinned on an AVX2 CPU only (AMD EPYC, 2026-12-04, stage-4 weights): the AVX-512 kernels
+    # sum in another order
     "shapes-t2i-scale default sampling": {
         "AVX2": "4e3aa62d70e854504beb1adcc4b86f03b574229d9c1fc44cca6250977aa25e92",
     },
