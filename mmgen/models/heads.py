@@ -131,8 +131,8 @@ def group_loss_weights(targets: torch.Tensor, group_rows: list[int], power: floa
         raise ValueError(f"groups of {sum(group_rows)} rows for targets of {per_row.numel()}")
     weights = []
     for rows, counts in zip(group_rows, per_row.split(group_rows)):
-        n = counts.sum().clamp_min(1).float()
-        weights.append(torch.full((rows,), float(n) ** -power))
+        n = max(int(counts.sum()), 1)  # the group's targets
+        weights.append(torch.full((rows,), n**-power))
     return torch.cat(weights).to(targets.device)
 
 

@@ -117,8 +117,7 @@ class TrainingConfig:
         power = self.group_loss_power
         if isinstance(power, bool) or not isinstance(power, (int, float)) or not 0 <= power <= 1:
             raise ConfigError(
-                f"training.group_loss_power must be a number in [0, 1], got "
-                f"{self.group_loss_power!r}"
+                f"training.group_loss_power must be a number in [0, 1], got {power!r}"
             )
 
 
