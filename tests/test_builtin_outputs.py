@@ -43,10 +43,10 @@ DIGESTS = {
     "shapes-t2i guided top-k": "cf07099403b21a612c664990d02900d3c18acd778d8229481a131993a0a990d6",
     "shapes-t2i greedy": "efc2718edd431f579ca1a15974e3d5915c2aab65aefcc3a297f57f1204c8e179",
     "shapes-t2i-shuffle default sampling": "f875027d1375ae4d9553ddf923671356f5be92f3fb523b9200de4e3b3cbcd284",  # noqa: E501
-    # pinned on an AVX2 CPU only (AMD EPYC, 2026-12-04, stage-4 weights): the AVX-512 kernels
-    # sum in another order
+    # pinned on an AVX2 CPU only (AMD EPYC, 2026-12-04, the one-GPU weights of
+    # configs/shapes_t2i_scale_gpu.yaml): the AVX-512 kernels sum in another order
     "shapes-t2i-scale default sampling": {
-        "AVX2": "4e3aa62d70e854504beb1adcc4b86f03b574229d9c1fc44cca6250977aa25e92",
+        "AVX2": "7bed624d667022583993a7c231ab91ce863723072d78bea1fcaebeb4ebd87775",
     },
     "digits-c2i default sampling": "cdd4fa20ca77fd89b0bd887fc54e6abd617f5c3dbeb79a4f541f7641c9d65c41",  # noqa: E501
     "digits-c2i guided": {  # one sampled code flips between the CPU kernels
