@@ -67,14 +67,15 @@ def flow_matching_loss(
 ) -> torch.Tensor:
     """Mean squared error (float32) of ``velocity(x_t, t)`` against ``x - noise``, with
     ``x_t = (1 - t) * noise + t * x`` (``noise`` like ``x``, ``t`` (N,)). With ``weight`` (N,)
-    (0 or 1 per unit) the mean runs over the units it keeps (0 when it keeps none)."""
+    (>= 0 per unit: 0 or 1 keeps or drops a unit) it is the weighted mean over the units
+    (0 when every weight is 0)."""
     x = x.float()
     predicted = velocity(interpolate(x, noise, t), t)
     error = (predicted.float() - (x - noise)).pow(2)
     if weight is None:
         return error.mean()
     per_unit = error.reshape(error.shape[0], -1).mean(dim=1)  # (N,)
-    return (per_unit * weight).sum() / torch.clamp(weight.sum(), min=1.0)
+    return (per_unit * weight).sum() / weight.sum().clamp_min(1e-12)
 
 
 def euler_sample(

@@ -75,13 +75,23 @@ class FlowHead(nn.Module):
         return {"noise": noise, "t": t}
 
     def loss(
-        self, hidden: torch.Tensor, targets: torch.Tensor, draws: dict[str, torch.Tensor]
+        self,
+        hidden: torch.Tensor,
+        targets: torch.Tensor,
+        draws: dict[str, torch.Tensor],
+        row_weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Flow-matching loss of (B, n, C) target latents given (B, n, D) hidden states, each
-        unit seen ``num_draws`` times with the noise and times of :meth:`training_draws`."""
+        unit seen ``num_draws`` times with the noise and times of :meth:`training_draws`;
+        ``row_weights`` (n,) weighs row i's units by ``row_weights[i]`` (per-row heads)."""
         z, x = self.repeat_draws(self.units(hidden)), self.repeat_draws(self.units(targets))
+        weight = None
+        if row_weights is not None:
+            if not self.per_row:
+                raise ValueError(f"{type(self).__name__} weighs groups, not rows of units")
+            weight = self.repeat_draws(row_weights.repeat(targets.shape[0]))  # (U,)
         return flow_matching_loss(
-            lambda x_t, t: self.velocity(x_t, t, z), x, draws["noise"], draws["t"]
+            lambda x_t, t: self.velocity(x_t, t, z), x, draws["noise"], draws["t"], weight
         )
 
     def sample(
@@ -259,13 +269,19 @@ class GroupFlowHead(FlowHead):
             draws["keep"] = (clean >= self.clean_group_prob).float().view(x.shape[0], groups)
         return draws
 
-    def loss(self, hidden, targets, draws):
+    def loss(self, hidden, targets, draws, row_weights=None):
         """Flow-matching loss over every group of the sequence, each denoised alone at its own
-        time: the mean over the rows of the groups kept (all without ``draws["keep"]``)."""
+        time: the mean over the rows of the groups kept (all without ``draws["keep"]``), each
+        row counting ``row_weights[i]`` ((n,); 1 when None)."""
         z, x = self.repeat_draws(hidden), self.repeat_draws(targets)
         keep = draws.get("keep")
         total, rows = 0.0, 0.0
-        for g, (a, b) in enumerate(self.group_bounds(x.shape[1])):
+        bounds = self.group_bounds(x.shape[1])
+        if row_weights is None:
+            masses = [b - a for a, b in bounds]
+        else:  # (n,) -> each group's summed row weights
+            masses = [row_weights[a:b].sum() for a, b in bounds]
+        for g, (a, b) in enumerate(bounds):
             z_g = z[:, a:b]
             weight = None if keep is None else keep[:, g]  # (U,)
             loss_g = flow_matching_loss(
@@ -276,9 +292,9 @@ class GroupFlowHead(FlowHead):
                 weight=weight,
             )
             share = 1.0 if keep is None else keep[:, g].mean()
-            total = total + loss_g * share * (b - a)
-            rows = rows + share * (b - a)
-        if keep is None:
+            total = total + loss_g * share * masses[g]
+            rows = rows + share * masses[g]
+        if keep is None and row_weights is None:
             return total / x.shape[1]
         return total / torch.clamp(rows, min=1e-6)
 

@@ -114,19 +114,23 @@ class MultiCategoricalHead(CategoricalHead):
 
 
 def group_loss_weights(targets: torch.Tensor, group_rows: list[int], power: float) -> torch.Tensor:
-    """Row weights for :meth:`CategoricalHead.loss` that weigh each target of a group holding
-    n targets by n^-power (0: every target alike; 1: every group the same share).
+    """Row weights for a head's ``loss`` that weigh each target of a group holding n targets
+    by n^-power (0: every target alike; 1: every group the same share).
 
     Args:
-        targets: (B, n[, s^2]) codes of one batch (``IGNORE_INDEX`` where a row holds fewer);
-            only the first sample is read, every sample has the same rows.
+        targets: (B, n[, s^2]) codes of one batch (``IGNORE_INDEX`` where a row holds fewer),
+            or (B, n, C) latents of a flow head, where a row is one target (the unit its loss
+            averages over); only the first sample is read, every sample has the same rows.
         group_rows: rows per generation group, in order (summing to n).
         power: the exponent, in [0, 1].
 
     Returns:
         (n,) float32 weights, one per row.
     """
-    per_row = (targets[0] != IGNORE_INDEX).reshape(targets.shape[1], -1).sum(-1)  # (n,)
+    if targets.is_floating_point():  # latents: one target per row
+        per_row = torch.ones(targets.shape[1], dtype=torch.long)  # (n,)
+    else:
+        per_row = (targets[0] != IGNORE_INDEX).reshape(targets.shape[1], -1).sum(-1)  # (n,)
     if sum(group_rows) != per_row.numel():
         raise ValueError(f"groups of {sum(group_rows)} rows for targets of {per_row.numel()}")
     weights = []

@@ -230,8 +230,8 @@ class ARTransformer(nn.Module):
             target_rows: with ``targets``, the indices among the input rows that have them
                 (``SequenceLayout.target_index``: a long-context order's context-only rows
                 have none); None is every input row.
-            row_weights: with ``targets``, (n_targets,) weights of the rows in a categorical
-                head's loss (``training.group_loss_power``); None weighs every code alike.
+            row_weights: with ``targets``, (n_targets,) weights of the rows in the head's
+                loss (``training.group_loss_power``); None weighs every target alike.
 
         Returns:
             (B, L, D) hidden states after the final norm, or a scalar loss.

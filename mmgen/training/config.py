@@ -71,8 +71,9 @@ class TrainingConfig:
     ``deterministic`` turns on ``torch.use_deterministic_algorithms`` for the run (multi-threaded
     CPU backward of the convolutional VQ is otherwise not bitwise repeatable).
     ``group_loss_power`` p weighs each target of a generation group holding n targets by
-    n^-p in a categorical head's loss (0, the default: every target alike; 0.5 moves a
-    next-scale loss towards its coarse maps, 1 gives every group the same share)."""
+    n^-p in the head's loss (0, the default: every target alike; 0.5 moves a next-scale
+    loss towards its coarse maps, 1 gives every group the same share). A target is a code of
+    a categorical head, a row of latents of a flow head."""
 
     batch_size: int = 32
     learning_rate: float = 3e-4

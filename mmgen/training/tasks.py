@@ -12,8 +12,6 @@ from mmgen.training.config import MEDIA_FOLDERS, RunConfig
 from mmgen.utils.config import from_dict, to_dict
 from mmgen.utils.images import image_grid
 
-CATEGORICAL_HEADS = ("categorical", "multi_categorical")  # their loss takes row weights
-
 
 def render_procedural(data, key: str, *, show_progress: bool) -> tuple[torch.Tensor, list]:
     """Render a procedural data set (``ShapesDataset``, ``MovingShapesDataset``): every item's
@@ -255,14 +253,6 @@ class GenerationTask:
         model_fields.setdefault("input", self.order.input_config())
         recipe_head = model_fields.get("head")
         model_fields["head"] = merged_head_config(self.order.head_config(), recipe_head)
-        head_kind = model_fields["head"].get("kind")
-        if self.config.training.group_loss_power and head_kind not in CATEGORICAL_HEADS:
-            from mmgen.utils.config import ConfigError
-
-            raise ConfigError(
-                f"training.group_loss_power weighs a categorical head's loss; this order's "
-                f"head is {head_kind!r}"
-            )
         model_fields.update(condition_vocab_size=condition_tokenizer.vocab_size)
         if preset is not None:
             self.model_config = transformer_config_from_preset(preset, **model_fields)

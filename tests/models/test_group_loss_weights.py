@@ -1,9 +1,12 @@
-"""``training.group_loss_power``: row weights of a categorical head's loss by group size."""
+"""``training.group_loss_power``: row weights of a head's loss by group size (categorical heads
+by codes, flow heads by rows of latents)."""
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from mmgen.generation.flow import flow_matching_loss
+from mmgen.models.flow_heads import FlowMLPHead, GroupFlowHead
 from mmgen.models.heads import (
     IGNORE_INDEX,
     CategoricalHead,
@@ -59,6 +62,59 @@ def test_one_code_per_row_weights_rows():
     per_row = per_row.view(2, 5)
     expected = (per_row[:, 0].mean() + per_row[:, 1:].mean()) / 2
     assert torch.allclose(head.loss(hidden, targets, row_weights=weights), expected)
+
+
+def randomized(head, seed):
+    """The head with every parameter drawn at random (flow heads start at zero velocity)."""
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in head.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3)
+    return head
+
+
+def test_latent_rows_are_one_target_each():
+    latents = torch.randn(2, 5, 3)
+    weights = group_loss_weights(latents, [1, 4], 1.0)
+    assert torch.allclose(weights, torch.tensor([1.0] + [0.25] * 4))
+
+
+def test_a_group_flow_head_weighs_each_group_by_its_rows_weights():
+    """Scales 1 and 2 (groups of 1 and 4 rows): power 1 gives each group's mean loss the same
+    share, power 0 (weights of 1) is the plain loss over rows."""
+    gen = torch.Generator().manual_seed(3)
+    head = randomized(GroupFlowHead(8, 3, width=16, depth=1, num_heads=2,
+                                    group_shapes=[[1, 1], [2, 2]]), seed=4)  # fmt: skip
+    hidden, targets = torch.randn(2, 5, 8, generator=gen), torch.randn(2, 5, 3, generator=gen)
+    draws = head.training_draws(targets, gen)
+    plain = head.loss(hidden, targets, draws)
+    assert torch.allclose(head.loss(hidden, targets, draws, row_weights=torch.ones(5)), plain)
+    group_means = [
+        flow_matching_loss(lambda x_t, t, z=hidden[:, a:b]: head.velocity(x_t, t, z),
+                           targets[:, a:b], draws["noise"][:, a:b], draws["t"][:, g])
+        for g, (a, b) in enumerate([(0, 1), (1, 5)])
+    ]  # fmt: skip
+    weights = group_loss_weights(targets, [1, 4], 1.0)
+    weighted = head.loss(hidden, targets, draws, row_weights=weights)
+    assert torch.allclose(weighted, torch.stack(group_means).mean())
+    assert torch.allclose(plain, (group_means[0] + 4 * group_means[1]) / 5)
+    assert not torch.allclose(weighted, plain)
+
+
+def test_a_per_row_flow_head_weighs_each_row():
+    gen = torch.Generator().manual_seed(5)
+    head = randomized(FlowMLPHead(8, 3, width=16, depth=1, num_draws=2), seed=6)
+    hidden, targets = torch.randn(2, 5, 8, generator=gen), torch.randn(2, 5, 3, generator=gen)
+    draws = head.training_draws(targets, gen)
+    weights = group_loss_weights(targets, [1, 4], 1.0)
+    z, x = head.repeat_draws(head.units(hidden)), head.repeat_draws(head.units(targets))
+    x_t = (1 - draws["t"][:, None]) * draws["noise"] + draws["t"][:, None] * x
+    error = (head.velocity(x_t, draws["t"], z) - (x - draws["noise"])).pow(2).mean(-1)
+    per_row = error.view(2 * 2, 5)  # (draws * B, n): units are rows, batch-major
+    expected = (per_row[:, 0].mean() + per_row[:, 1:].mean()) / 2
+    assert torch.allclose(head.loss(hidden, targets, draws, row_weights=weights), expected)
+    assert torch.allclose(head.loss(hidden, targets, draws, row_weights=torch.ones(5)),
+                          head.loss(hidden, targets, draws))  # fmt: skip
 
 
 @pytest.mark.parametrize("power", [-0.5, 1.5, "0.5", True])

@@ -5,7 +5,6 @@ import torch
 from training_recipes import losses, reset_accelerate, resumed_step, run, t2i_recipe
 
 from mmgen import TextToImagePipeline
-from mmgen.utils.config import ConfigError
 
 
 def tokenizer_and_order(order, request):
@@ -74,13 +73,14 @@ def test_an_order_defined_outside_mmgen_trains_and_generates(trained_vq, tmp_pat
     assert calls == [24] + [4] * (grid[0] * grid[1] // 4)  # prefill, then one call per block
 
 
-def test_group_loss_power_reweights_a_next_scale_loss_and_flow_heads_refuse_it(
+def test_group_loss_power_reweights_a_next_scale_loss_categorical_and_flow(
     trained_msvq, trained_kl, tmp_path
 ):
-    """The run trains on the weighted loss: the head starts uniform, so step 1's losses agree,
-    and step 2's differ (the weights themselves are checked against the group means in
-    tests/models/test_group_loss_weights.py). A flow head has no per-row weights, which the
-    recipe is told before anything trains."""
+    """The run trains on the weighted loss: the categorical head starts uniform, so step 1's
+    losses agree, and step 2's differ (the weights themselves are checked against the group
+    means in tests/models/test_group_loss_weights.py). FlowAR's group flow head starts at zero
+    velocity, where each scale's loss is its latents' spread, so the weighted mean differs
+    from step 1."""
     spec = {"name": "next_scale", "window": 2}
     run(t2i_recipe(tmp_path, trained_msvq, name="plain", max_steps=2), order=spec)
     reset_accelerate()
@@ -88,7 +88,10 @@ def test_group_loss_power_reweights_a_next_scale_loss_and_flow_heads_refuse_it(
     run(recipe, order=spec)
     plain, coarse = losses(tmp_path / "plain"), losses(tmp_path / "coarse")
     assert coarse[1] == pytest.approx(plain[1]) and coarse[2] != pytest.approx(plain[2], rel=1e-4)
-    reset_accelerate()
-    flow = t2i_recipe(tmp_path, trained_kl, name="flow", group_loss_power=0.5)
-    with pytest.raises(ConfigError, match="group_loss_power.*'group_flow'"):
-        run(flow, order={"name": "continuous_next_scale", "scales": [1, 2, 4, 8]})
+    flow_spec = {"name": "continuous_next_scale", "scales": [1, 2, 4, 8]}
+    for name, power in (("flow", 0.0), ("flow_coarse", 1.0)):
+        reset_accelerate()
+        run(t2i_recipe(tmp_path, trained_kl, name=name, max_steps=1, group_loss_power=power),
+            order=flow_spec)  # fmt: skip
+    flow, flow_coarse = losses(tmp_path / "flow"), losses(tmp_path / "flow_coarse")
+    assert flow_coarse[1] != pytest.approx(flow[1], rel=1e-3)
