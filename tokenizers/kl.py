@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmgen.utils.checks import check_float, check_int
+
 from .layout import ConvGrid, TokenLayout
-from .vq import _check_float, _check_int
 
 
 @dataclass(kw_only=True)
@@ -42,20 +43,20 @@ class KLConfig:
     mid_block_attention: bool = False
 
     def __post_init__(self) -> None:
-        _check_int("in_channels", self.in_channels, 1)
+        check_int("in_channels", self.in_channels, 1)
         self.block_out_channels = tuple(self.block_out_channels)
         if not self.block_out_channels:
             raise ValueError("block_out_channels must not be empty")
         for i, width in enumerate(self.block_out_channels):
-            _check_int(f"block_out_channels[{i}]", width, 1)
+            check_int(f"block_out_channels[{i}]", width, 1)
             if width % self.norm_num_groups:
                 raise ValueError(
                     f"block_out_channels[{i}]={width} is not divisible by "
                     f"norm_num_groups={self.norm_num_groups}"
                 )
-        _check_int("layers_per_block", self.layers_per_block, 1)
-        _check_int("latent_channels", self.latent_channels, 1)
-        self.kl_weight = _check_float("kl_weight", self.kl_weight)
+        check_int("layers_per_block", self.layers_per_block, 1)
+        check_int("latent_channels", self.latent_channels, 1)
+        self.kl_weight = check_float("kl_weight", self.kl_weight)
         if self.kl_weight < 0:
             raise ValueError(f"kl_weight must be >= 0, got {self.kl_weight}")
 

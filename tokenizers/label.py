@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 import torch
 
+from mmgen.utils.checks import check_int
+
 
 class ClassLabelTokenizer:
     """Maps class labels to one token each; ``None`` is the null (unconditional) class.
@@ -18,8 +20,7 @@ class ClassLabelTokenizer:
     max_length = 1
 
     def __init__(self, num_classes: int):
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
-            raise ValueError(f"num_classes must be an int >= 1, got {num_classes!r}")
+        check_int("num_classes", num_classes)
         self.num_classes = num_classes
 
     @property

@@ -24,6 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmgen.utils.checks import check_int
+
 from .layout import TokenLayout
 from .quantizer import QuantizerOutput
 from .vq import VQConfig, VQModel
@@ -59,8 +61,7 @@ class MultiScaleVQConfig(VQConfig):
             raise ConfigError(f"scales must be a non-empty list of ints >= 1, got {self.scales}")
         if any(b <= a for a, b in zip(self.scales, self.scales[1:])):
             raise ConfigError(f"scales must increase strictly, got {list(self.scales)}")
-        if not isinstance(self.num_phi, int) or self.num_phi < 1:
-            raise ConfigError(f"num_phi must be an int >= 1, got {self.num_phi!r}")
+        check_int("num_phi", self.num_phi, error=ConfigError)
         if not 0.0 <= self.phi_ratio <= 1.0:
             raise ConfigError(f"phi_ratio must be in [0, 1], got {self.phi_ratio}")
         if self.lookup not in ("cosine", "euclidean"):

@@ -7,26 +7,16 @@ The encoder and decoder are diffusers' ``Encoder`` / ``Decoder``; diffusers is i
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmgen.utils.checks import check_float, check_int
+
 from .layout import ConvGrid, TokenLayout
 from .quantizer import QuantizerOutput, VectorQuantizer
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-
-
-def _check_float(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return float(value)
 
 
 @dataclass(kw_only=True)
@@ -64,7 +54,7 @@ class VQConfig:
     mid_block_attention: bool = False
 
     def __post_init__(self) -> None:
-        _check_int("in_channels", self.in_channels, 1)
+        check_int("in_channels", self.in_channels, 1)
         if isinstance(self.block_out_channels, (str, bytes)) or not isinstance(
             self.block_out_channels, (list, tuple)
         ):
@@ -75,29 +65,29 @@ class VQConfig:
         if not self.block_out_channels:
             raise ValueError("block_out_channels must not be empty")
         for i, width in enumerate(self.block_out_channels):
-            _check_int(f"block_out_channels[{i}]", width, 1)
-        _check_int("layers_per_block", self.layers_per_block, 1)
-        _check_int("norm_num_groups", self.norm_num_groups, 1)
+            check_int(f"block_out_channels[{i}]", width, 1)
+        check_int("layers_per_block", self.layers_per_block, 1)
+        check_int("norm_num_groups", self.norm_num_groups, 1)
         for i, width in enumerate(self.block_out_channels):
             if width % self.norm_num_groups:
                 raise ValueError(
                     f"block_out_channels[{i}]={width} is not divisible by "
                     f"norm_num_groups={self.norm_num_groups}"
                 )
-        _check_int("latent_channels", self.latent_channels, 1)
-        _check_int("codebook_size", self.codebook_size, 1)
-        _check_int("codebook_dim", self.codebook_dim, 2)
-        self.commitment_beta = _check_float("commitment_beta", self.commitment_beta)
+        check_int("latent_channels", self.latent_channels, 1)
+        check_int("codebook_size", self.codebook_size, 1)
+        check_int("codebook_dim", self.codebook_dim, 2)
+        self.commitment_beta = check_float("commitment_beta", self.commitment_beta)
         if self.commitment_beta < 0:
             raise ValueError(f"commitment_beta must be >= 0, got {self.commitment_beta}")
-        self.usage_decay = _check_float("usage_decay", self.usage_decay)
+        self.usage_decay = check_float("usage_decay", self.usage_decay)
         if not 0.0 <= self.usage_decay < 1.0:
             raise ValueError(f"usage_decay must be in [0, 1), got {self.usage_decay}")
         if self.dead_code_threshold is None:
             from mmgen.tokenizers.quantizer import default_dead_code_threshold
 
             self.dead_code_threshold = default_dead_code_threshold(self.codebook_size)
-        self.dead_code_threshold = _check_float("dead_code_threshold", self.dead_code_threshold)
+        self.dead_code_threshold = check_float("dead_code_threshold", self.dead_code_threshold)
         if not 0.0 <= self.dead_code_threshold * self.codebook_size < 1.0:
             raise ValueError(
                 f"dead_code_threshold must be in [0, 1/codebook_size) = "

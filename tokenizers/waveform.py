@@ -25,8 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mmgen.utils.checks import check_float, check_int
+
 from .layout import TokenLayout
-from .vq import _check_float, _check_int
 
 
 @dataclass(kw_only=True)
@@ -56,7 +57,7 @@ class WaveformConfig:
 
     def __post_init__(self) -> None:
         for name in ("sample_rate", "channels", "latent_channels", "kernel_size"):
-            _check_int(name, getattr(self, name), 1)
+            check_int(name, getattr(self, name), 1)
         self.strides, self.channel_multiples = tuple(self.strides), tuple(self.channel_multiples)
         if not self.strides or len(self.strides) != len(self.channel_multiples):
             raise ValueError(
@@ -64,13 +65,13 @@ class WaveformConfig:
                 f"{list(self.channel_multiples)} need one entry per stage"
             )
         for i, (stride, multiple) in enumerate(zip(self.strides, self.channel_multiples)):
-            _check_int(f"strides[{i}]", stride, 1)
-            _check_int(f"channel_multiples[{i}]", multiple, 1)
+            check_int(f"strides[{i}]", stride, 1)
+            check_int(f"channel_multiples[{i}]", multiple, 1)
             if stride % multiple:
                 raise ValueError(f"channel_multiples[{i}]={multiple} must divide "
                                  f"strides[{i}]={stride}")  # fmt: skip
-        self.kl_weight = _check_float("kl_weight", self.kl_weight)
-        self.stft_weight = _check_float("stft_weight", self.stft_weight)
+        self.kl_weight = check_float("kl_weight", self.kl_weight)
+        self.stft_weight = check_float("stft_weight", self.stft_weight)
 
     @property
     def hop(self) -> int:

@@ -17,6 +17,7 @@ from collections.abc import Callable
 import torch
 
 from mmgen.generation.guidance import mix_guidance
+from mmgen.utils.checks import check_int
 
 #: velocity(x_t (N, ...), t (N,)) -> (N, ...); under guidance N is twice the batch (the
 #: conditional rows first, then the unconditional ones)
@@ -95,8 +96,7 @@ def euler_sample(
     conditional and the unconditional half) and mixed; at 1 it sees the B rows alone, so
     guidance 1 is exactly the unguided path.
     """
-    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
-        raise ValueError(f"num_inference_steps must be an int >= 1, got {num_steps!r}")
+    check_int("num_inference_steps", num_steps)
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
     x = draw_noise(shape, generator, device) * temperature

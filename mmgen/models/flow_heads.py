@@ -21,6 +21,7 @@ from mmgen.generation.flow import (
     euler_sample,
     flow_matching_loss,
 )
+from mmgen.utils.checks import check_int
 
 
 def timestep_embedding(t_N: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
@@ -133,8 +134,7 @@ class FlowMLPHead(FlowHead):
         super().__init__()
         for name, value in (("latent_channels", latent_channels), ("width", width),
                             ("depth", depth), ("num_draws", num_draws)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"flow head {name} must be an int >= 1, got {value!r}")
+            check_int(f"flow head {name}", value)
         self.latent_channels, self.num_draws, self.width = latent_channels, num_draws, width
         self.x_in = nn.Linear(latent_channels, width)
         self.t_in = nn.Sequential(nn.Linear(width, width), nn.SiLU(), nn.Linear(width, width))

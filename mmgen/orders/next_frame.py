@@ -49,6 +49,7 @@ import torch
 
 from mmgen.orders.base import GenerationState, Order
 from mmgen.sequence import condition_and_groups_layout
+from mmgen.utils.checks import check_int
 from mmgen.utils.config import ConfigError
 
 POSITION_KINDS = ("scaled", "axial")
@@ -116,8 +117,7 @@ class NextFrameOrder(Order):
                 "order next_frame needs a continuous single-grid tokenizer (KLModel); "
                 f"{type(tokenizer).__name__} gives codes"
             )
-        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-            raise ConfigError(f"order.num_frames must be an int >= 1, got {num_frames!r}")
+        check_int("order.num_frames", num_frames, error=ConfigError)
         if positions not in POSITION_KINDS:
             raise ConfigError(
                 f"order.positions must be one of {list(POSITION_KINDS)}, got {positions!r}"
@@ -126,8 +126,7 @@ class NextFrameOrder(Order):
             spatial_stride = image_size // frame.grid[0]
         for key, value in (("temporal_stride", temporal_stride),
                            ("spatial_stride", spatial_stride), ("patch", patch)):  # fmt: skip
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"order.{key} must be an int >= 1, got {value!r}")
+            check_int(f"order.{key}", value, error=ConfigError)
         if frame.grid[0] % patch or frame.grid[1] % patch:
             raise ConfigError(f"order.patch {patch} does not divide the latent grid "
                               f"{frame.grid[0]}x{frame.grid[1]}")  # fmt: skip
@@ -139,8 +138,7 @@ class NextFrameOrder(Order):
             long_patch = 2 * patch
         if long_window is not None:
             for key, value in (("long_window", long_window), ("long_patch", long_patch)):
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise ConfigError(f"order.{key} must be an int >= 1, got {value!r}")
+                check_int(f"order.{key}", value, error=ConfigError)
             if long_patch <= patch or long_patch % patch:
                 raise ConfigError(f"order.long_patch {long_patch} must be a multiple of "
                                   f"order.patch {patch} above it")  # fmt: skip

@@ -15,6 +15,7 @@ import torch
 
 from mmgen.orders.base import GenerationState, Order
 from mmgen.sequence import condition_and_groups_layout
+from mmgen.utils.checks import check_int
 from mmgen.utils.config import ConfigError
 
 
@@ -39,8 +40,7 @@ class NextLatentOrder(Order):
                 "order next_latent needs a continuous 1-D tokenizer (WaveformAutoencoder); "
                 f"{type(tokenizer).__name__} gives {layout.grid} tokens"
             )
-        if isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1:
-            raise ConfigError(f"order.chunk must be an int >= 1, got {chunk!r}")
+        check_int("order.chunk", chunk, error=ConfigError)
         N = layout.num_tokens
         if N % chunk:
             raise ConfigError(f"order.chunk {chunk} does not divide the clip's {N} latents")

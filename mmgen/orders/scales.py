@@ -11,6 +11,7 @@ import torch.nn.functional as F
 
 from mmgen.orders.base import Order
 from mmgen.sequence import condition_and_groups_layout, grid_positions
+from mmgen.utils.checks import check_int
 from mmgen.utils.config import ConfigError
 
 
@@ -26,8 +27,7 @@ class ScaleOrder(Order):
         group per scale, of q_k^2 rows on a q_k x q_k map (q_k = p_k / s when s divides p_k,
         else p_k), each row fed C s^2 latent channels + the level one-hot."""
         side = scales[-1]
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ConfigError(f"order.window must be an int >= 1, got {window!r}")
+        check_int("order.window", window, error=ConfigError)
         if side % window:
             raise ConfigError(f"order.window {window} does not divide the token grid {side}x{side}")
         self.scales, self.channels, self.window = tuple(scales), channels, window

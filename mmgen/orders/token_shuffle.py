@@ -11,6 +11,7 @@ import torch
 
 from mmgen.orders.base import GenerationState, Order
 from mmgen.sequence import condition_and_groups_layout, grid_positions
+from mmgen.utils.checks import check_int
 from mmgen.utils.config import ConfigError
 
 
@@ -22,8 +23,7 @@ class TokenShuffleOrder(Order):
     def __init__(self, tokenizer, image_size, condition_length, *, flat_positions=False,
                  window: int = 2):  # fmt: skip
         super().__init__(tokenizer, image_size, condition_length, flat_positions=flat_positions)
-        if isinstance(window, bool) or not isinstance(window, int) or window < 1:
-            raise ConfigError(f"order.window must be an int >= 1, got {window!r}")
+        check_int("order.window", window, error=ConfigError)
         if self.token_layout.scales is not None:
             raise ConfigError("order token_shuffle needs a single-grid tokenizer, not scales")
         gh, gw = self.token_layout.grid

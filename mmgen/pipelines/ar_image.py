@@ -17,6 +17,7 @@ from mmgen.orders.base import Order, build_order
 from mmgen.pipelines.outputs import OUTPUT_TYPES, ImagePipelineOutput, to_output_type
 from mmgen.pipelines.pipeline_utils import PipelineSurface
 from mmgen.registry import class_spec, resolve_class
+from mmgen.utils.checks import check_int
 from mmgen.utils.config import ConfigError, from_dict, to_dict
 from mmgen.utils.serialization import (
     CheckpointError,
@@ -284,8 +285,7 @@ class ARImagePipeline(PipelineSurface):
         )
         check_sampling_args(sampling.temperature, sampling.top_k, sampling.top_p)
         steps = sampling.num_inference_steps
-        if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-            raise ValueError(f"num_inference_steps must be an int >= 1, got {steps!r}")
+        check_int("num_inference_steps", steps)
         slope = sampling.flexrope_slope
         if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not slope >= 0:
             raise ValueError(f"flexrope_slope must be a number >= 0, got {slope!r}")

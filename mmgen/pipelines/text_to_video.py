@@ -14,6 +14,7 @@ from mmgen.pipelines.outputs import (
     to_video_output_type,
 )
 from mmgen.pipelines.text_to_image import prompt_ids
+from mmgen.utils.checks import check_int
 
 
 class TextToVideoPipeline(ARImagePipeline):
@@ -135,8 +136,7 @@ class TextToVideoPipeline(ARImagePipeline):
         self.check_common_args(num_videos_per_prompt, output_type, generator,
                                "num_videos_per_prompt")  # fmt: skip
         num_frames = self.num_frames if num_frames is None else num_frames
-        if isinstance(num_frames, bool) or not isinstance(num_frames, int) or num_frames < 1:
-            raise ValueError(f"num_frames must be an int >= 1, got {num_frames!r}")
+        check_int("num_frames", num_frames)
         sampling = self.resolve_sampling(
             guidance_scale=guidance_scale,
             guidance_schedule=guidance_schedule,
