@@ -7,7 +7,7 @@ import torch
 _compiled = {}
 
 
-def _flex_attention(device: torch.device):
+def compiled_flex_attention(device: torch.device):
     """FlexAttention, compiled on GPUs (eager FlexAttention is a dense fallback meant for
     debugging; it is what runs on the CPU)."""
     from torch.nn.attention.flex_attention import flex_attention
@@ -59,7 +59,7 @@ def group_causal_attention_flex(
             score_mod = lambda score, b, h, q_idx, kv_idx: score + table[q_idx, kv_idx]
         else:
             score_mod = lambda score, b, h, q_idx, kv_idx: score + table[b, q_idx, kv_idx]
-    attend = _flex_attention(q.device)
+    attend = compiled_flex_attention(q.device)
     return attend(
         q, k, v, score_mod=score_mod, block_mask=block_mask, enable_gqa=k.shape[1] != q.shape[1]
     )

@@ -29,7 +29,9 @@ def causal_kv_end(num_queries: int, num_keys: int, device=None) -> torch.Tensor:
     return torch.arange(num_keys - num_queries + 1, num_keys + 1, device=device, dtype=torch.int32)
 
 
-def _is_plain_causal(kv_end: torch.Tensor, num_keys: int) -> bool:
+def is_plain_causal(kv_end: torch.Tensor, num_keys: int) -> bool:
+    """Whether a (num_keys,) ``kv_end`` is plain causal (query i sees keys 0..i), so a backend
+    may take its ``is_causal`` path; False under ``torch.compile`` (see below)."""
     if kv_end.dim() != 1 or kv_end.numel() != num_keys:
         return False
     if torch.compiler.is_compiling():
@@ -69,7 +71,7 @@ def group_causal_attention_sdpa(
         if bias is None and q.shape[-2] == num_keys:
             return F.scaled_dot_product_attention(q, k, v, is_causal=True, **gqa)
         kv_end = causal_kv_end(q.shape[-2], num_keys, q.device)
-    if bias is None and _is_plain_causal(kv_end, num_keys):
+    if bias is None and is_plain_causal(kv_end, num_keys):
         return F.scaled_dot_product_attention(q, k, v, is_causal=True, **gqa)
     mask = kv_end_mask(kv_end, num_keys)  # (Lq, Lk) or (B, Lq, Lk)
     if bias is not None:

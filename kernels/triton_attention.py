@@ -69,7 +69,7 @@ def _tile_logits(q, k_base, cols, col_ok, offs_m, offs_d, row_ok, bias_base, str
 
 
 @triton.jit
-def _fwd_tile(acc, m_i, l_i, q, k_base, v_base, start_n, offs_m, offs_n, offs_d, end, row_ok,
+def fwd_tile(acc, m_i, l_i, q, k_base, v_base, start_n, offs_m, offs_n, offs_d, end, row_ok,
               bias_base, stride_kn, stride_kd, stride_vn, stride_vd, stride_bm, stride_bn,
               col_end, qk_scale, MASKED: tl.constexpr, HAS_BIAS: tl.constexpr):  # fmt: skip
     """One key tile into the running softmax state. Keys at or past ``col_end`` are never
@@ -126,12 +126,12 @@ def _fwd_kernel(Q, K, V, KV_END, BIAS, OUT, LSE,
     l_i = tl.zeros([BLOCK_M], tl.float32)
     acc = tl.zeros([BLOCK_M, HEAD_DIM], tl.float32)
     for start_n in range(0, full_end, BLOCK_N):  # full tiles: no index comparisons
-        acc, m_i, l_i = _fwd_tile(acc, m_i, l_i, q, k_base, v_base, start_n, offs_m, offs_n,
+        acc, m_i, l_i = fwd_tile(acc, m_i, l_i, q, k_base, v_base, start_n, offs_m, offs_n,
                                   offs_d, end, row_ok, bias_base, stride_kn, stride_kd,
                                   stride_vn, stride_vd, stride_bm, stride_bn, Lk, qk_scale,
                                   MASKED=False, HAS_BIAS=HAS_BIAS)  # fmt: skip
     for start_n in range(full_end, hi, BLOCK_N):  # boundary tiles
-        acc, m_i, l_i = _fwd_tile(acc, m_i, l_i, q, k_base, v_base, start_n, offs_m, offs_n,
+        acc, m_i, l_i = fwd_tile(acc, m_i, l_i, q, k_base, v_base, start_n, offs_m, offs_n,
                                   offs_d, end, row_ok, bias_base, stride_kn, stride_kd,
                                   stride_vn, stride_vd, stride_bm, stride_bn, hi, qk_scale,
                                   MASKED=True, HAS_BIAS=HAS_BIAS)  # fmt: skip

@@ -16,7 +16,7 @@ import functools
 import torch
 import triton
 import triton.language as tl
-from mmgen.kernels.triton_attention import _fwd_tile
+from mmgen.kernels.triton_attention import fwd_tile
 from mmgen.kernels.triton_common import LOG2E, bias_strides, interpreting, kv_end_rows
 
 MAX_QUERY_ROWS = 16  # per head
@@ -55,7 +55,7 @@ def _decode_kernel(Q, K, V, KV_END, BIAS, OUT, PART_ACC, PART_M, PART_L,
     l_i = tl.zeros([BLOCK_R], tl.float32)
     acc = tl.zeros([BLOCK_R, HEAD_DIM], tl.float32)
     for start_n in range(key_lo, key_hi, BLOCK_N):  # keys past a row's end are masked
-        acc, m_i, l_i = _fwd_tile(acc, m_i, l_i, q, k_base, v_base, start_n, m, offs_n,
+        acc, m_i, l_i = fwd_tile(acc, m_i, l_i, q, k_base, v_base, start_n, m, offs_n,
                                   offs_d, end, r_ok, BIAS + b * stride_bb, stride_kn,
                                   stride_kd, stride_vn, stride_vd, stride_bm, stride_bn,
                                   key_hi, qk_scale, MASKED=True, HAS_BIAS=HAS_BIAS)  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from mmgen.kernels.reference import _is_plain_causal, kv_end_mask
+from mmgen.kernels.reference import is_plain_causal, kv_end_mask
 
 
 def group_causal_attention_xformers(
@@ -29,7 +29,7 @@ def group_causal_attention_xformers(
     if H_kv != H:  # xformers' BMHK layout wants equal heads here
         k = k.repeat_interleave(H // H_kv, dim=1)
         v = v.repeat_interleave(H // H_kv, dim=1)
-    if bias is None and _is_plain_causal(kv_end, Lk):
+    if bias is None and is_plain_causal(kv_end, Lk):
         attn_bias = fmha.attn_bias.LowerTriangularMask()
     else:
         allowed = kv_end_mask(kv_end, Lk)  # (Lq, Lk) or (B, Lq, Lk)

@@ -89,13 +89,13 @@ def implementations(kv_end, num_keys, device, dtype):
     """name -> (attention(q, k, v), setup seconds) for everything that can run here."""
     import mmgen.kernels as kernels
     import torch.nn.functional as F
-    from mmgen.kernels.reference import _is_plain_causal, kv_end_mask
+    from mmgen.kernels.reference import is_plain_causal, kv_end_mask
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     found = {
         "ours (triton)": (lambda q, k, v: kernels.group_causal_attention(q, k, v, kv_end), 0.0)
     }
-    if _is_plain_causal(kv_end, num_keys):
+    if is_plain_causal(kv_end, num_keys):
         found["sdpa is_causal"] = (
             lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True),
             0.0,
@@ -112,12 +112,12 @@ def implementations(kv_end, num_keys, device, dtype):
                 return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
 
         found[name] = (run, 0.0)
-    from mmgen.kernels.flex import _flex_attention, kv_end_block_mask
+    from mmgen.kernels.flex import compiled_flex_attention, kv_end_block_mask
 
     start = time.perf_counter()
     block_mask = kv_end_block_mask(kv_end, num_keys, 1, device)
     build = time.perf_counter() - start
-    flex = _flex_attention(device)
+    flex = compiled_flex_attention(device)
     found["flex (compiled)" if device.type == "cuda" else "flex (eager)"] = (
         lambda q, k, v: flex(q, k, v, block_mask=block_mask),
         build,
