@@ -5,7 +5,8 @@ steps), then measured here, in one run on one machine:
 
 * pass rate: ``mmgen eval shapes`` at the pipeline's default sampling (400 prompts, seed 0);
 * backbone calls per image (prefill + one per group), counted with a forward hook;
-* seconds to generate 16 images in one batch (after one warm-up call);
+* seconds to generate 16 images in one batch: the median of three timed calls after an untimed
+  one of the same batch;
 * training speed of the recipe's own training step, measured in this run (so every order is
   timed on the same machine state): samples/s and tokens/s counted over the 16 x 16 image grid
   every order draws (256 tokens per image, whatever the order feeds the backbone);
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from dataclasses import replace
@@ -72,17 +74,21 @@ def training_speed(run: Path) -> dict:
     return {"steps": previous, "samples": samples, "wall_s": wall, "samples_per_s": samples / wall}
 
 
-def generation_speed(pipe, num_images: int) -> tuple[int, float]:
-    """(backbone calls for one image, seconds for ``num_images`` images in one batch)."""
+def generation_speed(pipe, num_images: int, repeats: int = 3) -> tuple[int, float]:
+    """(backbone calls for one image, seconds for ``num_images`` images in one batch: the median
+    of ``repeats`` timed calls after one untimed call of the same batch)."""
     pipe.set_progress_bar_config(disable=True)  # time generation, not the bar
     calls = []
     hook = pipe.transformer.register_forward_pre_hook(lambda m, a: calls.append(1))
     pipe("a red circle", generator=torch.Generator().manual_seed(0))
     hook.remove()
     prompts = ["a red circle to the left of a blue square"] * num_images
-    start = time.perf_counter()
-    pipe(prompts, generator=torch.Generator().manual_seed(0))
-    return len(calls), time.perf_counter() - start
+    times = []
+    for _ in range(repeats + 1):  # the first call warms this batch size up, untimed
+        start = time.perf_counter()
+        pipe(prompts, generator=torch.Generator().manual_seed(0))
+        times.append(time.perf_counter() - start)
+    return len(calls), statistics.median(times[1:])
 
 
 def flow_steps_sweep(pipe, steps: list[int], num_prompts: int, seed: int, num_images: int):

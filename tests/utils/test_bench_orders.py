@@ -43,3 +43,35 @@ def test_verdicts_judge_only_the_rows_measured():
     assert not all(
         dict(bench_orders.verdicts({"next_token": base, "token_shuffle": slow})).values()
     )
+
+
+def test_generation_speed_is_the_median_of_timed_calls_after_an_untimed_one(monkeypatch):
+    """One call counts the backbone calls, one warms the timed batch up (untimed), then the
+    median of ``repeats`` timed calls: a slow first or outlier call does not move it."""
+
+    class FakePipe:
+        def __init__(self):
+            self.transformer = torch.nn.Identity()
+            self.batches = []
+
+        def set_progress_bar_config(self, **kwargs):
+            pass
+
+        def __call__(self, prompts, generator):
+            self.batches.append(1 if isinstance(prompts, str) else len(prompts))
+            self.transformer(torch.zeros(1))  # one backbone call per pipeline call
+
+    durations = iter([9.0, 1.0, 7.0, 2.0])  # warm-up, then three timed calls
+    clock = {"now": 0.0, "running": False}
+
+    def perf_counter():
+        if clock["running"]:
+            clock["now"] += next(durations)
+        clock["running"] = not clock["running"]
+        return clock["now"]
+
+    monkeypatch.setattr(bench_orders.time, "perf_counter", perf_counter)
+    pipe = FakePipe()
+    calls, seconds = bench_orders.generation_speed(pipe, num_images=4, repeats=3)
+    assert calls == 1 and pipe.batches == [1, 4, 4, 4, 4]
+    assert seconds == 2.0  # median of 1, 7, 2; the 9 s warm-up is not counted
