@@ -105,6 +105,21 @@ def test_evaluate_on_real_held_out_images_matches_real_accuracy_and_zero_distanc
     assert report["accuracy"] == report["real_accuracy"] >= 0.97
     assert report["frechet_distance"] == pytest.approx(0.0, abs=1e-6)
     assert report["frechet_floor"] > 0 and report["num_images"] == images.shape[0]
+    assert report["copy_rate"] == report["real_copy_rate"] == pytest.approx(0.05, abs=0.01)
+
+
+def test_training_digits_count_as_near_copies_and_noise_does_not():
+    """A model that reproduced its training split would score near the Frechet floor; the copy
+    rate tells it apart from one that draws new digits."""
+    from mmgen.eval.digits_eval import near_copy_rate
+
+    train, _ = load_digits_split("train")
+    assert near_copy_rate(train[:300]) == 1.0
+    shifted = torch.roll(train[:300], shifts=4, dims=-1)  # the same digits one source pixel over
+    assert near_copy_rate(shifted) < 0.5
+    generator = torch.Generator().manual_seed(0)
+    noise = torch.randint(0, 256, (200, 1, 32, 32), generator=generator, dtype=torch.uint8)
+    assert near_copy_rate(noise) == 0.0
 
 
 def test_evaluate_on_noise_gives_low_accuracy_and_distance_far_above_floor():
@@ -121,10 +136,12 @@ def test_format_report_shows_both_accuracies_and_both_distances():
         "real_accuracy": 0.99,
         "frechet_distance": 123.4567,
         "frechet_floor": 7.25,
+        "copy_rate": 0.625,
+        "real_copy_rate": 0.05,
         "num_images": 40,
     }
     text = format_digits_report(report)
-    for number in ("0.5000", "0.9900", "123.4567", "7.2500", "40"):
+    for number in ("0.5000", "0.9900", "123.4567", "7.2500", "0.6250", "0.0500", "40"):
         assert number in text
     accuracy_line = next(line for line in text.splitlines() if line.startswith("accuracy"))
     assert "0.5000" in accuracy_line and "0.9900" in accuracy_line
