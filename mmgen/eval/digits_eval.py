@@ -38,7 +38,7 @@ BATCH_SIZE = 64
 LEARNING_RATE = 3e-3
 MAX_SHIFT = 2  # training augmentation: random translation of up to this many pixels per axis
 _EVAL_BATCH = 512
-COPY_PERCENTILE = 5  # held-out digits nearer to the training split than this count as copies
+COPY_PERCENTILE = 5  # a digit nearer to the training split than all but 5% of held-out ones: a copy
 SOURCE_SIZE = 8  # scikit-learn's digits are 8 x 8; the data upsamples them to IMAGE_SIZE
 
 
