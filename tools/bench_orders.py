@@ -29,6 +29,7 @@ Exits 1 when a target is missed or a run is missing.
     python tools/bench_orders.py --untrained    # generation speed only, freshly initialised
                                                 # models of the recipes (speed does not
                                                 # depend on the weights)
+    python tools/bench_orders.py --untrained --device cuda   # the same on a GPU
 """
 
 from __future__ import annotations
@@ -83,10 +84,15 @@ def generation_speed(pipe, num_images: int, repeats: int = 3) -> tuple[int, floa
     pipe("a red circle", generator=torch.Generator().manual_seed(0))
     hook.remove()
     prompts = ["a red circle to the left of a blue square"] * num_images
+    on_cuda = pipe.device.type == "cuda"
     times = []
     for _ in range(repeats + 1):  # the first call warms this batch size up, untimed
+        if on_cuda:
+            torch.cuda.synchronize()
         start = time.perf_counter()
         pipe(prompts, generator=torch.Generator().manual_seed(0))
+        if on_cuda:
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return len(calls), statistics.median(times[1:])
 
@@ -112,11 +118,13 @@ def flow_steps_sweep(pipe, steps: list[int], num_prompts: int, seed: int, num_im
     return out
 
 
-def measure(run: Path, num_prompts: int, seed: int, num_images: int, flow_steps=()) -> dict:
+def measure(
+    run: Path, num_prompts: int, seed: int, num_images: int, flow_steps=(), device: str = "cpu"
+) -> dict:
     from mmgen import TextToImagePipeline
     from mmgen.eval.shapes_eval import evaluate_shapes
 
-    pipe = TextToImagePipeline.from_pretrained(run / "final")
+    pipe = TextToImagePipeline.from_pretrained(run / "final").to(device)
     calls, seconds = generation_speed(pipe, num_images)
     measured = training_step_speed(run.name)  # the run folder is named after its recipe
     report = evaluate_shapes(pipe, num_prompts=num_prompts, seed=seed, show_progress=False)
@@ -145,11 +153,11 @@ def order_task(order: str):
     return recipe_task(f"orders/{order}")
 
 
-def untrained_pipeline(order: str):
+def untrained_pipeline(order: str, device: str = "cpu"):
     """The pipeline a recipe in configs/orders/ would train, with fresh weights."""
     task = order_task(order)
     torch.manual_seed(0)
-    return task.pipeline(task.build_model())
+    return task.pipeline(task.build_model()).to(device)
 
 
 def training_step_speed(order: str) -> float:
@@ -160,11 +168,12 @@ def training_step_speed(order: str) -> float:
     return measure_step(order_task(order))["samples_per_s"]
 
 
-def generation_only(orders, num_images: int) -> int:
-    """Generation and training-step speed of the recipes' models with fresh weights."""
+def generation_only(orders, num_images: int, device: str = "cpu") -> int:
+    """Generation speed (on ``device``) and training-step speed (on the CPU) of the recipes'
+    models with fresh weights."""
     times, trains = {}, {}
     for order in orders:
-        pipe = untrained_pipeline(order)
+        pipe = untrained_pipeline(order, device)
         calls, times[order] = generation_speed(pipe, num_images)
         trains[order] = training_step_speed(order)
         params = pipe.transformer.num_parameters() / 1e6
@@ -248,11 +257,16 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="generation speed of freshly initialised recipe models only",
     )
+    parser.add_argument("--device", default="cpu", help="where the pipelines generate and are "
+                        "evaluated (cpu, cuda); training steps are timed on the CPU")  # fmt: skip
     args = parser.parse_args(argv)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    from mmgen.cli.errors import check_device
+
+    device = check_device(args.device)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, generating on {device}")
     orders = ["next_token"] + [o for o in args.orders if o != "next_token"]
     if args.untrained:
-        return generation_only(orders, args.num_images)
+        return generation_only(orders, args.num_images, device)
     runs = Path(args.runs)
     missing = [o for o in orders if not (runs / o / "final").is_dir()]
     if missing:
@@ -263,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = json.loads(Path(args.json).read_text())
     for order in orders:
         rows[order] = measure(
-            runs / order, args.num_prompts, args.seed, args.num_images, args.flow_steps
+            runs / order, args.num_prompts, args.seed, args.num_images, args.flow_steps, device
         )
         print(f"{order}: {json.dumps(rows[order], default=str)}")
     rows = {o: rows[o] for o in ORDERS if o in rows}  # table order

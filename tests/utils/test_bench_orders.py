@@ -4,6 +4,7 @@ defaults back; the tables and verdicts read the rows they are given."""
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from conftest import CONTINUOUS_ORDER_SPECS, make_tiny_pipeline
 
@@ -50,6 +51,8 @@ def test_generation_speed_is_the_median_of_timed_calls_after_an_untimed_one(monk
     median of ``repeats`` timed calls: a slow first or outlier call does not move it."""
 
     class FakePipe:
+        device = torch.device("cpu")
+
         def __init__(self):
             self.transformer = torch.nn.Identity()
             self.batches = []
@@ -75,3 +78,11 @@ def test_generation_speed_is_the_median_of_timed_calls_after_an_untimed_one(monk
     calls, seconds = bench_orders.generation_speed(pipe, num_images=4, repeats=3)
     assert calls == 1 and pipe.batches == [1, 4, 4, 4, 4]
     assert seconds == 2.0  # median of 1, 7, 2; the 9 s warm-up is not counted
+
+
+def test_a_device_this_machine_lacks_is_a_usage_error_before_any_work(monkeypatch):
+    from mmgen.cli.errors import UsageError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(UsageError, match="no CUDA GPU"):
+        bench_orders.main(["--untrained", "--device", "cuda"])
