@@ -9,14 +9,13 @@ and with ``use_cache=False`` (full recompute of the prefix at every group), and 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 
 
 def main() -> None:
     from mmgen.pipelines.text_to_image import TextToImagePipeline
+    from mmgen.utils.benchmark import median_seconds
 
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", required=True)
@@ -29,16 +28,16 @@ def main() -> None:
     pipe.set_progress_bar_config(disable=True)  # time generation, not the bar
     prompts = ["a red circle to the left of a blue square"] * args.num_images
 
-    def timed(use_cache: bool) -> float:
-        start = time.perf_counter()
-        pipe(prompts, generator=torch.Generator().manual_seed(0), use_cache=use_cache)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
+    def seconds(use_cache: bool, warmup: int) -> float:
+        return median_seconds(
+            lambda: pipe(prompts, generator=torch.Generator().manual_seed(0), use_cache=use_cache),
+            args.device,
+            args.repeats,
+            warmup,
+        )
 
-    timed(True)  # warm-up
-    cached = statistics.median(timed(True) for _ in range(args.repeats))
-    full = statistics.median(timed(False) for _ in range(args.repeats))
+    cached = seconds(True, warmup=1)
+    full = seconds(False, warmup=0)
     groups = len(pipe.layout.image_groups)
     print(
         f"model {args.model}: {groups} groups per image, {args.num_images} images, "

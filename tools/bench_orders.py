@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -83,18 +81,13 @@ def generation_speed(pipe, num_images: int, repeats: int = 3) -> tuple[int, floa
     hook = pipe.transformer.register_forward_pre_hook(lambda m, a: calls.append(1))
     pipe("a red circle", generator=torch.Generator().manual_seed(0))
     hook.remove()
+    from mmgen.utils.benchmark import median_seconds
+
     prompts = ["a red circle to the left of a blue square"] * num_images
-    on_cuda = pipe.device.type == "cuda"
-    times = []
-    for _ in range(repeats + 1):  # the first call warms this batch size up, untimed
-        if on_cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        pipe(prompts, generator=torch.Generator().manual_seed(0))
-        if on_cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return len(calls), statistics.median(times[1:])
+    seconds = median_seconds(  # the untimed first call warms this batch size up
+        lambda: pipe(prompts, generator=torch.Generator().manual_seed(0)), pipe.device, repeats
+    )
+    return len(calls), seconds
 
 
 def flow_steps_sweep(pipe, steps: list[int], num_prompts: int, seed: int, num_images: int):
@@ -124,7 +117,7 @@ def measure(
     from mmgen import TextToImagePipeline
     from mmgen.eval.shapes_eval import evaluate_shapes
 
-    pipe = TextToImagePipeline.from_pretrained(run / "final").to(device)
+    pipe = TextToImagePipeline.from_pretrained(run / "final", device=device)
     calls, seconds = generation_speed(pipe, num_images)
     measured = training_step_speed(run.name)  # the run folder is named after its recipe
     report = evaluate_shapes(pipe, num_prompts=num_prompts, seed=seed, show_progress=False)

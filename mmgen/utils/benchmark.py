@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import statistics
+import time
 from collections.abc import Callable
 
 import torch
@@ -25,6 +27,27 @@ def matmul_peak_tflops(
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
     return 2 * n**3 / (measure_ms(lambda: a @ b) * 1e-3) / 1e12
+
+
+def median_seconds(
+    fn: Callable[[], object], device: torch.device | str, repeats: int = 3, warmup: int = 1
+) -> float:
+    """Median wall seconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones; on a CUDA
+    ``device`` the clock is read only after the device has finished (``torch.cuda.synchronize``).
+    A whole call timed (a pipeline, a training step), so a slow outlier does not move it."""
+    on_cuda = torch.device(device).type == "cuda"
+    times = []
+    for i in range(warmup + repeats):
+        if on_cuda:
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        fn()
+        if on_cuda:
+            torch.cuda.synchronize()
+        elapsed = time.perf_counter() - start
+        if i >= warmup:
+            times.append(elapsed)
+    return statistics.median(times)
 
 
 def recipe_task(recipe: str):
@@ -56,8 +79,6 @@ def training_step_speed(
         ``samples_per_s``, ``rows_per_s`` (sequence rows the backbone sees), ``step_s`` and
         ``first_step_s`` (compilation included), ``parameters``.
     """
-    import time
-
     tc = task.config.training
     torch.manual_seed(0)
     model = task.build_model()

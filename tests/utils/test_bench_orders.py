@@ -2,6 +2,7 @@
 defaults back; the tables and verdicts read the rows they are given."""
 
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -73,7 +74,7 @@ def test_generation_speed_is_the_median_of_timed_calls_after_an_untimed_one(monk
         clock["running"] = not clock["running"]
         return clock["now"]
 
-    monkeypatch.setattr(bench_orders.time, "perf_counter", perf_counter)
+    monkeypatch.setattr(time, "perf_counter", perf_counter)
     pipe = FakePipe()
     calls, seconds = bench_orders.generation_speed(pipe, num_images=4, repeats=3)
     assert calls == 1 and pipe.batches == [1, 4, 4, 4, 4]
