@@ -113,9 +113,12 @@ class MultiCategoricalHead(CategoricalHead):
         return self.proj(self.norm(self.mix(x)))
 
 
-def group_loss_weights(targets: torch.Tensor, group_rows: list[int], power: float) -> torch.Tensor:
+def group_loss_weights(
+    targets: torch.Tensor, group_rows: list[int], power: float, first_group_weight: float = 1.0
+) -> torch.Tensor:
     """Row weights for a head's ``loss`` that weigh each target of a group holding n targets
-    by n^-power (0: every target alike; 1: every group the same share).
+    by n^-power (0: every target alike; 1: every group the same share), those of the first
+    group ``first_group_weight`` times more.
 
     Args:
         targets: (B, n[, s^2]) codes of one batch (``IGNORE_INDEX`` where a row holds fewer),
@@ -123,6 +126,7 @@ def group_loss_weights(targets: torch.Tensor, group_rows: list[int], power: floa
             averages over); only the first sample is read, every sample has the same rows.
         group_rows: rows per generation group, in order (summing to n).
         power: the exponent, in [0, 1].
+        first_group_weight: the factor on the first group's weights (> 0).
 
     Returns:
         (n,) float32 weights, one per row.
@@ -137,6 +141,7 @@ def group_loss_weights(targets: torch.Tensor, group_rows: list[int], power: floa
     for rows, counts in zip(group_rows, per_row.split(group_rows)):
         n = max(int(counts.sum()), 1)  # the group's targets
         weights.append(torch.full((rows,), n**-power))
+    weights[0] *= first_group_weight
     return torch.cat(weights).to(targets.device)
 
 

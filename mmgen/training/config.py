@@ -73,7 +73,10 @@ class TrainingConfig:
     ``group_loss_power`` p weighs each target of a generation group holding n targets by
     n^-p in the head's loss (0, the default: every target alike; 0.5 moves a next-scale
     loss towards its coarse maps, 1 gives every group the same share). A target is a code of
-    a categorical head, a row of latents of a flow head."""
+    a categorical head, a row of latents of a flow head. ``first_group_weight`` w multiplies
+    the weights of the first generation group's targets by w (1, the default: no change; a
+    next-frame clip's first frame, made from the prompt alone, is harder than the frames that
+    follow it and only one group of many)."""
 
     batch_size: int = 32
     learning_rate: float = 3e-4
@@ -95,6 +98,7 @@ class TrainingConfig:
     compile: bool = False
     deterministic: bool = False
     group_loss_power: float = 0.0
+    first_group_weight: float = 1.0
 
     def __post_init__(self):
         for name in ("batch_size", "max_steps", "gradient_accumulation_steps", "log_steps"):
@@ -120,6 +124,9 @@ class TrainingConfig:
             raise ConfigError(
                 f"training.group_loss_power must be a number in [0, 1], got {power!r}"
             )
+        first = self.first_group_weight
+        if isinstance(first, bool) or not isinstance(first, (int, float)) or not first > 0:
+            raise ConfigError(f"training.first_group_weight must be a number > 0, got {first!r}")
 
 
 @dataclass(kw_only=True)

@@ -466,15 +466,16 @@ class GenerationTask:
 
     def row_weights(self, targets: torch.Tensor) -> torch.Tensor | None:
         """(n_targets,) loss weights of the target rows under ``training.group_loss_power``
-        (None at 0: every code alike)."""
+        and ``training.first_group_weight`` (None when both leave every code alike)."""
         from mmgen.models.heads import group_loss_weights
 
-        power = self.config.training.group_loss_power
-        if not power:
+        training = self.config.training
+        power, first = training.group_loss_power, training.first_group_weight
+        if not power and first == 1:
             return None
         groups = range(len(self.layout.image_groups))
         rows = [end - start for start, end in map(self.layout.sampled_rows, groups)]
-        return group_loss_weights(targets, rows, power)
+        return group_loss_weights(targets, rows, power, first_group_weight=first)
 
     def pipeline(self, model):
         return self.pipeline_class(

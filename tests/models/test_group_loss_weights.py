@@ -79,6 +79,16 @@ def test_latent_rows_are_one_target_each():
     assert torch.allclose(weights, torch.tensor([1.0] + [0.25] * 4))
 
 
+def test_first_group_weight_scales_only_the_first_groups_rows():
+    """``training.first_group_weight``: a next-frame clip of 3 frames of 2 rows, frame 0 x4;
+    with a power the factor multiplies the group's n^-power."""
+    latents = torch.randn(2, 6, 3)
+    weights = group_loss_weights(latents, [2, 2, 2], 0.0, first_group_weight=4.0)
+    assert torch.equal(weights, torch.tensor([4.0, 4.0, 1.0, 1.0, 1.0, 1.0]))
+    weights = group_loss_weights(latents, [2, 4], 1.0, first_group_weight=3.0)
+    assert torch.allclose(weights, torch.tensor([1.5, 1.5, 0.25, 0.25, 0.25, 0.25]))
+
+
 def test_a_group_flow_head_weighs_each_group_by_its_rows_weights():
     """Scales 1 and 2 (groups of 1 and 4 rows): power 1 gives each group's mean loss the same
     share, power 0 (weights of 1) is the plain loss over rows."""
@@ -121,3 +131,9 @@ def test_a_per_row_flow_head_weighs_each_row():
 def test_a_bad_power_is_a_config_error_naming_the_key(power):
     with pytest.raises(ConfigError, match="training.group_loss_power"):
         TrainingConfig(group_loss_power=power)
+
+
+@pytest.mark.parametrize("weight", [0, -1.0, "4", True])
+def test_a_bad_first_group_weight_is_a_config_error_naming_the_key(weight):
+    with pytest.raises(ConfigError, match="training.first_group_weight"):
+        TrainingConfig(first_group_weight=weight)

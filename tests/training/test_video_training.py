@@ -3,6 +3,7 @@ video folder, exact resume, the saved pipeline generating clips."""
 
 import json
 
+import pytest
 import torch
 from training_recipes import (
     losses,
@@ -101,3 +102,24 @@ def test_a_long_context_order_trains_scoring_only_frame_rows(trained_kl, tmp_pat
     out = pipe(["a red circle moving left"], num_inference_steps=2, output_type="pt",
                generator=torch.Generator().manual_seed(0))  # fmt: skip
     assert out.frames.shape == (1, 3, 3, 64, 64)
+
+
+def test_first_group_weight_weighs_the_first_frame_in_the_loss(trained_kl, tmp_path):
+    """Step 1's loss is the same model on the same batch and noise in every run, so with the
+    first frame weighted w it is (w * L0 + S) / (w + F - 1): a huge w gives frame 0's loss L0,
+    w = 1 the plain mean, and together they predict w = 3 (no clean-context frames, so every
+    frame counts)."""
+    step1 = {}
+    for w in (1.0, 3.0, 1e6):
+        name = f"w{w:g}"
+        recipe = t2v_recipe(tmp_path, trained_kl, name=name, max_steps=1, first_group_weight=w)
+        config = __import__("yaml").safe_load(recipe.read_text())
+        config["order"]["clean_context_prob"] = 0.0
+        write(recipe, config)
+        run(recipe)
+        step1[w] = losses(tmp_path / name)[1]
+    frames = 3
+    first = step1[1e6]
+    rest = frames * step1[1.0] - first  # S: the other frames' summed losses
+    assert abs(first - step1[1.0]) > 1e-3 * step1[1.0]  # frame 0 differs from the mean
+    assert step1[3.0] == pytest.approx((3 * first + rest) / (3 + frames - 1), rel=1e-4)
