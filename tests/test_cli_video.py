@@ -57,6 +57,8 @@ def test_eval_moving_shapes_prints_kinds_and_writes_report_and_contact_sheet(tmp
         assert sheet.width == 3 * (8 + 4)  # one row per clip, a column per frame
     printed = capsys.readouterr().out
     assert "two_objects" in printed and "overall" in printed
+    assert main([*command, "--given-frames", "1"]) == 2  # true clips are 64x64, this model 8x8
+    assert "frames must be 8x8" in capsys.readouterr().err
 
 
 def test_tools_generate_video_takes_the_cli_options(tmp_path):

@@ -139,6 +139,8 @@ def add_eval(sub) -> None:
                         "verifier reads every frame)", model="moving-shapes-t2v",
                         num_prompts=200, batch_size=25)  # fmt: skip
     flag(v, "--num-frames", type=int, help="frames per clip (default: the model's)")
+    flag(v, "--given-frames", type=int, default=0, help="the first K frames of every clip "
+         "from a true clip of its prompt, the rest generated (0: all generated)")  # fmt: skip
     add_video_sampling(v)
     add_sampling(v)
     a = add_prompt_eval(what, "tones", "text-to-audio pass rate on tones (a verifier reads the "

@@ -58,4 +58,4 @@ def run_eval_moving_shapes(args) -> dict:
 
     pipe = load_video_pipeline(args.model, check_device(args.device))
     return run_task_eval(args, pipe, evaluate_moving_shapes, format_report, "contact_sheet.png",
-                         num_frames=args.num_frames)  # fmt: skip
+                         num_frames=args.num_frames, given_frames=args.given_frames)  # fmt: skip

@@ -25,6 +25,7 @@ def evaluate_prompts(
     desc: str,
     show_progress: bool = True,
     call_kwargs: dict | None = None,
+    batch_kwargs: Callable[[list], dict] | None = None,
     **sampling,
 ) -> tuple[dict, list]:
     """Generate one output per random prompt and judge it.
@@ -44,6 +45,8 @@ def evaluate_prompts(
         outputs_of: the pipeline output -> one output per prompt (``out.images``).
         desc: the progress bar's label.
         call_kwargs: other pipeline arguments (``num_frames``), not sampling knobs.
+        batch_kwargs: ``batch_kwargs(prompts)`` -> pipeline arguments of one batch (given
+            frames to continue, one clip per prompt).
         **sampling: sampling knobs; the report records them over the pipeline's defaults.
 
     Returns:
@@ -61,8 +64,9 @@ def evaluate_prompts(
     results, outputs = [], []
     for start in tqdm(range(0, num_prompts, batch_size), desc=desc, disable=not show_progress):
         batch = prompts[start : start + batch_size]
+        per_batch = {} if batch_kwargs is None else batch_kwargs(batch)
         out = pipe([p.text for p in batch], generator=generator, show_progress=False,
-                   **(call_kwargs or {}), **sampling)  # fmt: skip
+                   **(call_kwargs or {}), **per_batch, **sampling)  # fmt: skip
         for prompt, output in zip(batch, outputs_of(out)):
             results.append(judge(prompt, output))
             outputs.append(output)
