@@ -4,7 +4,9 @@ With data ``x``, noise ``e ~ N(0, I)`` and time ``t`` in [0, 1] (t = 1 is data):
 
     x_t = (1 - t) * e + t * x          v*(x_t, t) = x - e            (the velocity target)
 
-Training regresses a predicted velocity on ``x - e`` at uniform ``t``; sampling integrates
+Training regresses a predicted velocity on ``x - e`` at times ``t`` drawn uniform (the default)
+or logit-normal (``sigmoid(n)``, ``n ~ N(0, 1)``: SD3's and FAR's, mid times more often, the
+ends less); sampling integrates
 ``dx/dt = v(x, t)`` from ``x_0 = temperature * e`` to ``t = 1`` with Euler steps. Under
 classifier-free guidance the velocity is mixed like logits: ``v_c + (s - 1) (v_c - v_u)``.
 Every random draw comes from the caller's ``torch.Generator``.
@@ -43,19 +45,30 @@ def draw_noise(shape, generator, device, dtype=torch.float32):
     return torch.randn(shape, generator=generator, device=where, dtype=dtype).to(device)
 
 
+#: how training draws flow times (see the module docstring)
+TIME_SAMPLINGS = ("uniform", "logit_normal")
+
+
 def draw_training_noise(
-    shape: tuple[int, ...], generator: torch.Generator | None, device
+    shape: tuple[int, ...], generator: torch.Generator | None, device, times: str = "uniform"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The draws of one flow-matching loss over data of ``shape`` (N, ...): noise of that
-    shape and one time ``t ~ U(0, 1)`` per row (N,), both from ``generator``. Drawn outside
-    the model's forward (a generator inside a compiled graph breaks it)."""
+    shape and one time per row (N,) drawn as ``times`` says, both from ``generator``. Drawn
+    outside the model's forward (a generator inside a compiled graph breaks it)."""
     noise = draw_noise(shape, generator, device)
-    return noise, draw_times(shape[0], generator, device)
+    return noise, draw_times(shape[0], generator, device, times)
 
 
-def draw_times(num: int, generator: torch.Generator | None, device) -> torch.Tensor:
-    """``num`` flow times ``t ~ U(0, 1)``, drawn where the generator lives."""
+def draw_times(
+    num: int, generator: torch.Generator | None, device, times: str = "uniform"
+) -> torch.Tensor:
+    """``num`` flow times in (0, 1), drawn where the generator lives: ``"uniform"`` or
+    ``"logit_normal"`` (``sigmoid`` of a standard normal)."""
+    if times not in TIME_SAMPLINGS:
+        raise ValueError(f"flow times must be one of {list(TIME_SAMPLINGS)}, got {times!r}")
     where = generator.device if generator is not None else device
+    if times == "logit_normal":
+        return torch.sigmoid(torch.randn(num, generator=generator, device=where)).to(device)
     return torch.rand(num, generator=generator, device=where).to(device)
 
 

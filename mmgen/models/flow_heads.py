@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from mmgen.generation.flow import (
+    TIME_SAMPLINGS,
     draw_noise,
     draw_times,
     draw_training_noise,
@@ -52,9 +53,17 @@ class FlowHead(nn.Module):
     """What the flow heads share: ``forward`` returns the conditioning; ``training_draws``,
     ``loss`` and ``sample`` run the rectified-flow core over *units*: one row each
     (``per_row``) or a whole group. Subclasses give ``velocity(x, t, z)`` and set
-    ``latent_channels`` and ``num_draws``."""
+    ``latent_channels`` and ``num_draws``, and may set ``times`` (how training draws flow
+    times: ``mmgen.generation.flow.TIME_SAMPLINGS``) with :meth:`set_times`."""
 
     per_row: bool = True
+    times: str = "uniform"
+
+    def set_times(self, times: str) -> None:
+        """Training's flow times: ``"uniform"`` or ``"logit_normal"`` (SD3, FAR)."""
+        if times not in TIME_SAMPLINGS:
+            raise ValueError(f"head times must be one of {list(TIME_SAMPLINGS)}, got {times!r}")
+        self.times = times
 
     def units(self, t_BnX: torch.Tensor) -> torch.Tensor:
         """(B, n, X) -> (B * n, X) per row, or unchanged per group."""
@@ -71,7 +80,7 @@ class FlowHead(nn.Module):
     def training_draws(self, targets: torch.Tensor, generator) -> dict[str, torch.Tensor]:
         """Noise and times for :meth:`loss` on (B, n, C) ``targets``, from ``generator``."""
         noise, t = draw_training_noise(
-            self.repeat_draws(self.units(targets)).shape, generator, targets.device
+            self.repeat_draws(self.units(targets)).shape, generator, targets.device, self.times
         )
         return {"noise": noise, "t": t}
 
@@ -126,12 +135,20 @@ class FlowMLPHead(FlowHead):
         width: the MLP's width.
         depth: residual adaLN blocks.
         num_draws: noise draws per row per training step (MAR's ``diffusion_batch_mul``).
+        times: how training draws flow times, ``"uniform"`` or ``"logit_normal"``.
     """
 
     def __init__(
-        self, dim: int, latent_channels: int, width: int = 256, depth: int = 3, num_draws: int = 4
+        self,
+        dim: int,
+        latent_channels: int,
+        width: int = 256,
+        depth: int = 3,
+        num_draws: int = 4,
+        times: str = "uniform",
     ):
         super().__init__()
+        self.set_times(times)
         for name, value in (("latent_channels", latent_channels), ("width", width),
                             ("depth", depth), ("num_draws", num_draws)):  # fmt: skip
             check_int(f"flow head {name}", value)
@@ -181,6 +198,8 @@ class GroupFlowHead(FlowHead):
             call's rows are one group on a 1 x n line.
         clean_group_prob: probability that a training group is left out of the loss (FAR's
             stochastic clean context: that frame is context only).
+        times: how training draws each group's flow time, ``"uniform"`` or
+            ``"logit_normal"`` (FAR's).
     """
 
     per_row = False
@@ -195,8 +214,10 @@ class GroupFlowHead(FlowHead):
         num_draws: int = 1,
         group_shapes: list[list[int]] | None = None,
         clean_group_prob: float = 0.0,
+        times: str = "uniform",
     ):
         super().__init__()
+        self.set_times(times)
         if not 0 <= clean_group_prob < 1:
             raise ValueError(f"clean_group_prob must be in [0, 1), got {clean_group_prob!r}")
         self.clean_group_prob = float(clean_group_prob)
@@ -262,7 +283,7 @@ class GroupFlowHead(FlowHead):
         x = self.repeat_draws(targets)
         groups = len(self.group_bounds(x.shape[1]))
         noise = draw_noise(x.shape, generator, targets.device)
-        t = draw_times(x.shape[0] * groups, generator, targets.device)
+        t = draw_times(x.shape[0] * groups, generator, targets.device, self.times)
         draws = {"noise": noise, "t": t.view(x.shape[0], groups)}
         if self.clean_group_prob > 0:
             clean = draw_times(x.shape[0] * groups, generator, targets.device)

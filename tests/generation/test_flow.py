@@ -89,3 +89,44 @@ def test_the_loss_regresses_the_velocity_target_at_the_drawn_times():
     assert torch.allclose(seen["x_t"], (1 - t[:, None]) * noise + t[:, None] * x)
     assert loss.item() == pytest.approx((x - noise).pow(2).mean().item())
     assert flow_matching_loss(lambda x_t, t: x - noise, x, noise, t).item() == 0.0
+
+
+def test_logit_normal_times_are_the_sigmoid_of_a_normal_draw():
+    """FAR's (and SD3's) times: sigmoid(n), n ~ N(0, 1), from the caller's generator; mid
+    times come more often than under uniform times (P(0.25 < t < 0.75) = 0.73 against 0.5)."""
+    from mmgen.generation.flow import draw_times
+
+    t = draw_times(20000, torch.Generator().manual_seed(3), "cpu", "logit_normal")
+    gen = torch.Generator().manual_seed(3)
+    assert torch.equal(t, torch.sigmoid(torch.randn(20000, generator=gen)))
+    assert ((t > 0.25) & (t < 0.75)).float().mean().item() == pytest.approx(0.728, abs=0.01)
+    noise, t = draw_training_noise((5, 2), torch.Generator().manual_seed(4), "cpu",
+                                   "logit_normal")  # fmt: skip
+    gen = torch.Generator().manual_seed(4)
+    torch.randn(5, 2, generator=gen)
+    assert torch.equal(t, torch.sigmoid(torch.randn(5, generator=gen)))
+    with pytest.raises(ValueError, match="logit_normal"):
+        draw_times(3, None, "cpu", "normal")
+
+
+@pytest.mark.parametrize("kind", ["flow_mlp", "group_flow"])
+def test_flow_heads_draw_their_training_times_as_configured(kind):
+    from mmgen.models.heads import build_head
+
+    spec = {"kind": kind, "latent_channels": 3, "width": 16, "depth": 1}
+    if kind == "group_flow":
+        spec["num_heads"] = 2
+    targets = torch.randn(4, 6, 3)
+    uniform = build_head(spec, 8).training_draws(targets, torch.Generator().manual_seed(0))
+    head = build_head({**spec, "times": "logit_normal"}, 8)
+    draws = head.training_draws(targets, torch.Generator().manual_seed(0))
+    assert torch.equal(draws["noise"], uniform["noise"]) and not torch.equal(
+        draws["t"], uniform["t"]
+    )
+    gen = torch.Generator().manual_seed(0)
+    torch.randn(draws["noise"].shape, generator=gen)
+    assert torch.equal(
+        draws["t"].flatten(), torch.sigmoid(torch.randn(draws["t"].numel(), generator=gen))
+    )
+    with pytest.raises(ValueError, match="head times"):
+        build_head({**spec, "times": "beta"}, 8)
