@@ -196,7 +196,10 @@ def generate_groups(
         if cache is None:
             fed.append(inputs)
         # (B, n, ...)
-        sampled = model.head.sample(outputs, B, group_guidance[g], sampling, generator)
+        reads = {}
+        if getattr(model.head, "input_channels", 0):  # a head that reads the rows' inputs
+            reads["inputs"] = inputs[:, layout.sampled_rows(g)[0] - start :]  # (B', n, I)
+        sampled = model.head.sample(outputs, B, group_guidance[g], sampling, generator, **reads)
         order.take(state, g, sampled)
         state.done = g + 1
         yield g, len(groups), state

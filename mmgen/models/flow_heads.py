@@ -54,10 +54,35 @@ class FlowHead(nn.Module):
     ``loss`` and ``sample`` run the rectified-flow core over *units*: one row each
     (``per_row``) or a whole group. Subclasses give ``velocity(x, t, z)`` and set
     ``latent_channels`` and ``num_draws``, and may set ``times`` (how training draws flow
-    times: ``mmgen.generation.flow.TIME_SAMPLINGS``) with :meth:`set_times`."""
+    times: ``mmgen.generation.flow.TIME_SAMPLINGS``) with :meth:`set_times`.
+
+    A head built with ``input_channels`` > 0 (a head spec's ``reads_inputs: true``; the model
+    fills in its input adapter's channels) also reads each row's backbone input, the row the
+    order fed the backbone there, added to its embedding of ``x_t`` through ``inputs_in``:
+    next-frame's previous frame at the same place, continuous next-scale's upsampled coarser
+    map. ``loss`` and ``sample`` then take those rows as ``inputs`` (B, n, I)."""
 
     per_row: bool = True
     times: str = "uniform"
+    #: channels of the rows' backbone inputs the head also reads (0: none; see ``reads_inputs``)
+    input_channels: int = 0
+
+    def set_input_channels(self, input_channels: int) -> None:
+        """Read the rows' backbone inputs of ``input_channels`` (> 0) channels, or none (0)."""
+        if input_channels:
+            check_int("flow head input_channels", input_channels)
+            self.input_channels = input_channels
+            self.inputs_in = nn.Linear(input_channels, self.width)
+
+    def embed(self, x: torch.Tensor, inputs: torch.Tensor | None, dtype) -> torch.Tensor:
+        """The head's first hidden state: ``x_in(x)``, plus ``inputs_in(inputs)`` when the head
+        reads inputs."""
+        h = self.x_in(x.to(dtype))
+        if self.input_channels:
+            if inputs is None:
+                raise ValueError(f"{type(self).__name__} reads the rows' inputs: pass inputs=")
+            h = h + self.inputs_in(inputs.to(dtype))
+        return h
 
     def set_times(self, times: str) -> None:
         """Training's flow times: ``"uniform"`` or ``"logit_normal"`` (SD3, FAR)."""
@@ -90,32 +115,44 @@ class FlowHead(nn.Module):
         targets: torch.Tensor,
         draws: dict[str, torch.Tensor],
         row_weights: torch.Tensor | None = None,
+        inputs: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Flow-matching loss of (B, n, C) target latents given (B, n, D) hidden states, each
         unit seen ``num_draws`` times with the noise and times of :meth:`training_draws`;
-        ``row_weights`` (n,) weighs row i's units by ``row_weights[i]`` (per-row heads)."""
+        ``row_weights`` (n,) weighs row i's units by ``row_weights[i]`` (per-row heads);
+        ``inputs`` (B, n, I) are the rows' backbone inputs (a head that reads them)."""
         z, x = self.repeat_draws(self.units(hidden)), self.repeat_draws(self.units(targets))
+        fed = None if inputs is None else self.repeat_draws(self.units(inputs))
         weight = None
         if row_weights is not None:
             if not self.per_row:
                 raise ValueError(f"{type(self).__name__} weighs groups, not rows of units")
             weight = self.repeat_draws(row_weights.repeat(targets.shape[0]))  # (U,)
         return flow_matching_loss(
-            lambda x_t, t: self.velocity(x_t, t, z), x, draws["noise"], draws["t"], weight
+            lambda x_t, t: self.velocity(x_t, t, z, fed), x, draws["noise"], draws["t"], weight
         )
 
     def sample(
-        self, outputs: torch.Tensor, batch_size: int, guidance_scale: float, sampling, generator
+        self,
+        outputs: torch.Tensor,
+        batch_size: int,
+        guidance_scale: float,
+        sampling,
+        generator,
+        inputs: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B', n, D) conditioning (B' = 2B under guidance: conditional rows first) -> (B, n, C)
         latents, ``sampling.num_inference_steps`` Euler steps from noise scaled by
         ``sampling.temperature`` (``generator`` one, or a list of B: sample b's noise from the
-        b-th)."""
+        b-th); ``inputs`` (B', n, I): the rows' backbone inputs (a head that reads them)."""
         n, C = outputs.shape[1], self.latent_channels
         guided = outputs.shape[0] != batch_size and guidance_scale != 1.0
         z = self.units(outputs if guided else outputs[:batch_size])
+        fed = None
+        if inputs is not None:
+            fed = self.units(inputs if guided else inputs[:batch_size])
         latents = euler_sample(
-            lambda x_t, t: self.velocity(x_t, t, z),
+            lambda x_t, t: self.velocity(x_t, t, z, fed),
             (batch_size * n, C) if self.per_row else (batch_size, n, C),
             num_steps=sampling.num_inference_steps,
             generator=generator,
@@ -136,6 +173,7 @@ class FlowMLPHead(FlowHead):
         depth: residual adaLN blocks.
         num_draws: noise draws per row per training step (MAR's ``diffusion_batch_mul``).
         times: how training draws flow times, ``"uniform"`` or ``"logit_normal"``.
+        input_channels: channels of the rows' backbone inputs the head reads (0: none).
     """
 
     def __init__(
@@ -146,6 +184,7 @@ class FlowMLPHead(FlowHead):
         depth: int = 3,
         num_draws: int = 4,
         times: str = "uniform",
+        input_channels: int = 0,
     ):
         super().__init__()
         self.set_times(times)
@@ -163,11 +202,19 @@ class FlowMLPHead(FlowHead):
         for layer in (self.out_modulation[-1], self.out):  # start predicting zero velocity
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
+        self.set_input_channels(input_channels)
 
-    def velocity(self, x_NC: torch.Tensor, t_N: torch.Tensor, z_ND: torch.Tensor) -> torch.Tensor:
-        """Predicted velocity (N, C) of latents ``x`` at times ``t`` given hidden states ``z``."""
+    def velocity(
+        self,
+        x_NC: torch.Tensor,
+        t_N: torch.Tensor,
+        z_ND: torch.Tensor,
+        inputs_NI: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predicted velocity (N, C) of latents ``x`` at times ``t`` given hidden states ``z``
+        (and the rows' backbone inputs, a head that reads them)."""
         c = self.t_in(timestep_embedding(t_N, self.width).to(z_ND.dtype)) + self.z_in(z_ND)
-        h = self.x_in(x_NC.to(z_ND.dtype))
+        h = self.embed(x_NC, inputs_NI, z_ND.dtype)
         for block in self.blocks:
             h = block(h, c)
         shift, scale = self.out_modulation(c).chunk(2, dim=-1)
@@ -200,6 +247,7 @@ class GroupFlowHead(FlowHead):
             stochastic clean context: that frame is context only).
         times: how training draws each group's flow time, ``"uniform"`` or
             ``"logit_normal"`` (FAR's).
+        input_channels: channels of the rows' backbone inputs the head reads (0: none).
     """
 
     per_row = False
@@ -215,6 +263,7 @@ class GroupFlowHead(FlowHead):
         group_shapes: list[list[int]] | None = None,
         clean_group_prob: float = 0.0,
         times: str = "uniform",
+        input_channels: int = 0,
     ):
         super().__init__()
         self.set_times(times)
@@ -254,6 +303,7 @@ class GroupFlowHead(FlowHead):
         for layer in (*(m[-1] for m in self.modulations), self.out_modulation[-1], self.out):
             nn.init.zeros_(layer.weight)  # identity blocks, zero velocity at the start
             nn.init.zeros_(layer.bias)
+        self.set_input_channels(input_channels)
 
     def group_map(self, n: int) -> tuple[int, int]:
         """The (h, w) map a group of ``n`` rows sits on."""
@@ -290,11 +340,13 @@ class GroupFlowHead(FlowHead):
             draws["keep"] = (clean >= self.clean_group_prob).float().view(x.shape[0], groups)
         return draws
 
-    def loss(self, hidden, targets, draws, row_weights=None):
+    def loss(self, hidden, targets, draws, row_weights=None, inputs=None):
         """Flow-matching loss over every group of the sequence, each denoised alone at its own
         time: the mean over the rows of the groups kept (all without ``draws["keep"]``), each
-        row counting ``row_weights[i]`` ((n,); 1 when None)."""
+        row counting ``row_weights[i]`` ((n,); 1 when None); ``inputs`` as for
+        :meth:`FlowHead.loss`."""
         z, x = self.repeat_draws(hidden), self.repeat_draws(targets)
+        fed = None if inputs is None else self.repeat_draws(inputs)
         keep = draws.get("keep")
         total, rows = 0.0, 0.0
         bounds = self.group_bounds(x.shape[1])
@@ -303,10 +355,10 @@ class GroupFlowHead(FlowHead):
         else:  # (n,) -> each group's summed row weights
             masses = [row_weights[a:b].sum() for a, b in bounds]
         for g, (a, b) in enumerate(bounds):
-            z_g = z[:, a:b]
+            z_g, fed_g = z[:, a:b], None if fed is None else fed[:, a:b]
             weight = None if keep is None else keep[:, g]  # (U,)
             loss_g = flow_matching_loss(
-                lambda x_t, t, z_g=z_g: self.velocity(x_t, t, z_g),
+                lambda x_t, t, z_g=z_g, fed_g=fed_g: self.velocity(x_t, t, z_g, fed_g),
                 x[:, a:b],
                 draws["noise"][:, a:b],
                 draws["t"][:, g],
@@ -319,12 +371,19 @@ class GroupFlowHead(FlowHead):
             return total / x.shape[1]
         return total / torch.clamp(rows, min=1e-6)
 
-    def velocity(self, x_BnC: torch.Tensor, t_B: torch.Tensor, z_BnD: torch.Tensor) -> torch.Tensor:
-        """Predicted velocity (B, n, C) of each group's latents at its time ``t``."""
+    def velocity(
+        self,
+        x_BnC: torch.Tensor,
+        t_B: torch.Tensor,
+        z_BnD: torch.Tensor,
+        inputs_BnI: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Predicted velocity (B, n, C) of each group's latents at its time ``t`` (given the
+        rows' backbone inputs too, a head that reads them)."""
         n = x_BnC.shape[1]
         t_emb = self.t_in(timestep_embedding(t_B, self.width).to(z_BnD.dtype))  # (B, W)
         c = self.z_in(z_BnD) + t_emb[:, None]  # (B, n, W): each row's own conditioning
-        h = self.x_in(x_BnC.to(z_BnD.dtype))
+        h = self.embed(x_BnC, inputs_BnI, z_BnD.dtype)
         gh, gw = self.group_map(n)
         rows = torch.arange(n, device=h.device)
         positions = torch.stack([torch.zeros_like(rows), rows // gw, rows % gw], dim=-1)

@@ -22,6 +22,7 @@ from mmgen.models.heads import build_head
 from mmgen.models.inputs import build_input
 from mmgen.models.kv_cache import KVCache
 from mmgen.models.rope import ROPE_KINDS, RotaryEmbedding
+from mmgen.utils.config import ConfigError
 
 
 @dataclass(kw_only=True)
@@ -123,6 +124,22 @@ def upgrade_legacy_checkpoint(config: dict, state: dict) -> tuple[dict, dict]:
     return config, state
 
 
+def head_spec(head: dict, input_spec: dict) -> dict:
+    """The head's build options: ``reads_inputs: true`` becomes ``input_channels``, the input
+    adapter's ``in_channels`` (a flow head that also reads each row's backbone input).
+
+    Raises:
+        ConfigError: when ``reads_inputs`` is set over an input adapter without channels.
+    """
+    options = dict(head)
+    if not options.pop("reads_inputs", False):
+        return options
+    if "in_channels" not in input_spec:
+        raise ConfigError(f"head reads_inputs needs a latent input adapter, got {input_spec!r}")
+    options["input_channels"] = input_spec["in_channels"]
+    return options
+
+
 class ARTransformer(nn.Module):
     """Decoder-only transformer over group-causal sequences.
 
@@ -153,7 +170,7 @@ class ARTransformer(nn.Module):
             for _ in range(c.num_layers)
         )
         self.norm = nn.RMSNorm(c.dim, eps=c.norm_eps)
-        self.head = build_head(c.head, c.dim)
+        self.head = build_head(head_spec(c.head, c.input), c.dim)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -257,9 +274,11 @@ class ARTransformer(nn.Module):
         hidden = x[:, x.shape[1] - n :]  # (B, n, D): the input rows
         if target_rows is not None:
             hidden = hidden.index_select(1, target_rows)  # (B, n_targets, D)
-        if row_weights is not None:
-            return self.head.loss(hidden, targets, draws, row_weights=row_weights)
-        return self.head.loss(hidden, targets, draws)
+        options = {} if row_weights is None else {"row_weights": row_weights}
+        if getattr(self.head, "input_channels", 0):  # a head that reads the rows' inputs
+            fed = inputs if target_rows is None else inputs.index_select(1, target_rows)
+            options["inputs"] = fed  # (B, n_targets, I)
+        return self.head.loss(hidden, targets, draws, **options)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -123,3 +123,28 @@ def test_first_group_weight_weighs_the_first_frame_in_the_loss(trained_kl, tmp_p
     rest = frames * step1[1.0] - first  # S: the other frames' summed losses
     assert abs(first - step1[1.0]) > 1e-3 * step1[1.0]  # frame 0 differs from the mean
     assert step1[3.0] == pytest.approx((3 * first + rest) / (3 + frames - 1), rel=1e-4)
+
+
+def test_a_head_that_reads_the_rows_inputs_trains_and_generates(trained_kl, tmp_path):
+    """``model.head.reads_inputs``: the group flow head also reads each row's backbone input
+    (the previous frame at the same place); the saved pipeline rebuilds it, generation feeds
+    it the same rows as training (the cached and the recomputed paths agree), and what it
+    reads changes what it draws."""
+    recipe = t2v_recipe(tmp_path, trained_kl, name="reads", max_steps=2)
+    config = __import__("yaml").safe_load(recipe.read_text())
+    config["model"]["head"]["reads_inputs"] = True
+    write(recipe, config)
+    run(recipe)
+    pipe = TextToVideoPipeline.from_pretrained(tmp_path / "reads" / "final")
+    head = pipe.transformer.head
+    assert head.input_channels == pipe.order.channels + 1  # the fed rows and their indicator
+
+    def clip(**kwargs):
+        return pipe(["a red circle moving left"], num_inference_steps=2, output_type="latent",
+                    generator=torch.Generator().manual_seed(0), **kwargs).frames  # fmt: skip
+
+    cached = clip()
+    assert torch.allclose(cached, clip(use_cache=False), atol=1e-5)
+    with torch.no_grad():
+        head.inputs_in.weight.add_(0.5)
+    assert not torch.allclose(cached, clip(), atol=1e-3)
