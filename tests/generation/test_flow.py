@@ -130,3 +130,35 @@ def test_flow_heads_draw_their_training_times_as_configured(kind):
     )
     with pytest.raises(ValueError, match="head times"):
         build_head({**spec, "times": "beta"}, 8)
+
+
+@pytest.mark.parametrize("kind", ["flow_mlp", "group_flow"])
+def test_a_head_built_to_read_inputs_needs_them_and_uses_them(kind):
+    """``input_channels`` (a spec's ``reads_inputs``): the rows' inputs enter the velocity, and
+    a call without them is an error, not a silent unconditioned draw."""
+    from mmgen.models.heads import build_head
+
+    spec = {"kind": kind, "latent_channels": 3, "width": 16, "depth": 1, "input_channels": 5}
+    if kind == "group_flow":
+        spec["num_heads"] = 2
+    head = build_head(spec, 8)
+    torch.nn.init.normal_(head.out.weight)  # a non-zero velocity
+    x, t, z = torch.randn(2, 4, 3), torch.rand(2), torch.randn(2, 4, 8)
+    if head.per_row:
+        x, t, z = x.reshape(8, 3), torch.rand(8), z.reshape(8, 8)
+    inputs = torch.randn(*x.shape[:-1], 5)
+    assert not torch.allclose(head.velocity(x, t, z, inputs), head.velocity(x, t, z, inputs + 1))
+    with pytest.raises(ValueError, match="reads the rows' inputs"):
+        head.velocity(x, t, z)
+
+
+def test_reads_inputs_needs_an_input_adapter_with_channels():
+    from mmgen.models.transformer import ARTransformer, transformer_config_from_preset
+    from mmgen.utils.config import ConfigError
+
+    config = transformer_config_from_preset(
+        "debug", condition_vocab_size=8, input={"kind": "token", "num_codes": 16},
+        head={"kind": "group_flow", "latent_channels": 3, "reads_inputs": True},
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="reads_inputs needs a latent input"):
+        ARTransformer(config)
