@@ -95,6 +95,15 @@ class Order:
         """Inputs and targets of the generated rows (B, rows, ...), in group order."""
         raise NotImplementedError
 
+    def noised_inputs(
+        self, inputs: torch.Tensor, sigma_B: torch.Tensor, generator
+    ) -> torch.Tensor:
+        """The teacher-forcing ``inputs`` with the generated rows they feed noised (standard
+        deviation ``sigma_B[b]`` for sample b; ``training.context_noise``); only orders whose
+        inputs are continuous latents have one."""
+        raise ConfigError(f"training.context_noise: the {self.name} order feeds no continuous "
+                          "context to noise")  # fmt: skip
+
     # generation
     def start(self, batch_size: int, device: torch.device) -> GenerationState:
         """Nothing generated yet: zero codes (B, N), or zero latents (B, N, C) for a continuous

@@ -315,6 +315,17 @@ class NextFrameOrder(Order):
             parts.append(inputs[:, g * R : (g + 1) * R])
         return torch.cat(parts, dim=1), rows  # (B, rows of the layout, X + 1), (B, F*R, X)
 
+    def noised_inputs(self, inputs, sigma_B, generator):
+        """Noise on the fed frames' (and long-term rows') latent channels, none on the start
+        frame's zeros or on the indicator channel."""
+        from mmgen.generation.flow import draw_noise
+
+        latents, flag = inputs[..., :-1], inputs[..., -1:]  # (B, L, X), (B, L, 1)
+        noise = draw_noise(latents.shape, generator, inputs.device)
+        fed = (flag != 1).to(latents.dtype)  # (B, L, 1): 0 on the start frame
+        noised = latents + sigma_B.view(-1, 1, 1).to(latents.dtype) * fed * noise
+        return torch.cat([noised, flag], dim=-1)
+
     def group_inputs(self, state: GenerationState, g: int) -> torch.Tensor:
         if g == 0:
             return self._start_frame(state.codes.shape[0], state.codes.device)

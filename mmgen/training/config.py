@@ -76,7 +76,11 @@ class TrainingConfig:
     a categorical head, a row of latents of a flow head. ``first_group_weight`` w multiplies
     the weights of the first generation group's targets by w (1, the default: no change; a
     next-frame clip's first frame, made from the prompt alone, is harder than the frames that
-    follow it and only one group of many)."""
+    follow it and only one group of many). ``context_noise`` s > 0 adds Gaussian noise to the
+    generated rows a sequence is fed (noise augmentation of the context: a next-frame clip's
+    previous frames), its standard deviation drawn per sample uniformly in [0, s], so that at
+    generation the model has seen imperfect context like its own samples (0, the default: off;
+    orders with continuous fed rows only)."""
 
     batch_size: int = 32
     learning_rate: float = 3e-4
@@ -99,6 +103,7 @@ class TrainingConfig:
     deterministic: bool = False
     group_loss_power: float = 0.0
     first_group_weight: float = 1.0
+    context_noise: float = 0.0
 
     def __post_init__(self):
         for name in ("batch_size", "max_steps", "gradient_accumulation_steps", "log_steps"):
@@ -127,6 +132,9 @@ class TrainingConfig:
         first = self.first_group_weight
         if isinstance(first, bool) or not isinstance(first, (int, float)) or not first > 0:
             raise ConfigError(f"training.first_group_weight must be a number > 0, got {first!r}")
+        noise = self.context_noise
+        if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
+            raise ConfigError(f"training.context_noise must be a number >= 0, got {noise!r}")
 
 
 @dataclass(kw_only=True)

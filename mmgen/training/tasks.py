@@ -453,6 +453,10 @@ class GenerationTask:
             generator,
         )
         inputs, targets = self.order.training_inputs(batch["codes"])  # the generated rows
+        if self.config.training.context_noise:
+            sigma = torch.rand(inputs.shape[0], generator=generator, device=generator.device)
+            sigma = sigma.to(inputs.device) * self.config.training.context_noise  # (B,)
+            inputs = self.order.noised_inputs(inputs, sigma, generator)
         layout = self.device_layout[condition_ids.device]
         draws = self.head.training_draws(targets, generator)  # a flow head's noise and times
         if "row_weights" not in layout:  # training.group_loss_power's, once per device

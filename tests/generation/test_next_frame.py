@@ -99,6 +99,33 @@ def test_each_frame_is_fed_the_previous_frame_and_frame_zero_the_start_flag():
         order.training_inputs(torch.randn(2, 32, 4))
 
 
+def test_context_noise_noises_only_the_fed_frames_at_each_samples_scale():
+    """``training.context_noise``: fed frames get noise of their sample's standard deviation;
+    the start frame, the indicator channel and the targets stay as they were."""
+    order = build_order({"name": "next_frame", "num_frames": 3}, tiny_kl(), 8, 3)
+    clip = torch.randn(2, 48, 4)
+    inputs, _ = order.training_inputs(clip)
+    sigma = torch.tensor([0.0, 0.5])
+    noised = order.noised_inputs(inputs, sigma, torch.Generator().manual_seed(0))
+    assert torch.equal(noised[:, :, 4], inputs[:, :, 4])  # the indicator
+    assert torch.equal(noised[:, :16], inputs[:, :16])  # the start frame
+    assert torch.equal(noised[0], inputs[0])  # sigma 0
+    added = noised[1, 16:, :4] - inputs[1, 16:, :4]  # (32, 4) of N(0, 0.5^2)
+    assert 0.4 < added.std() < 0.6 and abs(added.mean()) < 0.15
+    again = order.noised_inputs(inputs, sigma, torch.Generator().manual_seed(0))
+    assert torch.equal(noised, again)  # drawn from the generator
+
+
+def test_context_noise_needs_an_order_with_continuous_context():
+    from conftest import make_tiny_tokenizer
+
+    order = build_order({"name": "next_token"}, make_tiny_tokenizer(), 16, 3)
+    codes = torch.zeros(order.token_layout.token_shape(2), dtype=torch.long)
+    inputs, _ = order.training_inputs(codes)
+    with pytest.raises(ConfigError, match="context_noise"):
+        order.noised_inputs(inputs, torch.ones(2), torch.Generator())
+
+
 def test_cached_generation_matches_full_recompute_with_and_without_flexrope():
     pipe = make_tiny_video_pipeline()
     for slope in (0.0, 0.7):

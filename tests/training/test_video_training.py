@@ -148,3 +148,25 @@ def test_a_head_that_reads_the_rows_inputs_trains_and_generates(trained_kl, tmp_
     with torch.no_grad():
         head.inputs_in.weight.add_(0.5)
     assert not torch.allclose(cached, clip(), atol=1e-3)
+
+
+def test_context_noise_noises_the_fed_frames_of_every_training_step(trained_kl, tmp_path,
+                                                                    monkeypatch):  # fmt: skip
+    """``training.context_noise`` s: every step's fed frames go through the order's
+    ``noised_inputs`` with per-sample standard deviations in [0, s], and the model trains on
+    what it returns."""
+    from mmgen.orders.next_frame import NextFrameOrder
+
+    calls, original = [], NextFrameOrder.noised_inputs
+
+    def noised_inputs(self, inputs, sigma_B, generator):
+        out = original(self, inputs, sigma_B, generator)
+        calls.append((sigma_B.clone(), (out - inputs).abs().max().item()))
+        return out
+
+    monkeypatch.setattr(NextFrameOrder, "noised_inputs", noised_inputs)
+    run(t2v_recipe(tmp_path, trained_kl, name="noised", max_steps=2, context_noise=0.3))
+    assert len(calls) == 2
+    for sigma, change in calls:
+        assert sigma.shape == (4,) and 0 <= sigma.min() and sigma.max() <= 0.3
+        assert change > 0
