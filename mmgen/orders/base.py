@@ -95,9 +95,7 @@ class Order:
         """Inputs and targets of the generated rows (B, rows, ...), in group order."""
         raise NotImplementedError
 
-    def noised_inputs(
-        self, inputs: torch.Tensor, sigma_B: torch.Tensor, generator
-    ) -> torch.Tensor:
+    def noised_inputs(self, inputs: torch.Tensor, sigma_B: torch.Tensor, generator) -> torch.Tensor:
         """The teacher-forcing ``inputs`` with the generated rows they feed noised (standard
         deviation ``sigma_B[b]`` for sample b; ``training.context_noise``); only orders whose
         inputs are continuous latents have one."""
