@@ -21,6 +21,16 @@ visual row):
   downsample factor);
 * ``"axial"`` (FAR's 3-D axial RoPE): ``(o + f, o + r, o + c)``.
 
+First-frame scales (``first_frame_scales``, FlowAR's next-scale for the one frame the prompt
+alone decides): before frame 0, one group per coarser map of it, coarse to fine. A scale of s
+rows a side is frame 0's latent area-downsampled to s * p latents a side and patchified by p
+(s x s rows of the frames' p^2 C channels); the first scale is fed zeros (indicator 1), every
+later scale and frame 0 itself the previous scale bilinearly upsampled to their size (indicator
+2). Their rows sit at frame 0's time, each at the top-left latent of the block it covers. The
+group flow head draws each map jointly, so where the objects go is decided on a 1 x 1 map and
+passed through the backbone, not left to one joint draw of a whole frame. None: frame 0 is
+fed zeros (the start frame).
+
 FAR's stochastic clean context (``clean_context_prob``, default 0.1): each training frame is,
 with that probability, given as context only and left out of the loss. The backbone here always
 sees clean previous frames (teacher forcing), as at generation, so the model continues given
@@ -90,6 +100,8 @@ class NextFrameOrder(Order):
         long_window: FAR-Long's W, earlier frames seen at full resolution; None = all.
         long_patch: FAR-Long's P, side of the latent blocks of a long-term row (a multiple of
             ``patch`` above it that divides the grid); default 2 * ``patch``.
+        first_frame_scales: sides s (in rows, increasing, below the frame's) of the coarser
+            maps of frame 0 generated before it; None or [] = none.
     """
 
     name = "next_frame"
@@ -109,6 +121,7 @@ class NextFrameOrder(Order):
         patch: int = 1,
         long_window: int | None = None,
         long_patch: int | None = None,
+        first_frame_scales: list[int] | None = None,
     ):
         super().__init__(tokenizer, image_size, condition_length, flat_positions=flat_positions)
         frame = self.token_layout
@@ -145,6 +158,8 @@ class NextFrameOrder(Order):
             if frame.grid[0] % long_patch or frame.grid[1] % long_patch:
                 raise ConfigError(f"order.long_patch {long_patch} does not divide the latent "
                                   f"grid {frame.grid[0]}x{frame.grid[1]}")  # fmt: skip
+        self.first_frame_scales = tuple(first_frame_scales or ())
+        self._check_first_frame_scales(frame.grid, patch)
         self.frame_layout = frame
         self.token_layout = dataclasses.replace(frame, frames=num_frames)
         self.num_frames, self.positions = num_frames, positions
@@ -158,14 +173,47 @@ class NextFrameOrder(Order):
         self.long_rows = self.long_grid[0] * self.long_grid[1]
         self.layout = self._layout(condition_length, flat_positions)
 
-    def _rows_positions(self, condition_length: int, patch: int) -> torch.Tensor:
-        """(F * rows per frame, 3) positions of every frame's rows for blocks of ``patch``."""
+    def _check_first_frame_scales(self, grid: tuple[int, int], patch: int) -> None:
+        scales = self.first_frame_scales
+        if not scales:
+            return
+        side = grid[0] // patch
+        if grid[0] != grid[1]:
+            raise ConfigError(f"order.first_frame_scales needs a square latent grid, got "
+                              f"{grid[0]}x{grid[1]}")  # fmt: skip
+        if (any(isinstance(q, bool) or not isinstance(q, int) for q in scales)
+                or list(scales) != sorted(set(scales)) or scales[0] < 1
+                or scales[-1] >= side or any(grid[0] % (q * patch) for q in scales)):  # fmt: skip
+            raise ConfigError(
+                f"order.first_frame_scales must increase strictly from 1 up, stay below the "
+                f"frame's {side} rows a side, and (times the patch {patch}) divide the latent "
+                f"grid {grid[0]}, got {list(scales)}"
+            )
+
+    @property
+    def scale_rows(self) -> list[int]:
+        """Rows of each first-frame scale group."""
+        return [q * q for q in self.first_frame_scales]
+
+    def _scale_positions(self, condition_length: int) -> torch.Tensor:
+        """(sum of scale rows, 3) positions of the first-frame scales' rows: frame 0's time,
+        each row at the top-left latent of its block."""
+        side = self.frame_layout.grid[0]
+        parts = [self._rows_positions(condition_length, side // q, num_frames=1)
+                 for q in self.first_frame_scales]  # fmt: skip
+        return torch.cat(parts) if parts else torch.zeros(0, 3, dtype=torch.long)
+
+    def _rows_positions(
+        self, condition_length: int, patch: int, num_frames: int | None = None
+    ) -> torch.Tensor:
+        """(F * rows per frame, 3) positions of every frame's rows for blocks of ``patch``
+        (the first ``num_frames`` frames only, when given)."""
+        F = self.num_frames if num_frames is None else num_frames
         if self.positions == "scaled":
-            return frame_positions(self.num_frames, self.frame_layout.grid, condition_length,
+            return frame_positions(F, self.frame_layout.grid, condition_length,
                                    temporal_stride=self.temporal_stride,
                                    spatial_stride=self.spatial_stride, patch=patch)  # fmt: skip
-        return frame_positions(self.num_frames, self.frame_layout.grid, condition_length,
-                               patch=patch)  # fmt: skip
+        return frame_positions(F, self.frame_layout.grid, condition_length, patch=patch)
 
     def long_term_frame(self, g: int) -> int | None:
         """The frame whose long-term rows open group ``g`` (``g - W - 1``), or None."""
@@ -175,13 +223,20 @@ class NextFrameOrder(Order):
 
     def _layout(self, T: int, flat_positions: bool):
         F, R, Rl = self.num_frames, self.frame_rows, self.long_rows
-        rows = self._rows_positions(T, self.patch)  # (F*R, 3); group g's rows sit at frame g
+        rows = self._rows_positions(T, self.patch)  # (F*R, 3); frame f's rows sit at frame f
+        scales = self._scale_positions(T)  # (S rows, 3): first-frame scales, at frame 0
         if self.long_window is None:
-            layout = condition_and_groups_layout(T, [R] * F, rows, flat_positions=flat_positions)
-            frame_ids = torch.cat([torch.full((T,), -1), torch.arange(F).repeat_interleave(R)])
+            layout = condition_and_groups_layout(T, self.scale_rows + [R] * F,
+                                                 torch.cat([scales, rows]),
+                                                 flat_positions=flat_positions)  # fmt: skip
+            frame_ids = torch.cat([torch.full((T,), -1), torch.zeros(len(scales), dtype=torch.long),
+                                   torch.arange(F).repeat_interleave(R)])  # fmt: skip
             return dataclasses.replace(layout, frame_ids=frame_ids)  # frame_ids: (L,)
         long_rows = self._rows_positions(T, self.long_patch)  # (F*Rl, 3)
-        sizes, positions, frame_ids, kinds, group_of = [], [], [torch.full((T,), -1)], [], []
+        sizes, positions, frame_ids = list(self.scale_rows), [scales], [torch.full((T,), -1)]
+        frame_ids.append(torch.zeros(len(scales), dtype=torch.long))
+        kinds = [torch.zeros(len(scales), dtype=torch.bool)]
+        group_of = [torch.full((len(scales),), -1)]  # seen by every later row, as the prompt
         for g in range(F):
             j = self.long_term_frame(g)
             if j is not None:  # frame j's long-term rows, where its full rows were (frame j+1)
@@ -197,7 +252,7 @@ class NextFrameOrder(Order):
         layout = condition_and_groups_layout(T, sizes, torch.cat(positions),
                                              flat_positions=flat_positions)  # fmt: skip
         is_long = torch.cat([torch.zeros(T, dtype=torch.bool), *kinds])  # (L,)
-        group = torch.cat([torch.full((T,), -1), *group_of])  # (L,) generated group, -1 text
+        group = torch.cat([torch.full((T,), -1), *group_of])  # (L,) frame, -1 prompt and scales
         text = group < 0
         # a long-term row: the prompt and long-term rows; a frame row: those and the frame
         # rows of the last W groups, fed frames g - W .. g - 1 (kv_end cuts everything after
@@ -205,14 +260,16 @@ class NextFrameOrder(Order):
         recent = group[None, :] > group[:, None] - self.long_window
         allowed = text[None, :] | is_long[None, :] | (~is_long[:, None] & recent)
         allowed |= text[:, None]  # (L, L)
-        context = tuple(s - R for s in sizes)
+        S = len(self.scale_rows)
+        context = (0,) * S + tuple(s - R for s in sizes[S:])  # rows each group only feeds
         return dataclasses.replace(
             layout, frame_ids=torch.cat(frame_ids), context_rows=context,
             allowed=None if bool(allowed.all()) else allowed,
         )  # fmt: skip
 
     def config(self) -> dict:
-        return {
+        scales = {"first_frame_scales": list(self.first_frame_scales)} if self.scale_rows else {}
+        return scales | {
             "name": self.name,
             "num_frames": self.num_frames,
             "positions": self.positions,
@@ -245,8 +302,9 @@ class NextFrameOrder(Order):
         return {"kind": "latent", "in_channels": self.channels + 1}
 
     def head_config(self) -> dict:
-        return {"kind": "group_flow", "latent_channels": self.channels,
-                "group_shapes": [list(self.row_grid)],
+        shapes = [[q, q] for q in self.first_frame_scales]
+        shapes += [list(self.row_grid)] * (self.num_frames if shapes else 1)  # 1: every frame
+        return {"kind": "group_flow", "latent_channels": self.channels, "group_shapes": shapes,
                 "clean_group_prob": self.clean_context_prob}  # fmt: skip
 
     def patchify(self, tokens_BNC: torch.Tensor, grid: tuple[int, int] | None = None):
@@ -275,18 +333,52 @@ class NextFrameOrder(Order):
         flat = small.flatten(2).transpose(1, 2).reshape(B, -1, C)  # (B, n*(h/k)*(w/k), C)
         return self.patchify(flat, grid=(gh // k, gw // k))
 
-    def unpatchify(self, rows_BRX: torch.Tensor) -> torch.Tensor:
+    def unpatchify(self, rows_BRX: torch.Tensor, grid: tuple[int, int] | None = None):
         """The inverse of :meth:`patchify`: (B, n * h' * w', p^2 C) -> (B, n * h * w, C)."""
         p = self.patch
         if p == 1:
             return rows_BRX
-        rh, rw = self.row_grid
+        rh, rw = self.row_grid if grid is None else (grid[0] // p, grid[1] // p)
         B, C = rows_BRX.shape[0], rows_BRX.shape[-1] // (p * p)
         x = rows_BRX.reshape(B, -1, rh, rw, p, p, C).permute(0, 1, 2, 4, 3, 5, 6)
         return x.reshape(B, -1, C)
 
+    def first_frame_maps(self, frame_BNC: torch.Tensor) -> list[torch.Tensor]:
+        """Frame 0's flat latents (B, h*w, C) -> each first-frame scale's map (B, C, m, m),
+        m = s * p (area downsamples)."""
+        from mmgen.tokenizers.multiscale_vq import area_down
+
+        frame = self.frame_layout.unflatten(frame_BNC.float())  # (B, C, h, w)
+        return [area_down(frame, q * self.patch) for q in self.first_frame_scales]
+
+    def map_rows(self, map_BCmm: torch.Tensor, side: int | None = None) -> torch.Tensor:
+        """A map (B, C, m, m), bilinearly resized to ``side`` latents a side when given ->
+        its rows (B, (side / p)^2, p^2 C)."""
+        import torch.nn.functional as F
+
+        if side is not None:
+            map_BCmm = F.interpolate(map_BCmm, size=(side, side), mode="bilinear",
+                                     align_corners=False)  # fmt: skip
+        m = map_BCmm.shape[-1]
+        return self.patchify(map_BCmm.flatten(2).transpose(1, 2), grid=(m, m))
+
+    def _scale_inputs(self, maps: list[torch.Tensor], batch_size: int, device) -> list:
+        """The fed rows of every first-frame scale and of frame 0, from the scale maps
+        generated before each (``maps``: all of them at training, the ones so far at
+        generation)."""
+        sides = [q * self.patch for q in self.first_frame_scales] + [self.frame_layout.grid[0]]
+        fed = [self._fed(torch.zeros(batch_size, self.scale_rows[0], self.channels,
+                                     device=device), 1.0)]  # fmt: skip
+        for k, coarse in enumerate(maps):
+            fed.append(self._fed(self.map_rows(coarse, sides[k + 1]), 2.0))
+        return fed
+
     def given_samples(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.patchify(tokens)
+        rows = self.patchify(tokens)
+        if not self.scale_rows:
+            return rows
+        maps = self.first_frame_maps(tokens[:, : self.frame_layout.tokens_per_frame])
+        return torch.cat([*map(self.map_rows, maps), rows], dim=1)
 
     def _fed(self, frames_BnC: torch.Tensor, flag: float) -> torch.Tensor:
         """Rows (B, n, C) with the indicator channel -> (B, n, C + 1): 1 on the start frame, 0
@@ -303,17 +395,24 @@ class NextFrameOrder(Order):
         latents = codes_BN.float()
         rows = self.patchify(latents)  # (B, F*R, X)
         previous = self._fed(rows[:, : (self.num_frames - 1) * R], 0.0)
-        inputs = torch.cat([self._start_frame(B, codes_BN.device), previous], dim=1)
+        scales, targets = [], rows
+        if self.scale_rows:  # the first-frame scales, then frame 0 fed the finest of them
+            maps = self.first_frame_maps(latents[:, : self.frame_layout.tokens_per_frame])
+            *scales, first = self._scale_inputs(maps, B, codes_BN.device)
+            targets = torch.cat([*map(self.map_rows, maps), rows], dim=1)  # (B, S + F*R, X)
+        else:
+            first = self._start_frame(B, codes_BN.device)
+        inputs = torch.cat([first, previous], dim=1)
         if self.long_window is None:
-            return inputs, rows  # (B, F*R, X + 1), (B, F*R, X)
+            return torch.cat([*scales, inputs], dim=1), targets  # (B, rows, X + 1), (B, rows, X)
         long_term = self._fed(self.long_term_rows(latents), -1.0)  # (B, F*Rl, X + 1)
-        parts, Rl = [], self.long_rows
+        parts, Rl = scales, self.long_rows
         for g in range(self.num_frames):  # each group: its long-term rows, then its frame rows
             j = self.long_term_frame(g)
             if j is not None:
                 parts.append(long_term[:, j * Rl : (j + 1) * Rl])
             parts.append(inputs[:, g * R : (g + 1) * R])
-        return torch.cat(parts, dim=1), rows  # (B, rows of the layout, X + 1), (B, F*R, X)
+        return torch.cat(parts, dim=1), targets  # (B, rows of the layout, X + 1), (B, rows, X)
 
     def noised_inputs(self, inputs, sigma_B, generator):
         """Noise on the fed frames' (and long-term rows') latent channels, none on the start
@@ -327,16 +426,29 @@ class NextFrameOrder(Order):
         return torch.cat([noised, flag], dim=-1)
 
     def group_inputs(self, state: GenerationState, g: int) -> torch.Tensor:
-        if g == 0:
-            return self._start_frame(state.codes.shape[0], state.codes.device)
+        B, S = state.codes.shape[0], len(self.scale_rows)
+        if g <= S and S:  # a first-frame scale or frame 0: fed the scale before
+            maps = state.extra.get("scales", [])[:g]
+            return self._scale_inputs(maps, B, state.codes.device)[g]
+        f = g - S  # the frame this group generates
+        if f == 0:
+            return self._start_frame(B, state.codes.device)
         N = self.frame_layout.tokens_per_frame
-        frame = self._fed(self.patchify(state.codes[:, (g - 1) * N : g * N]), 0.0)
-        j = self.long_term_frame(g)
+        frame = self._fed(self.patchify(state.codes[:, (f - 1) * N : f * N]), 0.0)
+        j = self.long_term_frame(f)
         if j is None:
             return frame  # (B, R, X + 1)
         long_term = self._fed(self.long_term_rows(state.codes[:, j * N : (j + 1) * N]), -1.0)
         return torch.cat([long_term, frame], dim=1)  # (B, Rl + R, X + 1)
 
     def take(self, state: GenerationState, g: int, sampled: torch.Tensor) -> None:
-        N = self.frame_layout.tokens_per_frame
-        state.codes[:, g * N : (g + 1) * N] = self.unpatchify(sampled)  # (B, h*w, C)
+        S = len(self.scale_rows)
+        if g < S:  # a first-frame scale: kept as a map for the groups after it
+            m = self.first_frame_scales[g] * self.patch
+            flat = self.unpatchify(sampled, grid=(m, m)).float()  # (B, m*m, C)
+            maps = state.extra.setdefault("scales", [])
+            del maps[g:]
+            maps.append(flat.transpose(1, 2).reshape(flat.shape[0], -1, m, m))  # (B, C, m, m)
+            return
+        N, f = self.frame_layout.tokens_per_frame, g - S
+        state.codes[:, f * N : (f + 1) * N] = self.unpatchify(sampled)  # (B, h*w, C)

@@ -170,3 +170,29 @@ def test_context_noise_noises_the_fed_frames_of_every_training_step(trained_kl, 
     for sigma, change in calls:
         assert sigma.shape == (4,) and 0 <= sigma.min() and sigma.max() <= 0.3
         assert change > 0
+
+
+def test_first_frame_scales_train_reload_and_continue_given_frames(trained_kl, tmp_path):
+    """``order.first_frame_scales``: the recipe trains, the saved pipeline rebuilds the order
+    and its head's group shapes, and generates and continues clips (the given frame's scales
+    computed from it)."""
+    recipe = t2v_recipe(tmp_path, trained_kl, name="scales", max_steps=2)
+    config = __import__("yaml").safe_load(recipe.read_text())
+    config["order"]["first_frame_scales"] = [1]
+    write(recipe, config)
+    run(recipe)
+    pipe = TextToVideoPipeline.from_pretrained(tmp_path / "scales" / "final")
+    assert pipe.order.first_frame_scales == (1,)
+    assert pipe.transformer.head.group_shapes[:2] == [(1, 1), (4, 4)]
+
+    def clip(**kwargs):
+        return pipe(["a red circle moving left"], num_inference_steps=2, output_type="pt",
+                    generator=torch.Generator().manual_seed(0), **kwargs).frames  # fmt: skip
+
+    frames = clip()
+    assert frames.shape == (1, 3, 3, 64, 64)
+    torch.testing.assert_close(frames, clip(use_cache=False), atol=1e-4, rtol=1e-4)
+    first = [__import__("PIL.Image").Image.fromarray(
+        (frames[0, 0].permute(1, 2, 0).numpy() * 255).round().astype("uint8"))]  # fmt: skip
+    continued = clip(frames=first)
+    assert continued.shape == (1, 3, 3, 64, 64)
