@@ -6,9 +6,9 @@ import torch
 import torch.nn.functional as F
 from conftest import TINY_KL, make_tiny_video_pipeline
 
+from mmgen.generation.loop import SamplingConfig, generate_codes
 from mmgen.orders import build_order
 from mmgen.utils.config import ConfigError
-from mmgen.generation.loop import SamplingConfig, generate_codes
 
 SPEC = {"name": "next_frame", "num_frames": 3, "first_frame_scales": [1, 2]}
 
