@@ -216,7 +216,7 @@ class NextFrameOrder(Order):
         return frame_positions(F, self.frame_layout.grid, condition_length, patch=patch)
 
     def long_term_frame(self, g: int) -> int | None:
-        """The frame whose long-term rows open group ``g`` (``g - W - 1``), or None."""
+        """The frame whose long-term rows open frame ``g``'s group (``g - W - 1``), or None."""
         if self.long_window is None or g - self.long_window - 1 < 0:
             return None
         return g - self.long_window - 1
@@ -382,7 +382,7 @@ class NextFrameOrder(Order):
 
     def _fed(self, frames_BnC: torch.Tensor, flag: float) -> torch.Tensor:
         """Rows (B, n, C) with the indicator channel -> (B, n, C + 1): 1 on the start frame, 0
-        on frame rows, -1 on long-term rows."""
+        on frame rows, -1 on long-term rows, 2 on rows fed a first-frame scale."""
         return torch.cat([frames_BnC, torch.full_like(frames_BnC[..., :1], flag)], dim=-1)
 
     def _start_frame(self, batch_size: int, device) -> torch.Tensor:
@@ -415,8 +415,8 @@ class NextFrameOrder(Order):
         return torch.cat(parts, dim=1), targets  # (B, rows of the layout, X + 1), (B, rows, X)
 
     def noised_inputs(self, inputs, sigma_B, generator):
-        """Noise on the fed frames' (and long-term rows') latent channels, none on the start
-        frame's zeros or on the indicator channel."""
+        """Noise on the fed latent channels (frames, long-term rows, first-frame scales), none
+        on the start rows' zeros or on the indicator channel."""
         from mmgen.generation.flow import draw_noise
 
         latents, flag = inputs[..., :-1], inputs[..., -1:]  # (B, L, X), (B, L, 1)
