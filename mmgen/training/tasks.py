@@ -454,8 +454,10 @@ class GenerationTask:
         )
         inputs, targets = self.order.training_inputs(batch["codes"])  # the generated rows
         if self.config.training.context_noise:
-            sigma = torch.rand(inputs.shape[0], generator=generator, device=generator.device)
-            sigma = sigma.to(inputs.device) * self.config.training.context_noise  # (B,)
+            from mmgen.generation.flow import draw_times  # uniform in (0, 1), per sample
+
+            sigma = draw_times(inputs.shape[0], generator, inputs.device)
+            sigma = sigma * self.config.training.context_noise  # (B,)
             inputs = self.order.noised_inputs(inputs, sigma, generator)
         layout = self.device_layout[condition_ids.device]
         draws = self.head.training_draws(targets, generator)  # a flow head's noise and times
