@@ -114,7 +114,11 @@ class MultiCategoricalHead(CategoricalHead):
 
 
 def group_loss_weights(
-    targets: torch.Tensor, group_rows: list[int], power: float, first_group_weight: float = 1.0
+    targets: torch.Tensor,
+    group_rows: list[int],
+    power: float,
+    first_group_weight: float = 1.0,
+    first_groups: int = 1,
 ) -> torch.Tensor:
     """Row weights for a head's ``loss`` that weigh each target of a group holding n targets
     by n^-power (0: every target alike; 1: every group the same share), those of the first
@@ -126,7 +130,9 @@ def group_loss_weights(
             averages over); only the first sample is read, every sample has the same rows.
         group_rows: rows per generation group, in order (summing to n).
         power: the exponent, in [0, 1].
-        first_group_weight: the factor on the first group's weights (> 0).
+        first_group_weight: the factor on the first groups' weights (> 0).
+        first_groups: how many groups count as the first (the order's
+            ``first_output_groups``).
 
     Returns:
         (n,) float32 weights, one per row.
@@ -141,7 +147,8 @@ def group_loss_weights(
     for rows, counts in zip(group_rows, per_row.split(group_rows)):
         n = max(int(counts.sum()), 1)  # the group's targets
         weights.append(torch.full((rows,), n**-power))
-    weights[0] *= first_group_weight
+    for g in range(first_groups):
+        weights[g] *= first_group_weight
     return torch.cat(weights).to(targets.device)
 
 

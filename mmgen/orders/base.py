@@ -54,6 +54,8 @@ class Order:
 
     #: the name recipes and model_index.json use (``order: {name: ...}``)
     name: ClassVar[str] = ""
+    #: whether :meth:`noised_inputs` is implemented (``training.context_noise``)
+    takes_context_noise: ClassVar[bool] = False
 
     def __init__(
         self, tokenizer, image_size: int, condition_length: int, *, flat_positions: bool = False
@@ -95,12 +97,19 @@ class Order:
         """Inputs and targets of the generated rows (B, rows, ...), in group order."""
         raise NotImplementedError
 
+    @property
+    def first_output_groups(self) -> int:
+        """Generation groups that make the first thing the order outputs, the ones
+        ``training.first_group_weight`` weighs: 1 (a next-frame clip with first-frame scales:
+        the scales and frame 0)."""
+        return 1
+
     def noised_inputs(self, inputs: torch.Tensor, sigma_B: torch.Tensor, generator) -> torch.Tensor:
         """The teacher-forcing ``inputs`` with the generated rows they feed noised (standard
-        deviation ``sigma_B[b]`` for sample b; ``training.context_noise``); only orders whose
-        inputs are continuous latents have one."""
-        raise ConfigError(f"training.context_noise: the {self.name} order feeds no continuous "
-                          "context to noise")  # fmt: skip
+        deviation ``sigma_B[b]`` for sample b; ``training.context_noise``); orders that have
+        one set ``takes_context_noise`` (the training task refuses the option for the
+        others with a ConfigError)."""
+        raise NotImplementedError(f"the {self.name} order has no context noise")
 
     # generation
     def start(self, batch_size: int, device: torch.device) -> GenerationState:

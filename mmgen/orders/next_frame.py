@@ -2,11 +2,12 @@
 
 Every frame is encoded on its own by an image autoencoder (``KLModel``); a clip's flat tokens
 are (B, F * h * w, C), frame after frame (``TokenLayout.frames``). Group f holds frame f's
-h * w rows: full attention inside the frame, causal across frames. Its rows are fed frame f - 1's
-latents at the same (r, c) through the ``latent`` adapter, with one indicator channel appended
-(1 on frame 0's rows, which are fed zeros: the start frame), and the group flow head denoises
-frame f jointly from their hidden states, each frame at its own flow time (FAR's one timestep
-per frame). Generation makes one backbone call per frame against the frame-level KV cache.
+h * w rows (group S + f after S first-frame scales, below): full attention inside the frame,
+causal across frames. Its rows are fed frame f - 1's latents at the same (r, c) through the
+``latent`` adapter, with one indicator channel appended (1 on frame 0's rows, which are fed
+zeros: the start frame), and the group flow head denoises frame f jointly from their hidden
+states, each frame at its own flow time (FAR's one timestep per frame). Generation makes one
+backbone call per frame against the frame-level KV cache.
 
 ``patch`` p > 1 merges each p x p block of a frame's latents into one row of p^2 * C channels
 (DiT's patchify: (h / p) * (w / p) rows per frame, p^2 fewer), placed on the full-resolution
@@ -64,6 +65,12 @@ from mmgen.utils.config import ConfigError
 
 POSITION_KINDS = ("scaled", "axial")
 
+# the indicator channel appended to every fed row: what the row is fed
+FED_FRAME = 0.0  # the previous frame's latents
+FED_START = 1.0  # zeros: frame 0 (or the first first-frame scale) made from the prompt alone
+FED_LONG_TERM = -1.0  # a long-term row (FAR-Long), context only
+FED_SCALE = 2.0  # the first-frame scale before, bilinearly upsampled (later scales, frame 0)
+
 
 def frame_positions(
     num_frames: int,
@@ -105,6 +112,7 @@ class NextFrameOrder(Order):
     """
 
     name = "next_frame"
+    takes_context_noise = True
 
     def __init__(
         self,
@@ -158,6 +166,9 @@ class NextFrameOrder(Order):
             if frame.grid[0] % long_patch or frame.grid[1] % long_patch:
                 raise ConfigError(f"order.long_patch {long_patch} does not divide the latent "
                                   f"grid {frame.grid[0]}x{frame.grid[1]}")  # fmt: skip
+        if first_frame_scales is not None and not isinstance(first_frame_scales, (list, tuple)):
+            raise ConfigError(f"order.first_frame_scales must be a list of sides, got "
+                              f"{first_frame_scales!r}")  # fmt: skip
         self.first_frame_scales = tuple(first_frame_scales or ())
         self._check_first_frame_scales(frame.grid, patch)
         self.frame_layout = frame
@@ -185,10 +196,15 @@ class NextFrameOrder(Order):
                 or list(scales) != sorted(set(scales)) or scales[0] < 1
                 or scales[-1] >= side or any(grid[0] % (q * patch) for q in scales)):  # fmt: skip
             raise ConfigError(
-                f"order.first_frame_scales must increase strictly from 1 up, stay below the "
-                f"frame's {side} rows a side, and (times the patch {patch}) divide the latent "
-                f"grid {grid[0]}, got {list(scales)}"
+                f"order.first_frame_scales must be integers >= 1, increase strictly, stay "
+                f"below the frame's {side} rows a side, and (times the patch {patch}) divide "
+                f"the latent grid {grid[0]}, got {list(scales)}"
             )
+
+    @property
+    def first_output_groups(self) -> int:
+        """Frame 0's groups: its first-frame scales and itself."""
+        return len(self.first_frame_scales) + 1
 
     @property
     def scale_rows(self) -> list[int]:
@@ -323,13 +339,13 @@ class NextFrameOrder(Order):
         """Flat latents of whole frames (B, n * h * w, C) -> their long-term rows
         (B, n * (h / P) * (w / P), p^2 C): each frame area-downsampled by P / p, then
         patchified by p."""
-        import torch.nn.functional as F
+        from torch.nn.functional import avg_pool2d
 
         gh, gw = self.frame_layout.grid
         B, C = frames_BNC.shape[0], frames_BNC.shape[-1]
         maps = frames_BNC.reshape(-1, gh, gw, C).permute(0, 3, 1, 2)  # (B*n, C, h, w)
         k = self.long_patch // self.patch
-        small = F.avg_pool2d(maps, k)  # (B*n, C, h/k, w/k)
+        small = avg_pool2d(maps, k)  # (B*n, C, h/k, w/k)
         flat = small.flatten(2).transpose(1, 2).reshape(B, -1, C)  # (B, n*(h/k)*(w/k), C)
         return self.patchify(flat, grid=(gh // k, gw // k))
 
@@ -354,10 +370,10 @@ class NextFrameOrder(Order):
     def map_rows(self, map_BCmm: torch.Tensor, side: int | None = None) -> torch.Tensor:
         """A map (B, C, m, m), bilinearly resized to ``side`` latents a side when given ->
         its rows (B, (side / p)^2, p^2 C)."""
-        import torch.nn.functional as F
+        from torch.nn.functional import interpolate
 
         if side is not None:
-            map_BCmm = F.interpolate(map_BCmm, size=(side, side), mode="bilinear",
+            map_BCmm = interpolate(map_BCmm, size=(side, side), mode="bilinear",
                                      align_corners=False)  # fmt: skip
         m = map_BCmm.shape[-1]
         return self.patchify(map_BCmm.flatten(2).transpose(1, 2), grid=(m, m))
@@ -368,9 +384,9 @@ class NextFrameOrder(Order):
         generation)."""
         sides = [q * self.patch for q in self.first_frame_scales] + [self.frame_layout.grid[0]]
         fed = [self._fed(torch.zeros(batch_size, self.scale_rows[0], self.channels,
-                                     device=device), 1.0)]  # fmt: skip
+                                     device=device), FED_START)]  # fmt: skip
         for k, coarse in enumerate(maps):
-            fed.append(self._fed(self.map_rows(coarse, sides[k + 1]), 2.0))
+            fed.append(self._fed(self.map_rows(coarse, sides[k + 1]), FED_SCALE))
         return fed
 
     def given_samples(self, tokens: torch.Tensor) -> torch.Tensor:
@@ -381,20 +397,20 @@ class NextFrameOrder(Order):
         return torch.cat([*map(self.map_rows, maps), rows], dim=1)
 
     def _fed(self, frames_BnC: torch.Tensor, flag: float) -> torch.Tensor:
-        """Rows (B, n, C) with the indicator channel -> (B, n, C + 1): 1 on the start frame, 0
-        on frame rows, -1 on long-term rows, 2 on rows fed a first-frame scale."""
+        """Rows (B, n, C) with the indicator channel ``flag`` (a ``FED_*`` value) appended ->
+        (B, n, C + 1)."""
         return torch.cat([frames_BnC, torch.full_like(frames_BnC[..., :1], flag)], dim=-1)
 
     def _start_frame(self, batch_size: int, device) -> torch.Tensor:
         zeros = torch.zeros(batch_size, self.frame_rows, self.channels, device=device)
-        return self._fed(zeros, 1.0)  # (B, h*w, C + 1)
+        return self._fed(zeros, FED_START)  # (B, h*w, C + 1)
 
     def training_inputs(self, codes_BN):
         self.check_codes(codes_BN)
         B, R = codes_BN.shape[0], self.frame_rows
         latents = codes_BN.float()
         rows = self.patchify(latents)  # (B, F*R, X)
-        previous = self._fed(rows[:, : (self.num_frames - 1) * R], 0.0)
+        previous = self._fed(rows[:, : (self.num_frames - 1) * R], FED_FRAME)
         scales, targets = [], rows
         if self.scale_rows:  # the first-frame scales, then frame 0 fed the finest of them
             maps = self.first_frame_maps(latents[:, : self.frame_layout.tokens_per_frame])
@@ -405,7 +421,7 @@ class NextFrameOrder(Order):
         inputs = torch.cat([first, previous], dim=1)
         if self.long_window is None:
             return torch.cat([*scales, inputs], dim=1), targets  # (B, rows, X + 1), (B, rows, X)
-        long_term = self._fed(self.long_term_rows(latents), -1.0)  # (B, F*Rl, X + 1)
+        long_term = self._fed(self.long_term_rows(latents), FED_LONG_TERM)  # (B, F*Rl, X + 1)
         parts, Rl = scales, self.long_rows
         for g in range(self.num_frames):  # each group: its long-term rows, then its frame rows
             j = self.long_term_frame(g)
@@ -414,14 +430,14 @@ class NextFrameOrder(Order):
             parts.append(inputs[:, g * R : (g + 1) * R])
         return torch.cat(parts, dim=1), targets  # (B, rows of the layout, X + 1), (B, rows, X)
 
-    def noised_inputs(self, inputs, sigma_B, generator):
+    def noised_inputs(self, inputs: torch.Tensor, sigma_B: torch.Tensor, generator) -> torch.Tensor:
         """Noise on the fed latent channels (frames, long-term rows, first-frame scales), none
         on the start rows' zeros or on the indicator channel."""
         from mmgen.generation.flow import draw_noise
 
         latents, flag = inputs[..., :-1], inputs[..., -1:]  # (B, L, X), (B, L, 1)
         noise = draw_noise(latents.shape, generator, inputs.device)
-        fed = (flag != 1).to(latents.dtype)  # (B, L, 1): 0 on the start frame
+        fed = (flag != FED_START).to(latents.dtype)  # (B, L, 1): 0 on the start rows' zeros
         noised = latents + sigma_B.view(-1, 1, 1).to(latents.dtype) * fed * noise
         return torch.cat([noised, flag], dim=-1)
 
@@ -434,11 +450,12 @@ class NextFrameOrder(Order):
         if f == 0:
             return self._start_frame(B, state.codes.device)
         N = self.frame_layout.tokens_per_frame
-        frame = self._fed(self.patchify(state.codes[:, (f - 1) * N : f * N]), 0.0)
+        frame = self._fed(self.patchify(state.codes[:, (f - 1) * N : f * N]), FED_FRAME)
         j = self.long_term_frame(f)
         if j is None:
             return frame  # (B, R, X + 1)
-        long_term = self._fed(self.long_term_rows(state.codes[:, j * N : (j + 1) * N]), -1.0)
+        long_term = self._fed(self.long_term_rows(state.codes[:, j * N : (j + 1) * N]),
+                               FED_LONG_TERM)  # fmt: skip
         return torch.cat([long_term, frame], dim=1)  # (B, Rl + R, X + 1)
 
     def take(self, state: GenerationState, g: int, sampled: torch.Tensor) -> None:

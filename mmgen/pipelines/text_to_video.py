@@ -105,7 +105,8 @@ class TextToVideoPipeline(ARImagePipeline):
                 images (the same start for every video) or one such list per video. They
                 are the first frames of the output (decoded from their latents).
             guidance_scale, guidance_schedule, guidance_cutoff (*optional*): classifier-free
-                guidance on the flow head's velocity, per frame (see the image pipeline).
+                guidance on the flow head's velocity, per frame (see the image pipeline; a
+                schedule or cutoff counts generation groups, first-frame scales included).
             temperature (`float`, *optional*): scale of the flow head's starting noise.
             num_inference_steps (`int`, *optional*): Euler steps per frame.
             flexrope_slope (`float`, *optional*): FlexRoPE's attention decay per frame of
@@ -121,9 +122,12 @@ class TextToVideoPipeline(ARImagePipeline):
                 ``"np"``, ``"pt"`` or ``"latent"`` (see :class:`VideoPipelineOutput`).
             return_dict (`bool`, defaults to True): a :class:`VideoPipelineOutput`, not a tuple.
             use_cache (`bool`, defaults to True): False recomputes every frame (reference path).
-            show_progress (`bool`, *optional*): a progress bar over the frames.
-            callback_on_step_end (`Callable`, *optional*): ``callback(step, num_frames, state)``
-                after every generated frame; ``state.codes`` holds the latents so far.
+            show_progress (`bool`, *optional*): a progress bar over the frames (over the
+                generation groups for a model with first-frame scales).
+            callback_on_step_end (`Callable`, *optional*): ``callback(step, num_groups, state)``
+                after every generation group: one per frame, after the first-frame scales' S
+                groups when the model has them (``state.codes`` holds the latents of the
+                frames so far; a scale step leaves them unchanged).
 
         Examples:
             >>> import torch
@@ -168,7 +172,7 @@ class TextToVideoPipeline(ARImagePipeline):
             callback_on_step_end=callback_on_step_end,
             order=order,
             given=given,
-            progress_label="frames",
+            progress_label="groups" if order.first_frame_scales else "frames",
         )  # (B, F*h*w, C)
         if output_type == "latent":
             videos = tokens

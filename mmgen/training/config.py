@@ -76,11 +76,12 @@ class TrainingConfig:
     a categorical head, a row of latents of a flow head. ``first_group_weight`` w multiplies
     the weights of the first generation group's targets by w (1, the default: no change; a
     next-frame clip's first frame, made from the prompt alone, is harder than the frames that
-    follow it and only one group of many). ``context_noise`` s > 0 adds Gaussian noise to the
-    generated rows a sequence is fed (noise augmentation of the context: a next-frame clip's
-    previous frames), its standard deviation drawn per sample uniformly in [0, s], so that at
-    generation the model has seen imperfect context like its own samples (0, the default: off;
-    orders with continuous fed rows only)."""
+    follow it and only one group of many; the order's ``first_output_groups`` say how many
+    groups make it, e.g. frame 0 and its first-frame scales). ``context_noise`` s > 0 adds
+    Gaussian noise to the generated rows a sequence is fed (noise augmentation of the
+    context: a next-frame clip's previous frames), its standard deviation drawn per sample
+    uniformly in [0, s], so that at generation the model has seen imperfect context like its
+    own samples (0, the default: off; orders that implement it only: next-frame)."""
 
     batch_size: int = 32
     learning_rate: float = 3e-4

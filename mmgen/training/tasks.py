@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mmgen.training.config import MEDIA_FOLDERS, RunConfig
-from mmgen.utils.config import from_dict, to_dict
+from mmgen.utils.config import ConfigError, from_dict, to_dict
 from mmgen.utils.images import image_grid
 
 
@@ -85,7 +85,6 @@ class TokenizerTask:
 
     def __init__(self, config: RunConfig):
         from mmgen.registry import resolve_class
-        from mmgen.utils.config import ConfigError
 
         self.config = config
         try:
@@ -250,6 +249,9 @@ class GenerationTask:
         model_fields = dict(self.config.model)
         preset = model_fields.pop("preset", None)
         self.order = self.build_order(condition_tokenizer.max_length)
+        if self.config.training.context_noise and not self.order.takes_context_noise:
+            raise ConfigError(f"training.context_noise: the {self.order.name} order has no "
+                              "context noise (orders that take it: next_frame)")  # fmt: skip
         model_fields.setdefault("input", self.order.input_config())
         recipe_head = model_fields.get("head")
         model_fields["head"] = merged_head_config(self.order.head_config(), recipe_head)
@@ -289,7 +291,6 @@ class GenerationTask:
         Raises:
             ConfigError: when a video order's ``num_frames`` differs from ``data.num_frames``.
         """
-        from mmgen.utils.config import ConfigError
 
         spec = dict(self.config.order)
         if self.config.task != "text_to_video":
@@ -454,7 +455,7 @@ class GenerationTask:
         )
         inputs, targets = self.order.training_inputs(batch["codes"])  # the generated rows
         if self.config.training.context_noise:
-            from mmgen.generation.flow import draw_times  # uniform in (0, 1), per sample
+            from mmgen.generation.flow import draw_times  # uniform in [0, 1), per sample
 
             sigma = draw_times(inputs.shape[0], generator, inputs.device)
             sigma = sigma * self.config.training.context_noise  # (B,)
@@ -481,7 +482,8 @@ class GenerationTask:
             return None
         groups = range(len(self.layout.image_groups))
         rows = [end - start for start, end in map(self.layout.sampled_rows, groups)]
-        return group_loss_weights(targets, rows, power, first_group_weight=first)
+        return group_loss_weights(targets, rows, power, first_group_weight=first,
+                                  first_groups=self.order.first_output_groups)  # fmt: skip
 
     def pipeline(self, model):
         return self.pipeline_class(

@@ -111,13 +111,14 @@ def test_frame_zero_reads_the_scale_drawn_before_it():
     torch.testing.assert_close(same, cold, atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("scales", [[2, 1], [0, 1], [1, 4], [1, 3], [1.0]])
+@pytest.mark.parametrize("scales", [[2, 1], [0, 1], [1, 4], [1, 3], [1.0], 1])
 def test_bad_first_frame_scales_are_config_errors(scales):
     with pytest.raises(ConfigError, match="first_frame_scales"):
         build_order({**SPEC, "first_frame_scales": scales}, tiny_kl(), 8, 3)
 
 
 @pytest.mark.parametrize("options", [{}, {"first_frame_scales": [1, 2]},
+                                     {"first_frame_scales": [1], "patch": 2},
                                      {"first_frame_scales": [1], "long_window": 1}])  # fmt: skip
 def test_generation_feeds_each_group_what_teacher_forcing_feeds_it(options):
     """Taking a clip's own targets group by group, the order hands every group the inputs
@@ -134,3 +135,14 @@ def test_generation_feeds_each_group_what_teacher_forcing_feeds_it(options):
         start += n
     torch.testing.assert_close(torch.cat(fed, dim=1), inputs)
     torch.testing.assert_close(order.finish(state), clip)
+
+
+def test_context_noise_noises_the_fed_scales_but_not_the_first_scales_zeros():
+    """Rows 0 (the 1 x 1 map, fed zeros), 1-4 (the 2 x 2 map, fed the 1 x 1 one), 5-20 (frame
+    0, fed the 2 x 2 one) and 21-52 (frames 1 and 2, fed frames 0 and 1)."""
+    order = build_order(SPEC, tiny_kl(), 8, 3)
+    inputs, _ = order.training_inputs(torch.randn(2, 48, 4))
+    noised = order.noised_inputs(inputs, torch.full((2,), 0.5), torch.Generator().manual_seed(0))
+    assert torch.equal(noised[..., 4], inputs[..., 4])  # the indicator
+    assert torch.equal(noised[:, :1], inputs[:, :1])  # the start row's zeros
+    assert bool((noised[:, 1:, :4] != inputs[:, 1:, :4]).all())  # every fed map and frame

@@ -116,16 +116,6 @@ def test_context_noise_noises_only_the_fed_frames_at_each_samples_scale():
     assert torch.equal(noised, again)  # drawn from the generator
 
 
-def test_context_noise_needs_an_order_with_continuous_context():
-    from conftest import make_tiny_tokenizer
-
-    order = build_order({"name": "next_token"}, make_tiny_tokenizer(), 16, 3)
-    codes = torch.zeros(order.token_layout.token_shape(2), dtype=torch.long)
-    inputs, _ = order.training_inputs(codes)
-    with pytest.raises(ConfigError, match="context_noise"):
-        order.noised_inputs(inputs, torch.ones(2), torch.Generator())
-
-
 def test_cached_generation_matches_full_recompute_with_and_without_flexrope():
     pipe = make_tiny_video_pipeline()
     for slope in (0.0, 0.7):

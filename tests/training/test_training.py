@@ -298,3 +298,12 @@ def test_a_bare_no_for_mixed_precision_in_yaml_means_no(tmp_path):
     path.write_text(f"task: tokenizer\noutput_dir: {tmp_path}\ntraining:\n  mixed_precision: yes\n")
     with pytest.raises(ConfigError, match="training.mixed_precision must be one of"):
         load_run_config(path)
+
+
+def test_context_noise_is_refused_at_setup_by_an_order_without_it(trained_vq, tmp_path):
+    """Before any data is encoded, a ConfigError naming the key (next-token feeds codes)."""
+    from mmgen.training.tasks import build_task
+
+    recipe = t2i_recipe(tmp_path, trained_vq[0] / "final", context_noise=0.2)
+    with pytest.raises(ConfigError, match="training.context_noise: the next_token order"):
+        build_task(load_run_config(recipe))

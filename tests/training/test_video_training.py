@@ -5,6 +5,8 @@ import json
 
 import pytest
 import torch
+import yaml
+from PIL import Image
 from training_recipes import (
     losses,
     resumed_step,
@@ -91,7 +93,7 @@ def test_a_video_folder_trains_the_same_way(trained_kl, tmp_path):
 
 def test_a_long_context_order_trains_scoring_only_frame_rows(trained_kl, tmp_path):
     recipe = t2v_recipe(tmp_path, trained_kl, name="long", max_steps=2)
-    config = __import__("yaml").safe_load(recipe.read_text())
+    config = yaml.safe_load(recipe.read_text())
     config["order"].update(long_window=1, long_patch=4)  # frame 0 long-term in group 2
     write(recipe, config)
     run(recipe)
@@ -113,7 +115,7 @@ def test_first_group_weight_weighs_the_first_frame_in_the_loss(trained_kl, tmp_p
     for w in (1.0, 3.0, 1e6):
         name = f"w{w:g}"
         recipe = t2v_recipe(tmp_path, trained_kl, name=name, max_steps=1, first_group_weight=w)
-        config = __import__("yaml").safe_load(recipe.read_text())
+        config = yaml.safe_load(recipe.read_text())
         config["order"]["clean_context_prob"] = 0.0
         write(recipe, config)
         run(recipe)
@@ -131,7 +133,7 @@ def test_a_head_that_reads_the_rows_inputs_trains_and_generates(trained_kl, tmp_
     it the same rows as training (the cached and the recomputed paths agree), and what it
     reads changes what it draws."""
     recipe = t2v_recipe(tmp_path, trained_kl, name="reads", max_steps=2)
-    config = __import__("yaml").safe_load(recipe.read_text())
+    config = yaml.safe_load(recipe.read_text())
     config["model"]["head"]["reads_inputs"] = True
     write(recipe, config)
     run(recipe)
@@ -175,9 +177,9 @@ def test_context_noise_noises_the_fed_frames_of_every_training_step(trained_kl, 
 def test_first_frame_scales_train_reload_and_continue_given_frames(trained_kl, tmp_path):
     """``order.first_frame_scales``: the recipe trains, the saved pipeline rebuilds the order
     and its head's group shapes, and generates and continues clips (the given frame's scales
-    computed from it)."""
+    computed from it: ``tests/generation/test_first_frame_scales.py`` checks what they are)."""
     recipe = t2v_recipe(tmp_path, trained_kl, name="scales", max_steps=2)
-    config = __import__("yaml").safe_load(recipe.read_text())
+    config = yaml.safe_load(recipe.read_text())
     config["order"]["first_frame_scales"] = [1]
     write(recipe, config)
     run(recipe)
@@ -192,7 +194,28 @@ def test_first_frame_scales_train_reload_and_continue_given_frames(trained_kl, t
     frames = clip()
     assert frames.shape == (1, 3, 3, 64, 64)
     torch.testing.assert_close(frames, clip(use_cache=False), atol=1e-4, rtol=1e-4)
-    first = [__import__("PIL.Image").Image.fromarray(
+    first = [Image.fromarray(
         (frames[0, 0].permute(1, 2, 0).numpy() * 255).round().astype("uint8"))]  # fmt: skip
     continued = clip(frames=first)
     assert continued.shape == (1, 3, 3, 64, 64)
+
+
+def test_first_group_weight_covers_frame_zero_and_its_first_frame_scales(trained_kl, tmp_path):
+    """With ``first_frame_scales`` frame 0 is made by its scale groups and its own: the task's
+    loss weights put ``first_group_weight`` on all of their rows and on nothing after."""
+    from mmgen.training.config import load_run_config
+    from mmgen.training.tasks import build_task
+
+    recipe = t2v_recipe(tmp_path, trained_kl, name="weights", first_group_weight=4.0)
+    config = yaml.safe_load(recipe.read_text())
+    config["order"]["first_frame_scales"] = [1]
+    write(recipe, config)
+    task = build_task(load_run_config(recipe))
+    layout = task.order.token_layout
+    clip = torch.randn(layout.token_shape(2))
+    _, targets = task.order.training_inputs(clip)
+    weights = task.row_weights(targets)
+    first = 1 + task.order.frame_rows  # the 1 x 1 map's row and frame 0's
+    expected = torch.ones(targets.shape[1])
+    expected[:first] = 4.0
+    assert torch.equal(weights, expected)
