@@ -40,7 +40,8 @@ def add_sampling(p: argparse.ArgumentParser) -> None:
     flag(p, "--guidance-scale", type=float, help="classifier-free guidance (1 = off)")
     flag(p, "--guidance-schedule", choices=GUIDANCE_SCHEDULES, help="how guidance varies by group")
     flag(p, "--guidance-cutoff", type=int, help="with 'cutoff': guided groups")
-    flag(p, "--temperature", type=float, help="softmax temperature")
+    flag(p, "--temperature", type=float,
+         help="softmax temperature (a flow head: the starting noise's scale)")  # fmt: skip
     flag(p, "--top-k", type=int, help="keep the k most likely codes (0 = all)")
     flag(p, "--top-p", type=float, help="nucleus sampling mass (1 = off)")
     flag(p, "--num-inference-steps", type=int, help="Euler steps of a flow head per group")

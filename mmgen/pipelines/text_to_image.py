@@ -98,7 +98,8 @@ class TextToImagePipeline(ARImagePipeline):
             guidance_schedule (`str`, *optional*): ``"constant"``, ``"linear"`` (1 -> scale
                 over the groups) or ``"cutoff"`` (scale for ``guidance_cutoff`` groups, then 1).
             guidance_cutoff (`int`, *optional*): groups guided under ``"cutoff"``.
-            temperature (`float`, *optional*): softmax temperature; 0 is greedy.
+            temperature (`float`, *optional*): softmax temperature of a categorical head, the
+                starting noise's scale of a flow head; 0 is greedy (deterministic).
             top_k (`int`, *optional*): keep the k most likely codes (0 keeps all).
             top_p (`float`, *optional*): nucleus sampling mass in (0, 1].
             num_inference_steps (`int`, *optional*): Euler steps of a flow head per group
