@@ -374,7 +374,7 @@ class NextFrameOrder(Order):
 
         if side is not None:
             map_BCmm = interpolate(map_BCmm, size=(side, side), mode="bilinear",
-                                     align_corners=False)  # fmt: skip
+                                   align_corners=False)  # fmt: skip
         m = map_BCmm.shape[-1]
         return self.patchify(map_BCmm.flatten(2).transpose(1, 2), grid=(m, m))
 

@@ -291,7 +291,6 @@ class GenerationTask:
         Raises:
             ConfigError: when a video order's ``num_frames`` differs from ``data.num_frames``.
         """
-
         spec = dict(self.config.order)
         if self.config.task != "text_to_video":
             return spec

@@ -5,7 +5,6 @@ import json
 
 import pytest
 import torch
-import yaml
 from PIL import Image
 from training_recipes import (
     losses,
@@ -19,21 +18,23 @@ from mmgen import TextToVideoPipeline
 from mmgen.pipelines.ar_image import ARImagePipeline
 
 
-def t2v_recipe(tmp_path, tokenizer, name="t2v", data=None, **training):
+def t2v_recipe(tmp_path, tokenizer, name="t2v", data=None, order=None, head=None, **training):
+    """A tiny text-to-video recipe; ``order`` and ``head`` add options to the next-frame order
+    and the group flow head, ``training`` to the training section."""
     return write(
         tmp_path / f"{name}.yaml",
         {
             "task": "text_to_video",
             "output_dir": str(tmp_path / name),
             "tokenizer": str(tokenizer),
-            "order": {"name": "next_frame", "patch": 2},
+            "order": {"name": "next_frame", "patch": 2, **(order or {})},
             "text_max_length": 32,
             "data": data or {"name": "moving_shapes", "num_samples": 8, "num_frames": 3},
             "model": {
                 "preset": "debug",
                 "num_heads": 1,
                 "rope": "mmrope",
-                "head": {"width": 32, "depth": 1, "num_heads": 2},
+                "head": {"width": 32, "depth": 1, "num_heads": 2, **(head or {})},
             },  # fmt: skip
             "validation_num_prompts": 2,
             "validation_prompts": ["a red square moving right"],
@@ -92,10 +93,9 @@ def test_a_video_folder_trains_the_same_way(trained_kl, tmp_path):
 
 
 def test_a_long_context_order_trains_scoring_only_frame_rows(trained_kl, tmp_path):
-    recipe = t2v_recipe(tmp_path, trained_kl, name="long", max_steps=2)
-    config = yaml.safe_load(recipe.read_text())
-    config["order"].update(long_window=1, long_patch=4)  # frame 0 long-term in group 2
-    write(recipe, config)
+    recipe = t2v_recipe(
+        tmp_path, trained_kl, name="long", max_steps=2, order={"long_window": 1, "long_patch": 4}
+    )  # frame 0 long-term in group 2
     run(recipe)
     assert sorted(losses(tmp_path / "long")) == [1, 2]
     assert all(loss == loss for loss in losses(tmp_path / "long").values())  # finite, not NaN
@@ -114,10 +114,8 @@ def test_first_group_weight_weighs_the_first_frame_in_the_loss(trained_kl, tmp_p
     step1 = {}
     for w in (1.0, 3.0, 1e6):
         name = f"w{w:g}"
-        recipe = t2v_recipe(tmp_path, trained_kl, name=name, max_steps=1, first_group_weight=w)
-        config = yaml.safe_load(recipe.read_text())
-        config["order"]["clean_context_prob"] = 0.0
-        write(recipe, config)
+        recipe = t2v_recipe(tmp_path, trained_kl, name=name, max_steps=1, first_group_weight=w,
+                            order={"clean_context_prob": 0.0})  # fmt: skip
         run(recipe)
         step1[w] = losses(tmp_path / name)[1]
     frames = 3
@@ -132,10 +130,8 @@ def test_a_head_that_reads_the_rows_inputs_trains_and_generates(trained_kl, tmp_
     (the previous frame at the same place); the saved pipeline rebuilds it, generation feeds
     it the same rows as training (the cached and the recomputed paths agree), and what it
     reads changes what it draws."""
-    recipe = t2v_recipe(tmp_path, trained_kl, name="reads", max_steps=2)
-    config = yaml.safe_load(recipe.read_text())
-    config["model"]["head"]["reads_inputs"] = True
-    write(recipe, config)
+    recipe = t2v_recipe(tmp_path, trained_kl, name="reads", max_steps=2,
+                        head={"reads_inputs": True})  # fmt: skip
     run(recipe)
     pipe = TextToVideoPipeline.from_pretrained(tmp_path / "reads" / "final")
     head = pipe.transformer.head
@@ -178,10 +174,8 @@ def test_first_frame_scales_train_reload_and_continue_given_frames(trained_kl, t
     """``order.first_frame_scales``: the recipe trains, the saved pipeline rebuilds the order
     and its head's group shapes, and generates and continues clips (the given frame's scales
     computed from it: ``tests/generation/test_first_frame_scales.py`` checks what they are)."""
-    recipe = t2v_recipe(tmp_path, trained_kl, name="scales", max_steps=2)
-    config = yaml.safe_load(recipe.read_text())
-    config["order"]["first_frame_scales"] = [1]
-    write(recipe, config)
+    recipe = t2v_recipe(tmp_path, trained_kl, name="scales", max_steps=2,
+                        order={"first_frame_scales": [1]})  # fmt: skip
     run(recipe)
     pipe = TextToVideoPipeline.from_pretrained(tmp_path / "scales" / "final")
     assert pipe.order.first_frame_scales == (1,)
@@ -206,10 +200,8 @@ def test_first_group_weight_covers_frame_zero_and_its_first_frame_scales(trained
     from mmgen.training.config import load_run_config
     from mmgen.training.tasks import build_task
 
-    recipe = t2v_recipe(tmp_path, trained_kl, name="weights", first_group_weight=4.0)
-    config = yaml.safe_load(recipe.read_text())
-    config["order"]["first_frame_scales"] = [1]
-    write(recipe, config)
+    recipe = t2v_recipe(tmp_path, trained_kl, name="weights", first_group_weight=4.0,
+                        order={"first_frame_scales": [1]})  # fmt: skip
     task = build_task(load_run_config(recipe))
     layout = task.order.token_layout
     clip = torch.randn(layout.token_shape(2))
