@@ -9,7 +9,8 @@ folder as a built-in tokenizer.
 Only model_index.json, training_config.yaml, a learned text tokenizer's tokenizer.json and the
 components' config.json + model.safetensors are copied (a tokenizer: its config.json,
 model.safetensors and eval.json); a component identical byte for byte to another built-in's
-(the shipped VQ a recipe trained on) is not copied but named in the folder's shared.json.
+(the shipped VQ a recipe trained on, or a built-in tokenizer such as ``shapes-kl``) is not
+copied but named in the folder's shared.json.
 The folder is loaded back once to check it.
 ``--weights-dtype float16`` stores floating-point weights at half size (the package's size
 budget); they load into float32 modules unchanged, so the pipeline computes in float32 and
@@ -40,18 +41,21 @@ def copy_component(source: Path, target: Path, dtype: str | None) -> None:
 
 
 def identical_builtin_component(folder: Path, name: str) -> str | None:
-    """``"<built-in>/<component>"`` of another built-in model whose component folder holds the
-    same config.json and model.safetensors bytes as ``folder``, else None."""
-    from mmgen.builtin import BUILTIN_DIR, BUILTIN_MODELS
+    """``"<built-in>/<component>"`` of another built-in model, or the name of a built-in
+    tokenizer, whose folder holds the same config.json and model.safetensors bytes as
+    ``folder``, else None."""
+    from mmgen.builtin import BUILTIN_DIR, BUILTIN_MODELS, BUILTIN_TOKENIZERS, TOKENIZERS_DIR
 
     files = ("config.json", "model.safetensors")
-    for other in sorted(set(BUILTIN_MODELS) - {name}):
-        twin = BUILTIN_DIR / other / folder.name
+    twins = {f"{other}/{folder.name}": BUILTIN_DIR / other / folder.name
+             for other in sorted(set(BUILTIN_MODELS) - {name})}  # fmt: skip
+    twins.update({tokenizer: TOKENIZERS_DIR / tokenizer for tokenizer in BUILTIN_TOKENIZERS})
+    for reference, twin in twins.items():
         if twin.is_dir() and all(
             (twin / f).is_file() and (twin / f).read_bytes() == (folder / f).read_bytes()
             for f in files
         ):
-            return f"{other}/{folder.name}"
+            return reference
     return None
 
 

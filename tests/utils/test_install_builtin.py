@@ -23,3 +23,17 @@ def test_an_identical_component_of_another_builtin_is_found(tmp_path):
     weights[-1] ^= 1
     (copy / "model.safetensors").write_bytes(bytes(weights))
     assert install_builtin.identical_builtin_component(copy, "shapes-t2i-shuffle") is None
+
+
+def test_a_component_identical_to_a_builtin_tokenizer_names_it_and_loads_through_it(tmp_path):
+    from mmgen.builtin import TOKENIZERS_DIR, component_folder
+
+    copy = tmp_path / "model" / "vq"
+    shutil.copytree(TOKENIZERS_DIR / "shapes-kl", copy)
+    (copy / "eval.json").unlink()  # only config.json and the weights are compared
+    reference = install_builtin.identical_builtin_component(copy, "moving-shapes-t2v")
+    assert reference == "shapes-kl"
+    # a pipeline folder that names it in shared.json finds the built-in tokenizer's folder
+    shutil.rmtree(copy)
+    (tmp_path / "model" / "shared.json").write_text('{"vq": "shapes-kl"}')
+    assert component_folder(tmp_path / "model", "vq") == TOKENIZERS_DIR / "shapes-kl"
