@@ -44,13 +44,12 @@ def identical_builtin_component(folder: Path, name: str) -> str | None:
     """``"<built-in>/<component>"`` of another built-in model, or the name of a built-in
     tokenizer, whose folder holds the same config.json and model.safetensors bytes as
     ``folder``, else None."""
-    from mmgen.builtin import BUILTIN_DIR, BUILTIN_MODELS, BUILTIN_TOKENIZERS, TOKENIZERS_DIR
+    from mmgen.builtin import BUILTIN_MODELS, BUILTIN_TOKENIZERS, resolve_component_path
 
     files = ("config.json", "model.safetensors")
-    twins = {f"{other}/{folder.name}": BUILTIN_DIR / other / folder.name
-             for other in sorted(set(BUILTIN_MODELS) - {name})}  # fmt: skip
-    twins.update({tokenizer: TOKENIZERS_DIR / tokenizer for tokenizer in BUILTIN_TOKENIZERS})
-    for reference, twin in twins.items():
+    references = [f"{other}/{folder.name}" for other in sorted(set(BUILTIN_MODELS) - {name})]
+    for reference in [*references, *BUILTIN_TOKENIZERS]:
+        twin = resolve_component_path(reference)  # the folder shared.json would point to
         if twin.is_dir() and all(
             (twin / f).is_file() and (twin / f).read_bytes() == (folder / f).read_bytes()
             for f in files
