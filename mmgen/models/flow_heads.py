@@ -9,6 +9,7 @@ velocities under guidance.
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import torch
@@ -314,12 +315,19 @@ class GroupFlowHead(FlowHead):
         return self.shape_of_size[n]
 
     def group_bounds(self, num_rows: int) -> list[tuple[int, int]]:
-        """(start, end) rows of each group of a teacher-forced sequence of ``num_rows``."""
+        """(start, end) rows of each group of a teacher-forced sequence of ``num_rows``: all of
+        ``group_shapes`` (or a multiple of them), or its first groups (a video order's
+        one-frame sequence: frame 0's scales and frame 0 of a clip's shapes)."""
         sizes = [num_rows] if self.group_shapes is None else [h * w for h, w in self.group_shapes]
-        if num_rows % sum(sizes):
-            raise ValueError(f"group_shapes {self.group_shapes} hold {sum(sizes)} rows (or a "
-                             f"multiple), got {num_rows}")  # fmt: skip
-        sizes = sizes * (num_rows // sum(sizes))
+        ends = list(itertools.accumulate(sizes))
+        if num_rows in ends:
+            sizes = sizes[: ends.index(num_rows) + 1]
+        elif num_rows % ends[-1] == 0:
+            sizes = sizes * (num_rows // ends[-1])
+        else:
+            raise ValueError(f"group_shapes {self.group_shapes} hold {ends[-1]} rows (or a "
+                             f"multiple, or the first groups' {ends[:-1]}), "
+                             f"got {num_rows}")  # fmt: skip
         bounds, start = [], 0
         for size in sizes:
             bounds.append((start, start + size))

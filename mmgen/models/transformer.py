@@ -222,6 +222,7 @@ class ARTransformer(nn.Module):
         attention_bias: torch.Tensor | None = None,
         target_rows: torch.Tensor | None = None,
         row_weights: torch.Tensor | None = None,
+        extra_sequences: dict | None = None,
     ) -> torch.Tensor:
         """Hidden states of a chunk of rows ``[start, start + L)``, or the head's training loss.
 
@@ -249,6 +250,10 @@ class ARTransformer(nn.Module):
                 have none); None is every input row.
             row_weights: with ``targets``, (n_targets,) weights of the rows in the head's
                 loss (``training.group_loss_power``); None weighs every target alike.
+            extra_sequences: with ``targets``, the keyword arguments of this call for a second
+                batch of sequences of another length (``training.first_frame_batch``'s
+                one-frame sequences), whose loss is added: one forward, so DDP and
+                ``torch.compile`` still wrap the whole step.
 
         Returns:
             (B, L, D) hidden states after the final norm, or a scalar loss.
@@ -278,7 +283,10 @@ class ARTransformer(nn.Module):
         if getattr(self.head, "input_channels", 0):  # a head that reads the rows' inputs
             fed = inputs if target_rows is None else inputs.index_select(1, target_rows)
             options["inputs"] = fed  # (B, n_targets, I)
-        return self.head.loss(hidden, targets, draws, **options)
+        loss = self.head.loss(hidden, targets, draws, **options)
+        if extra_sequences is not None:
+            loss = loss + self.forward(**extra_sequences)
+        return loss
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -135,6 +135,18 @@ class TokenizerTask:
 
         return evaluate_reconstruction(model, num_images=num_images)
 
+    @staticmethod
+    def layout_tensors(layout, device) -> dict:
+        """A layout's tensors that every training step passes the model, on ``device``."""
+        layout = layout.to(device)
+        # plain causal layouts pass kv_end=None: SDPA's flash path, also when compiled
+        return dict(
+            positions=layout.positions,
+            kv_end=None if layout.is_causal else layout.kv_end,
+            attention_bias=layout.attention_bias(0, layout.length),  # a non-prefix mask
+            target_rows=layout.target_index(),  # rows with targets (None: all)
+        )
+
     def loss(self, model, batch, generator):
         out = model(batch["images"], generator=generator)
         stats = {"reconstruction_loss": out.reconstruction_loss.item()}
@@ -261,6 +273,12 @@ class GenerationTask:
         else:
             self.model_config = from_dict(TransformerConfig, model_fields, where="model")
         self.layout = self.order.layout
+        self.first_frame_order = None
+        if self.config.training.first_frame_batch:  # a clip's prefix: prompt, frame 0's groups
+            if not hasattr(self.order, "with_frames"):
+                raise ConfigError(f"training.first_frame_batch: the {self.order.name} order "
+                                  "has no frames")  # fmt: skip
+            self.first_frame_order = self.order.with_frames(1)
 
     @property
     def sample_size(self) -> int:
@@ -315,21 +333,10 @@ class GenerationTask:
         """Codes and conditions of the training set, from the shared cache
         (``mmgen.training.encoded_data``) or rendered/read and encoded once and stored there;
         a learned text tokenizer is trained on the captions here."""
-        from mmgen.training.encoded_data import EncodedDataCache
-
-        show = accelerator.is_local_main_process
-        cache = EncodedDataCache(self.config.cache_dir, self.vq, self.config.data)
-        entry = cache.load()
-        if entry is not None:
-            self.codes, conditions = entry
-            accelerator.print(f"encoded data: {len(conditions)} examples from {cache.folder}")
-        else:
-            sample_rate = getattr(getattr(self.vq, "config", None), "sample_rate", 16_000)
-            images, conditions = load_training_images(self.config.data, show_progress=show,
-                                                      sample_rate=sample_rate)  # fmt: skip
-            self.codes = self.encode_images(images, accelerator)
-            if accelerator.is_main_process:
-                cache.save(self.codes, conditions)
+        self.codes, conditions = self.encoded_data(self.config.data, accelerator)
+        first_frame_conditions = None
+        if self.config.training.first_frame_batch:
+            self.first_frames, first_frame_conditions = self.first_frame_data(accelerator)
         if self.condition_tokenizer is None:
             inherited = self.init_from_text_tokenizer(conditions)
             if inherited is not None:
@@ -345,7 +352,44 @@ class GenerationTask:
                     f"{len(conditions)} captions"
                 )
         self.condition_ids = self.condition_tokenizer(conditions)  # (N, T)
+        if first_frame_conditions is not None:  # (M, T)
+            self.first_frame_ids = self.condition_tokenizer(first_frame_conditions)
+        elif self.config.training.first_frame_batch:  # the clips' own
+            self.first_frame_ids = self.condition_ids
         return len(conditions)
+
+    def encoded_data(self, data, accelerator) -> tuple[torch.Tensor, list]:
+        """The codes (or latents) and conditions of ``data`` (a ``DataConfig``), from the
+        shared cache (``mmgen.training.encoded_data``), or rendered/read and encoded once and
+        stored there."""
+        from mmgen.training.encoded_data import EncodedDataCache
+
+        cache = EncodedDataCache(self.config.cache_dir, self.vq, data)
+        entry = cache.load()
+        if entry is not None:
+            accelerator.print(f"encoded data: {len(entry[1])} examples from {cache.folder}")
+            return entry
+        sample_rate = getattr(getattr(self.vq, "config", None), "sample_rate", 16_000)
+        images, conditions = load_training_images(
+            data, show_progress=accelerator.is_local_main_process, sample_rate=sample_rate
+        )
+        codes = self.encode_images(images, accelerator)
+        if accelerator.is_main_process:
+            cache.save(codes, conditions)
+        return codes, conditions
+
+    def first_frame_data(self, accelerator) -> tuple[torch.Tensor, list]:
+        """``training.first_frame_batch``'s pool: the first frames' latents (M, tokens, C) and
+        their prompts; the training clips' own, or ``first_frame_samples`` one-frame clips of
+        the same data (the same cache as a ``data.num_frames: 1`` recipe's)."""
+        import dataclasses
+
+        count = self.config.training.first_frame_samples
+        if count is None:
+            tokens = self.order.frame_layout.tokens_per_frame
+            return self.codes[:, :tokens], None  # the clips' prompts: condition_ids
+        data = dataclasses.replace(self.config.data, num_frames=1, num_samples=count)
+        return self.encoded_data(data, accelerator)
 
     def init_from_text_tokenizer(self, captions: list[str]):
         """The learned text tokenizer of the pipeline that ``init_from`` points into, when the
@@ -428,61 +472,87 @@ class GenerationTask:
     def get_batch(self, indices, device) -> dict:
         condition_ids = self.condition_ids[indices].to(device)
         device = condition_ids.device  # "cuda" -> "cuda:0", the key loss() looks up
-        if device not in self.device_layout:  # the layout's tensors copied once per device
-            # plain causal layouts pass kv_end=None: SDPA's flash path, also when compiled
-            layout = self.layout.to(device)
-            kv_end = None if layout.is_causal else layout.kv_end
-            self.device_layout[device] = dict(
-                positions=layout.positions,
-                kv_end=kv_end,
-                attention_bias=layout.attention_bias(0, layout.length),  # a non-prefix mask
-                target_rows=layout.target_index(),  # rows with targets (None: all)
-            )
+        if device not in self.device_layout:  # the layouts' tensors copied once per device
+            self.device_layout[device] = self.layout_tensors(self.layout, device)
+            if self.first_frame_order is not None:
+                self.device_layout[device]["first_frame"] = self.layout_tensors(
+                    self.first_frame_order.layout, device
+                )
         return {
             "condition_ids": condition_ids,
             "codes": self.codes[indices].to(device, self.order.token_layout.token_dtype),
         }
 
+    @staticmethod
+    def layout_tensors(layout, device) -> dict:
+        """A layout's tensors that every training step passes the model, on ``device``."""
+        layout = layout.to(device)
+        # plain causal layouts pass kv_end=None: SDPA's flash path, also when compiled
+        return dict(
+            positions=layout.positions,
+            kv_end=None if layout.is_causal else layout.kv_end,
+            attention_bias=layout.attention_bias(0, layout.length),  # a non-prefix mask
+            target_rows=layout.target_index(),  # rows with targets (None: all)
+        )
+
     def loss(self, model, batch, generator):
+        layout = self.device_layout[batch["condition_ids"].device]
+        sequences = self.training_sequences(self.order, layout, batch["condition_ids"],
+                                            batch["codes"], generator)  # fmt: skip
+        tokens = batch["codes"].shape[0] * self.layout.length
+        n = self.config.training.first_frame_batch
+        if n:  # after every draw of the clips, so those stay the same with or without
+            picked = torch.randint(len(self.first_frames), (n,), generator=generator)
+            device = batch["codes"].device
+            sequences["extra_sequences"] = self.training_sequences(
+                self.first_frame_order, layout["first_frame"],
+                self.first_frame_ids[picked].to(device),
+                self.first_frames[picked].to(device, self.order.token_layout.token_dtype),
+                generator,
+            )  # fmt: skip
+            tokens += n * self.first_frame_order.layout.length
+        return model(**sequences), {"tokens": tokens}
+
+    def training_sequences(self, order, layout: dict, condition_ids, codes, generator) -> dict:
+        """The model's training-call arguments for a batch of ``order``'s sequences (its
+        ``layout_tensors`` in ``layout``): conditions dropped for guidance, teacher-forcing
+        inputs (noised by ``training.context_noise``), targets and the head's draws."""
         from mmgen.sequence import drop_condition
 
-        condition_ids = drop_condition(
-            batch["condition_ids"],
-            self.null_ids,
-            self.config.training.condition_dropout,
-            generator,
-        )
-        inputs, targets = self.order.training_inputs(batch["codes"])  # the generated rows
-        if self.config.training.context_noise:
+        training = self.config.training
+        condition_ids = drop_condition(condition_ids, self.null_ids, training.condition_dropout,
+                                       generator)  # fmt: skip
+        inputs, targets = order.training_inputs(codes)  # the generated rows
+        if training.context_noise:
             from mmgen.generation.flow import draw_times  # uniform in [0, 1), per sample
 
             sigma = draw_times(inputs.shape[0], generator, inputs.device)
-            sigma = sigma * self.config.training.context_noise  # (B,)
-            inputs = self.order.noised_inputs(inputs, sigma, generator)
-        layout = self.device_layout[condition_ids.device]
+            sigma = sigma * training.context_noise  # (B,)
+            inputs = order.noised_inputs(inputs, sigma, generator)
         draws = self.head.training_draws(targets, generator)  # a flow head's noise and times
         if "row_weights" not in layout:  # training.group_loss_power's, once per device
-            layout["row_weights"] = self.row_weights(targets)
-        loss = model(layout["positions"], layout["kv_end"], condition_ids=condition_ids,
-                     inputs=inputs, targets=targets, draws=draws,
-                     attention_bias=layout["attention_bias"],
-                     target_rows=layout["target_rows"],
-                     row_weights=layout["row_weights"])  # fmt: skip
-        return loss, {"tokens": condition_ids.shape[0] * self.layout.length}
+            layout["row_weights"] = self.row_weights(targets, order)
+        return dict(positions=layout["positions"], kv_end=layout["kv_end"],
+                    condition_ids=condition_ids, inputs=inputs, targets=targets, draws=draws,
+                    attention_bias=layout["attention_bias"], target_rows=layout["target_rows"],
+                    row_weights=layout["row_weights"])  # fmt: skip
 
-    def row_weights(self, targets: torch.Tensor) -> torch.Tensor | None:
-        """(n_targets,) loss weights of the target rows under ``training.group_loss_power``
-        and ``training.first_group_weight`` (None when both leave every code alike)."""
+    def row_weights(self, targets: torch.Tensor, order=None) -> torch.Tensor | None:
+        """(n_targets,) loss weights of the target rows of ``order``'s sequences (default the
+        task's) under ``training.group_loss_power`` and ``training.first_group_weight`` (None
+        when both leave every code alike)."""
         from mmgen.models.heads import group_loss_weights
 
+        order = order or self.order
         training = self.config.training
         power, first = training.group_loss_power, training.first_group_weight
         if not power and first == 1:
             return None
-        groups = range(len(self.layout.image_groups))
-        rows = [end - start for start, end in map(self.layout.sampled_rows, groups)]
+        layout = order.layout
+        groups = range(len(layout.image_groups))
+        rows = [end - start for start, end in map(layout.sampled_rows, groups)]
         return group_loss_weights(targets, rows, power, first_group_weight=first,
-                                  first_groups=self.order.first_output_groups)  # fmt: skip
+                                  first_groups=order.first_output_groups)  # fmt: skip
 
     def pipeline(self, model):
         return self.pipeline_class(

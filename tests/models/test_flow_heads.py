@@ -107,3 +107,20 @@ def test_the_group_head_denoises_a_group_jointly_where_a_per_row_head_cannot():
     # row's sign alone (all four agree about 2 / 2^4 = 1/8 of the time)
     assert agreement(group) > 0.85
     assert agreement(per_row) < 0.4
+
+
+def test_group_bounds_cover_the_whole_shapes_a_multiple_or_their_first_groups():
+    """A clip's groups (two first-frame scales, then 3 frames of 4 x 4 rows), repeated for
+    two clips, or only frame 0's groups (``training.first_frame_batch``'s one-frame
+    sequences); any other row count is an error that names the counts it takes."""
+    from mmgen.models.flow_heads import GroupFlowHead
+
+    head = GroupFlowHead(16, 4, width=16, depth=1, num_heads=2,
+                         group_shapes=[[1, 1], [2, 2], [4, 4], [4, 4], [4, 4]])  # fmt: skip
+    clip = [(0, 1), (1, 5), (5, 21), (21, 37), (37, 53)]
+    assert head.group_bounds(53) == clip
+    assert head.group_bounds(106) == clip + [(a + 53, b + 53) for a, b in clip]
+    assert head.group_bounds(21) == clip[:3]
+    assert head.group_bounds(1) == clip[:1]
+    with pytest.raises(ValueError, match=r"hold 53 rows .*\[1, 5, 21, 37\].*got 20"):
+        head.group_bounds(20)

@@ -307,3 +307,29 @@ def test_context_noise_is_refused_at_setup_by_an_order_without_it(trained_vq, tm
     recipe = t2i_recipe(tmp_path, trained_vq[0] / "final", context_noise=0.2)
     with pytest.raises(ConfigError, match="training.context_noise: the next_token order"):
         build_task(load_run_config(recipe))
+
+
+@pytest.mark.parametrize(
+    "task, data, training, message",
+    [
+        ("text_to_image", "shapes", {"first_frame_batch": 8},
+         "training.first_frame_batch is for text_to_video"),
+        ("text_to_video", "videofolder", {"first_frame_batch": 8, "first_frame_samples": 100},
+         "training.first_frame_samples draws one-frame clips of procedural data"),
+        ("text_to_video", "moving_shapes", {"first_frame_samples": 100},
+         "training.first_frame_samples needs training.first_frame_batch"),
+        ("text_to_video", "moving_shapes", {"first_frame_batch": -1},
+         r"training.first_frame_batch must be an int >= 0"),
+        ("text_to_video", "moving_shapes", {"first_frame_batch": 4, "first_frame_samples": 0},
+         r"training.first_frame_samples must be an int >= 1"),
+    ],
+)  # fmt: skip
+def test_a_bad_first_frame_batch_is_a_config_error_naming_the_key(
+    tmp_path, task, data, training, message
+):
+    recipe = {"task": task, "output_dir": str(tmp_path), "tokenizer": "shapes-kl",
+              "data": {"name": data, "path": str(tmp_path)}, "training": training}  # fmt: skip
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(ConfigError, match=message):
+        load_run_config(path)

@@ -211,3 +211,75 @@ def test_first_group_weight_covers_frame_zero_and_its_first_frame_scales(trained
     expected = torch.ones(targets.shape[1])
     expected[:first] = 4.0
     assert torch.equal(weights, expected)
+
+
+def test_a_one_frame_sequence_is_the_prefix_of_its_clip(trained_kl, tmp_path):
+    """``training.first_frame_batch`` trains frame 0 on one-frame sequences: the same order
+    for one frame lays out the clip's first rows (prompt, frame 0's scale groups, frame 0)
+    with the same positions and mask, is fed and scored the same rows, and the model's hidden
+    states there equal the clip's (frame 0 sees nothing after it)."""
+    from mmgen.training.config import load_run_config
+    from mmgen.training.tasks import build_task
+
+    recipe = t2v_recipe(tmp_path, trained_kl, name="prefix", first_frame_batch=2,
+                        order={"first_frame_scales": [1]})  # fmt: skip
+    task = build_task(load_run_config(recipe))
+    clip_order, frame_order = task.order, task.first_frame_order
+    assert frame_order.num_frames == 1 and clip_order.num_frames == 3
+    clip_layout, frame_layout = clip_order.layout, frame_order.layout
+    n = frame_layout.length  # 32 prompt rows, the 1 x 1 map's row, frame 0's 16
+    assert n == 32 + 1 + clip_order.frame_rows
+    assert torch.equal(frame_layout.positions, clip_layout.positions[:n])
+    assert torch.equal(frame_layout.kv_end, clip_layout.kv_end[:n])
+    clip = torch.randn(clip_order.token_layout.token_shape(2))  # (2, 3 frames' latents, C)
+    tokens = clip_order.frame_layout.tokens_per_frame
+    inputs, targets = clip_order.training_inputs(clip)
+    frame_inputs, frame_targets = frame_order.training_inputs(clip[:, :tokens])
+    rows = frame_inputs.shape[1]
+    assert torch.equal(frame_inputs, inputs[:, :rows])
+    assert torch.equal(frame_targets, targets[:, :rows])
+    model = task.build_model().eval()
+    ids = torch.randint(task.model_config.condition_vocab_size, (2, 32),
+                        generator=torch.Generator().manual_seed(0))  # fmt: skip
+    with torch.no_grad():
+        whole = model(clip_layout.positions, clip_layout.kv_end, condition_ids=ids,
+                      inputs=inputs)  # fmt: skip
+        prefix = model(frame_layout.positions, frame_layout.kv_end, condition_ids=ids,
+                       inputs=frame_inputs)  # fmt: skip
+    torch.testing.assert_close(prefix, whole[:, :n], atol=1e-5, rtol=1e-5)
+
+
+def test_first_frame_batch_adds_the_one_frame_loss_and_resumes_exactly(
+    trained_kl, tmp_path, capsys, monkeypatch
+):
+    """With ``first_frame_batch`` n each step also trains n one-frame sequences drawn from
+    ``first_frame_samples`` one-frame clips (a second entry of the shared cache), after every
+    draw of the clips: step 1's clip loss is the run without them, plus exactly the model's
+    loss on the one-frame sequences it was given. Resume stays exact."""
+    from mmgen.models.transformer import ARTransformer
+
+    extra_losses, original = [], ARTransformer.forward
+
+    def forward(self, *args, extra_sequences=None, **kwargs):
+        if extra_sequences is not None:
+            with torch.no_grad():
+                extra_losses.append(original(self, **extra_sequences).item())
+            rows = extra_sequences["inputs"].shape[:2]
+            assert rows == (3, 1 + 16)  # 3 sequences: the 1 x 1 map's row, frame 0's 16
+        return original(self, *args, extra_sequences=extra_sequences, **kwargs)
+
+    monkeypatch.setattr(ARTransformer, "forward", forward)
+    common = {"order": {"first_frame_scales": [1], "clean_context_prob": 0.0}}
+    run(t2v_recipe(tmp_path, trained_kl, name="plain", max_steps=1, **common))
+    assert extra_losses == []
+    printed, _ = run_full_and_split(
+        lambda name: t2v_recipe(tmp_path, trained_kl, name=name, first_frame_batch=3,
+                                first_frame_samples=6, **common),
+        capsys,
+    )  # fmt: skip
+    assert resumed_step(printed) == 2
+    assert "encoded data: 6 examples" in printed  # the one-frame clips, from the shared cache
+    assert losses(tmp_path / "split") == losses(tmp_path / "full")
+    plain, with_frames = losses(tmp_path / "plain")[1], losses(tmp_path / "full")[1]
+    assert extra_losses[0] > 0
+    assert with_frames == pytest.approx(plain + extra_losses[0], rel=1e-5)
