@@ -135,18 +135,6 @@ class TokenizerTask:
 
         return evaluate_reconstruction(model, num_images=num_images)
 
-    @staticmethod
-    def layout_tensors(layout, device) -> dict:
-        """A layout's tensors that every training step passes the model, on ``device``."""
-        layout = layout.to(device)
-        # plain causal layouts pass kv_end=None: SDPA's flash path, also when compiled
-        return dict(
-            positions=layout.positions,
-            kv_end=None if layout.is_causal else layout.kv_end,
-            attention_bias=layout.attention_bias(0, layout.length),  # a non-prefix mask
-            target_rows=layout.target_index(),  # rows with targets (None: all)
-        )
-
     def loss(self, model, batch, generator):
         out = model(batch["images"], generator=generator)
         stats = {"reconstruction_loss": out.reconstruction_loss.item()}
