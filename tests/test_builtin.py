@@ -39,9 +39,32 @@ def test_a_broken_shared_reference_is_a_checkpoint_error(tmp_path):
         TextToImagePipeline.from_pretrained(tmp_path / "copy")
 
 
-def test_builtin_weights_stay_under_60_mb():  # the issues' budget: 60 MB = 60,000,000 bytes
+def test_builtin_weights_stay_under_80_mb():
+    """The issues' budget was 60 MB; issue 14 allows raising it when a model needs it: the
+    text-to-video model's transformer alone is 21 MB in float16, so 80 MB = 80,000,000 bytes."""
     total = sum(p.stat().st_size for p in BUILTIN_DIR.rglob("*") if p.is_file())
-    assert total < 60_000_000
+    assert total < 80_000_000
+
+
+def test_moving_shapes_t2v_loads_by_name_and_generates_a_clip():
+    """The video default of ``mmgen generate video``: its ``vq`` is the built-in tokenizer
+    ``shapes-kl`` (named in shared.json, stored once)."""
+    from mmgen import TextToVideoPipeline
+    from mmgen.builtin import TOKENIZERS_DIR
+
+    assert component_folder(resolve_model_path("moving-shapes-t2v"), "vq") == (
+        TOKENIZERS_DIR / "shapes-kl"
+    )
+    pipe = TextToVideoPipeline.from_pretrained("moving-shapes-t2v")
+
+    def clip():
+        generator = torch.Generator().manual_seed(0)
+        return pipe("a red circle moving right", num_frames=2, num_inference_steps=2,
+                    output_type="pt", generator=generator).frames  # fmt: skip
+
+    frames = clip()
+    assert frames.shape == (1, 2, 3, 64, 64)
+    assert torch.equal(frames, clip())
 
 
 def test_shapes_t2i_loads_by_name_and_generates():

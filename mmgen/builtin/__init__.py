@@ -16,6 +16,9 @@ BUILTIN_MODELS: dict[str, str] = {
     "2x2 windows, word prompts; trained on one GPU)",
     "tones-t2a": "text-to-audio on the built-in tones task, 1 s at 16 kHz (next-latent over "
     "waveform-autoencoder latents, per-token flow head, streaming; trained on 2 CPU cores)",
+    "moving-shapes-t2v": "text-to-video on the built-in moving-shapes task, 12 frames of 64x64 "
+    "(next-frame, FAR, over shapes-kl latents with a group flow head, word prompts; trained on "
+    "2 CPU cores)",
 }
 
 #: name -> one-line description: tokenizers shipped on their own (a recipe's ``tokenizer:``,
