@@ -54,7 +54,7 @@ bench-orders: setup
 	$(BIN)/python tools/bench_orders.py --runs runs/orders --orders $(BENCH_ORDERS)
 
 # text-to-video on moving-shapes (issue 15), the built-in's recipe: first frames, then clips
-# with one-frame sequences beside them (`init_from` the stage before), about 2 h 10 min on 2 CPU
+# with one-frame sequences beside them (`init_from` the stage before), about 2.5 h on 2 CPU
 # cores with the encoding (logs in runs/moving_shapes_t2v_<stage>), then the eval. The longer
 # alternating chain (5.8 h, clips 0.605): T2V_STAGES="frame0_head scales frame0_ft clips_ft"
 T2V_STAGES ?= frame0_head clips_short
