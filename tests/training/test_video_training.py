@@ -283,3 +283,24 @@ def test_first_frame_batch_adds_the_one_frame_loss_and_resumes_exactly(
     plain, with_frames = losses(tmp_path / "plain")[1], losses(tmp_path / "full")[1]
     assert extra_losses[0] > 0
     assert with_frames == pytest.approx(plain + extra_losses[0], rel=1e-5)
+
+
+def test_first_frame_batch_without_samples_draws_the_training_clips_first_frames(
+    trained_kl, tmp_path
+):
+    """With no ``first_frame_samples`` the pool is the training clips' own first frames and
+    prompts (no second data set encoded)."""
+    from accelerate import Accelerator
+    from training_recipes import reset_accelerate
+
+    from mmgen.training.config import load_run_config
+    from mmgen.training.tasks import build_task
+
+    reset_accelerate()
+    task = build_task(load_run_config(t2v_recipe(tmp_path, trained_kl, name="own",
+                                                 first_frame_batch=2)))  # fmt: skip
+    task.prepare_data(Accelerator(cpu=True))
+    reset_accelerate()
+    tokens = task.order.frame_layout.tokens_per_frame
+    assert torch.equal(task.first_frames, task.codes[:, :tokens])
+    assert task.first_frame_ids is task.condition_ids
