@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmgen-installed
 
-.PHONY: setup demo demo-train test lint bench bench-orders train-t2v bench-gpu clean
+.PHONY: setup demo demo-train test lint bench bench-orders train-t2v train-t2v-more bench-gpu clean
 
 # $(call train_recipes,CONFIG_PREFIX,RUN_PREFIX,NAMES): `mmgen train` CONFIG_PREFIX<name>.yaml for
 # every name in order, skipping a name whose RUN_PREFIX<name>/final exists (the recipe's
@@ -62,6 +62,22 @@ train-t2v: setup
 	$(call train_recipes,configs/moving_shapes_t2v_,runs/moving_shapes_t2v_,$(T2V_STAGES))
 	$(BIN)/mmgen eval moving-shapes --model runs/moving_shapes_t2v_$(lastword $(T2V_STAGES))/final \
 	  --num-prompts 200 --seed 0 --out-dir runs/eval_moving_shapes_t2v
+
+# one more round of clips on the installed `moving-shapes-t2v` (configs/moving_shapes_t2v_clips_more.yaml:
+# init_from the built-in, about 2 h on 2 CPU cores with the encode cache warm; round r trains
+# with seed r into runs/moving_shapes_t2v_more_r<r>, resumed after an interruption), then the
+# eval. Install the result when it beats the built-in's eval:
+#   python tools/install_builtin.py --source runs/moving_shapes_t2v_more_r<r>/final \
+#     --name moving-shapes-t2v --weights-dtype float16
+# The shipped built-in is train-t2v, installed, then round 0.
+T2V_ROUND ?= 0
+T2V_MORE = runs/moving_shapes_t2v_more_r$(T2V_ROUND)
+train-t2v-more: setup
+	@[ -d $(T2V_MORE)/final ] || $(BIN)/mmgen train model \
+	  --config configs/moving_shapes_t2v_clips_more.yaml --output-dir $(T2V_MORE) \
+	  --seed $(T2V_ROUND) $$([ -d $(T2V_MORE)/checkpoints ] && echo "--resume-from-checkpoint latest")
+	$(BIN)/mmgen eval moving-shapes --model $(T2V_MORE)/final --num-prompts 200 --seed 0 \
+	  --out-dir $(T2V_MORE)/eval
 
 # on a CUDA machine: correctness, attention targets, decode and training (logs in runs/bench-gpu);
 # uses .venv when there is one, else $(PYTHON) with mmgen importable
