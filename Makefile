@@ -9,14 +9,15 @@ STAMP := $(VENV)/.mmgen-installed
 
 .PHONY: setup demo demo-train test lint bench bench-orders train-t2v train-t2v-more bench-gpu clean
 
-# $(call train_recipes,CONFIG_PREFIX,RUN_PREFIX,NAMES): `mmgen train` CONFIG_PREFIX<name>.yaml for
-# every name in order, skipping a name whose RUN_PREFIX<name>/final exists (the recipe's
-# output_dir) and resuming one with checkpoints from its latest
+# $(call train_run,CONFIG,RUN_DIR,ARGS): `mmgen train` CONFIG into RUN_DIR (with ARGS), skipped
+# when RUN_DIR/final exists and resumed from its latest checkpoint when it has checkpoints
+train_run = [ -d $(2)/final ] || $(BIN)/mmgen train model --config $(1) --output-dir $(2) $(3) $$([ -d $(2)/checkpoints ] && echo "--resume-from-checkpoint latest")
+
+# $(call train_recipes,CONFIG_PREFIX,RUN_PREFIX,NAMES): train_run CONFIG_PREFIX<name>.yaml into
+# RUN_PREFIX<name> (the recipe's output_dir) for every name in order
 define train_recipes
 @for n in $(3); do \
-  [ -d $(2)$$n/final ] && continue; \
-  resume=$$([ -d $(2)$$n/checkpoints ] && echo "--resume-from-checkpoint latest"); \
-  $(BIN)/mmgen train model --config $(1)$$n.yaml $$resume || exit 1; \
+  $(call train_run,$(1)$$n.yaml,$(2)$$n,) || exit 1; \
 done
 endef
 
@@ -73,9 +74,7 @@ train-t2v: setup
 T2V_ROUND ?= 0
 T2V_MORE = runs/moving_shapes_t2v_more_r$(T2V_ROUND)
 train-t2v-more: setup
-	@[ -d $(T2V_MORE)/final ] || $(BIN)/mmgen train model \
-	  --config configs/moving_shapes_t2v_clips_more.yaml --output-dir $(T2V_MORE) \
-	  --seed $(T2V_ROUND) $$([ -d $(T2V_MORE)/checkpoints ] && echo "--resume-from-checkpoint latest")
+	@$(call train_run,configs/moving_shapes_t2v_clips_more.yaml,$(T2V_MORE),--seed $(T2V_ROUND))
 	$(BIN)/mmgen eval moving-shapes --model $(T2V_MORE)/final --num-prompts 200 --seed 0 \
 	  --out-dir $(T2V_MORE)/eval
 
