@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmgen-installed
 
-.PHONY: setup demo demo-train test lint bench bench-orders train-t2v train-t2v-more bench-gpu clean
+.PHONY: setup demo demo-train test lint bench bench-orders train-t2v train-t2v-more train-t2v-alternate bench-gpu clean
 
 # $(call train_run,CONFIG,RUN_DIR,ARGS): `mmgen train` CONFIG into RUN_DIR (with ARGS), skipped
 # when RUN_DIR/final exists and resumed from its latest checkpoint when it has checkpoints
@@ -77,6 +77,16 @@ train-t2v-more: setup
 	@$(call train_run,configs/moving_shapes_t2v_clips_more.yaml,$(T2V_MORE),--seed $(T2V_ROUND))
 	$(BIN)/mmgen eval moving-shapes --model $(T2V_MORE)/final --num-prompts 200 --seed 0 \
 	  --out-dir $(T2V_MORE)/eval
+
+# an alternating round on the installed `moving-shapes-t2v`: first frames only
+# (configs/moving_shapes_t2v_more_frame0.yaml, init_from the built-in), then clips again
+# (configs/moving_shapes_t2v_more_clips.yaml, init_from part 1), about 2 h on 2 CPU cores with
+# the encoding (runs/moving_shapes_t2v_more_{frame0,clips}; delete both before a further round
+# on a newly installed built-in), then the eval into runs/moving_shapes_t2v_more_clips/eval.
+train-t2v-alternate: setup
+	$(call train_recipes,configs/moving_shapes_t2v_more_,runs/moving_shapes_t2v_more_,frame0 clips)
+	$(BIN)/mmgen eval moving-shapes --model runs/moving_shapes_t2v_more_clips/final \
+	  --num-prompts 200 --seed 0 --out-dir runs/moving_shapes_t2v_more_clips/eval
 
 # on a CUDA machine: correctness, attention targets, decode and training (logs in runs/bench-gpu);
 # uses .venv when there is one, else $(PYTHON) with mmgen importable
