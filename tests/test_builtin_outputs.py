@@ -43,19 +43,23 @@ DIGESTS = {
     "shapes-t2i guided top-k": "cf07099403b21a612c664990d02900d3c18acd778d8229481a131993a0a990d6",
     "shapes-t2i greedy": "efc2718edd431f579ca1a15974e3d5915c2aab65aefcc3a297f57f1204c8e179",
     "shapes-t2i-shuffle default sampling": "f875027d1375ae4d9553ddf923671356f5be92f3fb523b9200de4e3b3cbcd284",  # noqa: E501
-    # pinned on an AVX2 CPU only (AMD EPYC, 2026-12-04, the one-GPU weights of
-    # configs/shapes_t2i_scale_gpu.yaml): the AVX-512 kernels sum in another order
+    # pinned on an AVX2 CPU (AMD EPYC, 2026-12-04, the one-GPU weights of
+    # configs/shapes_t2i_scale_gpu.yaml) and on an AVX-512 one (AMD EPYC, 2026-12-06: the same
+    # digest at 1 and 2 threads)
     "shapes-t2i-scale default sampling": {
         "AVX2": "7bed624d667022583993a7c231ab91ce863723072d78bea1fcaebeb4ebd87775",
+        "AVX512": "7bed624d667022583993a7c231ab91ce863723072d78bea1fcaebeb4ebd87775",
     },
-    # pinned on an AVX2 CPU only (AMD EPYC, 2026-12-04, the weights of
-    # configs/digits_c2i_long.yaml); the earlier weights' default case matched on AVX-512 too,
-    # their guided case flipped one code there
+    # pinned on an AVX2 CPU (AMD EPYC, 2026-12-04, the weights of configs/digits_c2i_long.yaml)
+    # and on an AVX-512 one (AMD EPYC, 2026-12-06, 1 and 2 threads alike): the default case
+    # matches, the guided case draws other codes there
     "digits-c2i default sampling": {
         "AVX2": "1cc08a60569fc978cd8bd45101d1683483e1d50403384b1bb28f9f18dcedcc11",
+        "AVX512": "1cc08a60569fc978cd8bd45101d1683483e1d50403384b1bb28f9f18dcedcc11",
     },
     "digits-c2i guided": {
         "AVX2": "08b4145519dea5ce41f4290a2b7570d96dc8adf7d3c0f379f91d89258f04bfba",
+        "AVX512": "896417c10293715ae9b3724b1634a09bff957f2328a3df82a8cab06773da5066",
     },
 }
 
