@@ -83,10 +83,12 @@ train-t2v-more: setup
 # (configs/moving_shapes_t2v_more_clips.yaml, init_from part 1), about 2 h on 2 CPU cores with
 # the encoding (runs/moving_shapes_t2v_more_{frame0,clips}; delete both before a further round
 # on a newly installed built-in), then the eval into runs/moving_shapes_t2v_more_clips/eval.
+# T2V_ALT=more2: the second round (configs/moving_shapes_t2v_more2_*.yaml, fresh data seed 1).
+T2V_ALT ?= more
 train-t2v-alternate: setup
-	$(call train_recipes,configs/moving_shapes_t2v_more_,runs/moving_shapes_t2v_more_,frame0 clips)
-	$(BIN)/mmgen eval moving-shapes --model runs/moving_shapes_t2v_more_clips/final \
-	  --num-prompts 200 --seed 0 --out-dir runs/moving_shapes_t2v_more_clips/eval
+	$(call train_recipes,configs/moving_shapes_t2v_$(T2V_ALT)_,runs/moving_shapes_t2v_$(T2V_ALT)_,frame0 clips)
+	$(BIN)/mmgen eval moving-shapes --model runs/moving_shapes_t2v_$(T2V_ALT)_clips/final \
+	  --num-prompts 200 --seed 0 --out-dir runs/moving_shapes_t2v_$(T2V_ALT)_clips/eval
 
 # on a CUDA machine: correctness, attention targets, decode and training (logs in runs/bench-gpu);
 # uses .venv when there is one, else $(PYTHON) with mmgen importable
