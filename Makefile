@@ -70,7 +70,8 @@ train-t2v: setup
 # eval. Install the result when it beats the built-in's eval:
 #   python tools/install_builtin.py --source runs/moving_shapes_t2v_more_r<r>/final \
 #     --name moving-shapes-t2v --weights-dtype float16
-# The shipped built-in is train-t2v, installed, then round 0, installed, then train-t2v-alternate.
+# The shipped built-in is train-t2v, installed, then round 0, installed, then train-t2v-alternate
+# (T2V_ALT=more), installed, then train-t2v-alternate T2V_ALT=more2, installed.
 T2V_ROUND ?= 0
 T2V_MORE = runs/moving_shapes_t2v_more_r$(T2V_ROUND)
 train-t2v-more: setup
