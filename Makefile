@@ -80,11 +80,11 @@ train-t2v-more: setup
 	  --out-dir $(T2V_MORE)/eval
 
 # an alternating round on the installed `moving-shapes-t2v`: first frames only
-# (configs/moving_shapes_t2v_more_frame0.yaml, init_from the built-in), then clips again
-# (configs/moving_shapes_t2v_more_clips.yaml, init_from part 1), about 2 h on 2 CPU cores with
-# the encoding (runs/moving_shapes_t2v_more_{frame0,clips}; delete both before a further round
-# on a newly installed built-in), then the eval into runs/moving_shapes_t2v_more_clips/eval.
-# T2V_ALT=more2: the second round (configs/moving_shapes_t2v_more2_*.yaml, fresh data seed 1).
+# (configs/moving_shapes_t2v_<T2V_ALT>_frame0.yaml, init_from the built-in), then clips again
+# (configs/moving_shapes_t2v_<T2V_ALT>_clips.yaml, init_from part 1), 1.5-2 h on 2 CPU cores with
+# the encoding, into runs/moving_shapes_t2v_<T2V_ALT>_{frame0,clips}, then the eval into
+# runs/moving_shapes_t2v_<T2V_ALT>_clips/eval. T2V_ALT=more is the first round, more2 the second
+# (fresh data, seed 1); a further round gets configs of its own (a new prefix, a new data seed).
 T2V_ALT ?= more
 train-t2v-alternate: setup
 	$(call train_recipes,configs/moving_shapes_t2v_$(T2V_ALT)_,runs/moving_shapes_t2v_$(T2V_ALT)_,frame0 clips)
