@@ -129,11 +129,18 @@ def _randint(low: int, high: int, generator: torch.Generator) -> int:
     return int(torch.randint(low, high, (1,), generator=generator).item())
 
 
-def sample_prompt(generator: torch.Generator) -> MovingShapesPrompt:
-    """One or two objects (equally likely); two differ in colour or shape and share an axis."""
+def sample_prompt(generator: torch.Generator, two_object_weight: int = 1) -> MovingShapesPrompt:
+    """One or two objects; two differ in colour or shape and share an axis.
+
+    Two objects are ``two_object_weight`` times as likely as one (1, the task's contract: equally
+    likely; a training set may weigh the harder two-object prompts up). The task's evaluation
+    draws with the default.
+    """
+    if two_object_weight < 1:
+        raise ValueError(f"two_object_weight must be >= 1, got {two_object_weight}")
     first = _randint(0, len(OBJECTS), generator)
     direction = DIRECTIONS[_randint(0, len(DIRECTIONS), generator)]
-    if _randint(0, 2, generator) == 0:
+    if _randint(0, 1 + two_object_weight, generator) == 0:
         objects, directions = (OBJECTS[first],), (direction,)
     else:
         second = _randint(0, len(OBJECTS) - 1, generator)
@@ -185,10 +192,10 @@ def render(motions: tuple[Motion, ...], num_frames: int = NUM_FRAMES) -> list[Im
 
 
 def sample(
-    generator: torch.Generator, num_frames: int = NUM_FRAMES
+    generator: torch.Generator, num_frames: int = NUM_FRAMES, two_object_weight: int = 1
 ) -> tuple[MovingShapesPrompt, list[Image.Image]]:
-    """A prompt and its clip, both from ``generator``."""
-    prompt = sample_prompt(generator)
+    """A prompt (:func:`sample_prompt`) and its clip, both from ``generator``."""
+    prompt = sample_prompt(generator, two_object_weight)
     return prompt, render(sample_motions(prompt, generator), num_frames)
 
 
@@ -201,16 +208,24 @@ class MovingShapesDataset(ProceduralDataset):
         num_samples: Number of clips.
         seed: Dataset seed.
         num_frames: Frames per clip (12 in the task; longer clips keep bouncing).
+        two_object_weight: Two-object prompts are this many times as likely as one-object ones
+            (1: the task's even split).
     """
 
-    def __init__(self, num_samples: int, seed: int = 0, num_frames: int = NUM_FRAMES):
+    def __init__(
+        self, num_samples: int, seed: int = 0, num_frames: int = NUM_FRAMES,
+        two_object_weight: int = 1,
+    ):  # fmt: skip
         super().__init__(num_samples, seed)
         if num_frames < 1:
             raise ValueError(f"num_frames must be >= 1, got {num_frames}")
+        if two_object_weight < 1:
+            raise ValueError(f"two_object_weight must be >= 1, got {two_object_weight}")
         self.num_frames = num_frames
+        self.two_object_weight = two_object_weight
 
     def make_item(self, generator: torch.Generator) -> dict:
-        prompt, frames = sample(generator, self.num_frames)
+        prompt, frames = sample(generator, self.num_frames, self.two_object_weight)
         clip = np.stack([np.asarray(f, dtype=np.uint8) for f in frames])  # (T, H, W, 3)
         return {"frames": torch.from_numpy(clip).permute(0, 3, 1, 2).contiguous(),
                 "prompt": prompt.text}  # fmt: skip

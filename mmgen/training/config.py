@@ -26,7 +26,9 @@ class DataConfig:
     resized and centre-cropped to ``resolution``. Bad entries are skipped with one warning that
     counts them, or raise with ``strict`` (``--strict_data``). Video: ``moving_shapes`` (64x64
     clips, prompts) or ``videofolder`` (mp4/gif files + metadata.jsonl), ``num_frames`` frames
-    per clip (a tokenizer recipe trains on their frames). Audio: ``tones`` (1 s clips at 16 kHz,
+    per clip (a tokenizer recipe trains on their frames); ``two_object_weight`` k (moving_shapes
+    only) draws two-object prompts k times as often as one-object ones (1: the task's even
+    split). Audio: ``tones`` (1 s clips at 16 kHz,
     ``play C4 E4`` prompts) or ``audiofolder`` (wav/flac/mp3 files + metadata.jsonl), mono,
     resampled to the tokenizer's rate, cut or padded with silence to ``seconds``."""
 
@@ -37,6 +39,7 @@ class DataConfig:
     path: str | None = None
     strict: bool = False
     num_frames: int = 12
+    two_object_weight: int = 1
     seconds: float = 1.0
 
     def __post_init__(self):
@@ -57,6 +60,9 @@ class DataConfig:
             raise ConfigError(f"data.num_frames must be >= 1, got {self.num_frames}")
         if self.num_samples < 1:
             raise ConfigError(f"data.num_samples must be >= 1, got {self.num_samples}")
+        check_int("data.two_object_weight", self.two_object_weight, 1, ConfigError)
+        if self.two_object_weight != 1 and self.name != "moving_shapes":
+            raise ConfigError(f"data.two_object_weight is for moving_shapes, not {self.name}")
         if not self.seconds > 0:
             raise ConfigError(f"data.seconds must be > 0, got {self.seconds}")
         if self.name == "tones" and self.seconds != 1.0:

@@ -59,6 +59,8 @@ def data_spec(data) -> dict:
     spec = {"name": data.name, "resolution": data.resolution, "mmgen": mmgen.__version__}
     if data.name in ("moving_shapes", "videofolder"):
         spec.update(num_frames=data.num_frames)
+    if data.two_object_weight != 1:  # only when set: the even split keeps its existing keys
+        spec.update(two_object_weight=data.two_object_weight)
     if data.name in ("tones", "audiofolder"):
         spec.update(seconds=data.seconds)
     if data.name in ("shapes", "moving_shapes", "tones"):

@@ -55,7 +55,8 @@ def load_training_images(
     if data.name == "moving_shapes":
         from mmgen.data.moving_shapes import MovingShapesDataset
 
-        clips = MovingShapesDataset(data.num_samples, seed=data.seed, num_frames=data.num_frames)
+        clips = MovingShapesDataset(data.num_samples, seed=data.seed, num_frames=data.num_frames,
+                                    two_object_weight=data.two_object_weight)  # fmt: skip
         return render_procedural(clips, "frames", show_progress=show_progress)
     if data.name == "videofolder":
         from mmgen.data.folders import read_video_folder

@@ -46,6 +46,24 @@ def test_prompts_round_trip_and_follow_the_grammar():
     assert parse_prompt(text).objects == (("red", "circle"), ("blue", "square"))
 
 
+def test_two_object_weight_draws_two_objects_more_often_and_default_keeps_the_draws():
+    def two_object_share(weight: int) -> float:
+        g = torch.Generator().manual_seed(1)
+        return sum(len(sample_prompt(g, weight).objects) == 2 for _ in range(2000)) / 2000
+
+    assert 0.70 < two_object_share(3) < 0.80  # 3 of 4 (binomial sd ~0.01)
+    assert 0.62 < two_object_share(2) < 0.71  # 2 of 3
+    weighted = MovingShapesDataset(4, seed=4, two_object_weight=1)
+    plain = MovingShapesDataset(4, seed=4)
+    for i in range(4):  # weight 1 is the task's even split, draw for draw
+        assert weighted[i]["prompt"] == plain[i]["prompt"]
+        assert torch.equal(weighted[i]["frames"], plain[i]["frames"])
+    with pytest.raises(ValueError, match="two_object_weight"):
+        MovingShapesDataset(4, two_object_weight=0)
+    with pytest.raises(ValueError, match="two_object_weight"):
+        sample_prompt(torch.Generator(), 0)
+
+
 @pytest.mark.parametrize(
     "text",
     [

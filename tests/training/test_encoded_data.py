@@ -21,6 +21,10 @@ def test_key_follows_tokenizer_weights_and_data_spec(tmp_path, trained_vq):
     )
     assert EncodedDataCache(tmp_path, vq, DataConfig(num_samples=33)).folder != base
     assert EncodedDataCache(tmp_path, vq, DataConfig(num_samples=32, seed=1)).folder != base
+    clips = DataConfig(name="moving_shapes", num_samples=32)
+    weighted = DataConfig(name="moving_shapes", num_samples=32, two_object_weight=2)
+    clips_key = EncodedDataCache(tmp_path, vq, clips).folder
+    assert EncodedDataCache(tmp_path, vq, weighted).folder not in (clips_key, base)
     with torch.no_grad():
         next(vq.parameters()).view(-1)[0] += 1e-3  # one weight of the encoder changed
     assert EncodedDataCache(tmp_path, vq, data).folder != base

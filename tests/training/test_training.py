@@ -333,3 +333,19 @@ def test_a_bad_first_frame_batch_is_a_config_error_naming_the_key(
     path.write_text(yaml.safe_dump(recipe))
     with pytest.raises(ConfigError, match=message):
         load_run_config(path)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"name": "shapes", "two_object_weight": 2}, "data.two_object_weight is for moving_shapes"),
+        ({"name": "moving_shapes", "two_object_weight": 0},
+         r"data.two_object_weight must be an int >= 1"),
+    ],
+)  # fmt: skip
+def test_a_bad_two_object_weight_is_a_config_error_naming_the_key(tmp_path, data, message):
+    path = tmp_path / "recipe.yaml"
+    recipe = {"task": "tokenizer", "output_dir": str(tmp_path), "data": data}
+    path.write_text(yaml.safe_dump(recipe))
+    with pytest.raises(ConfigError, match=message):
+        load_run_config(path)
