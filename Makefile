@@ -71,7 +71,8 @@ train-t2v: setup
 #   python tools/install_builtin.py --source runs/moving_shapes_t2v_more_r<r>/final \
 #     --name moving-shapes-t2v --weights-dtype float16
 # The shipped built-in is train-t2v, installed, then round 0, installed, then train-t2v-alternate
-# (T2V_ALT=more), installed, then train-t2v-alternate T2V_ALT=more2, installed.
+# (T2V_ALT=more), installed, then train-t2v-alternate T2V_ALT=more2, installed, then
+# train-t2v-alternate T2V_ALT=more3, installed (its default temperature then set to 0.4).
 T2V_ROUND ?= 0
 T2V_MORE = runs/moving_shapes_t2v_more_r$(T2V_ROUND)
 train-t2v-more: setup
@@ -84,7 +85,8 @@ train-t2v-more: setup
 # (configs/moving_shapes_t2v_<T2V_ALT>_clips.yaml, init_from part 1), 1.5-2 h on 2 CPU cores with
 # the encoding, into runs/moving_shapes_t2v_<T2V_ALT>_{frame0,clips}, then the eval into
 # runs/moving_shapes_t2v_<T2V_ALT>_clips/eval. T2V_ALT=more is the first round, more2 the second
-# (fresh data, seed 1); a further round gets configs of its own (a new prefix, a new data seed).
+# (fresh data, seed 1), more3 the third (data seed 2, two-object prompts weighed up); a further
+# round gets configs of its own (a new prefix, a new data seed).
 T2V_ALT ?= more
 train-t2v-alternate: setup
 	$(call train_recipes,configs/moving_shapes_t2v_$(T2V_ALT)_,runs/moving_shapes_t2v_$(T2V_ALT)_,frame0 clips)
