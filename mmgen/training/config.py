@@ -28,9 +28,9 @@ class DataConfig:
     clips, prompts) or ``videofolder`` (mp4/gif files + metadata.jsonl), ``num_frames`` frames
     per clip (a tokenizer recipe trains on their frames); ``two_object_weight`` k (moving_shapes
     only) draws two-object prompts k times as often as one-object ones (1: the task's even
-    split). Audio: ``tones`` (1 s clips at 16 kHz,
-    ``play C4 E4`` prompts) or ``audiofolder`` (wav/flac/mp3 files + metadata.jsonl), mono,
-    resampled to the tokenizer's rate, cut or padded with silence to ``seconds``."""
+    split). Audio: ``tones`` (1 s clips at 16 kHz, ``play C4 E4`` prompts) or ``audiofolder``
+    (wav/flac/mp3 files + metadata.jsonl), mono, resampled to the tokenizer's rate, cut or padded
+    with silence to ``seconds``."""
 
     name: str = "shapes"
     num_samples: int = 20000
