@@ -26,7 +26,9 @@ def image_grid(
         images: equally sized PIL images.
         cols: images per row (defaults to ceil(sqrt(n))).
         marks: per-image pass/fail; draws a coloured frame in the padding.
-        captions: per-image text, wrapped to the tile's width under each image.
+        captions: per-image text, wrapped under each image to the tile's width, or wider when
+            the tiles to its right in the same row have empty captions: it runs on under them
+            (a row of video frames captioned once).
         scale: integer upscaling (nearest) so small images stay readable.
         pad: pixels between images (the frame width when marks are given).
     """
@@ -37,7 +39,10 @@ def image_grid(
     rows = (n + cols - 1) // cols
     w, h = images[0].size
     w, h = w * scale, h * scale
-    lines = [wrap_caption(c, w) for c in captions] if captions is not None else None
+    lines = None
+    if captions is not None:
+        spans = caption_spans(captions, cols)
+        lines = [wrap_caption(c, w + (s - 1) * (w + 2 * pad)) for c, s in zip(captions, spans)]
     text_h = max(len(t) for t in lines) * LINE_HEIGHT + pad if lines else 0
     cell_w, cell_h = w + 2 * pad, h + 2 * pad + text_h
     grid = Image.new("RGB", (cols * cell_w, rows * cell_h), (255, 255, 255))
@@ -54,6 +59,18 @@ def image_grid(
         for k, line in enumerate(lines[i] if lines else []):
             draw.text((x + pad, y + h + 2 * pad + k * LINE_HEIGHT), line, fill=(0, 0, 0))
     return grid
+
+
+def caption_spans(captions: Sequence[str], cols: int) -> list[int]:
+    """How many tiles each caption may run under: its own and the empty-captioned ones after it
+    in the same grid row (1 for an empty caption)."""
+    spans = []
+    for i, caption in enumerate(captions):
+        span = 1
+        while caption and (i + span) % cols and i + span < len(captions) and not captions[i + span]:
+            span += 1
+        spans.append(span)
+    return spans
 
 
 def wrap_caption(text: str, width_px: int) -> list[str]:

@@ -7,7 +7,7 @@ from conftest import make_tiny_pipeline
 from PIL import Image
 
 from mmgen.eval.shapes_eval import evaluate_shapes, format_report
-from mmgen.utils.images import image_grid
+from mmgen.utils.images import caption_spans, image_grid
 
 
 def test_the_report_holds_the_sampling_used_and_empty_families_are_dashes(tmp_path):
@@ -36,3 +36,14 @@ def test_captions_are_written_under_each_image():
     assert captioned.size[0] == plain.size[0] and captioned.size[1] > plain.size[1]
     under_first = np.asarray(captioned)[36 : captioned.size[1] // 2, :36]  # below tile 0
     assert (under_first.sum(-1) < 200).any()  # dark text pixels
+
+
+def test_a_caption_runs_on_under_the_empty_captioned_tiles_of_its_row():
+    tiles = [Image.new("RGB", (16, 16), (200, 0, 0)) for _ in range(8)]
+    text = "a red circle moving left and a blue square moving right"
+    each = image_grid(tiles, cols=4, captions=[text] * 8)
+    once = image_grid(tiles, cols=4, captions=[text, "", "", ""] * 2)  # a row captioned once
+    assert once.size[0] == each.size[0] and once.size[1] < each.size[1]  # fewer, longer lines
+    text_rows = np.asarray(once)[20 : once.size[1] // 2]  # under row 0
+    assert (text_rows[:, 60:].sum(-1) < 200).any()  # the text reaches under the fourth tile
+    assert caption_spans([text, "", "", "", text, "x", "", ""], 4) == [4, 1, 1, 1, 1, 3, 1, 1]
