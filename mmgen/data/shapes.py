@@ -168,16 +168,48 @@ def _randint(low: int, high: int, generator: torch.Generator) -> int:
     return int(torch.randint(low, high, (1,), generator=generator).item())
 
 
-def sample_prompt(generator: torch.Generator) -> ShapesPrompt:
-    """Samples a prompt; the four families are equally likely.
+def check_family_weights(family_weights: dict[str, int] | None) -> None:
+    """Raises ``ValueError`` unless ``family_weights`` is None or maps families to ints >= 1."""
+    if family_weights is None:
+        return
+    unknown = sorted(set(family_weights) - set(FAMILIES))
+    if unknown:
+        raise ValueError(f"family_weights: unknown families {unknown}; families are {FAMILIES}")
+    for family, weight in family_weights.items():
+        if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+            raise ValueError(f"family_weights[{family!r}] must be an int >= 1, got {weight!r}")
+
+
+def sample_family(generator: torch.Generator, family_weights: dict[str, int] | None = None) -> str:
+    """One family, each as likely as its weight (a family left out weighs 1).
+
+    All weights 1 (the default) is the task's contract, the four families equally likely, and
+    draws exactly what an unweighted draw does; a training set may weigh the hard families up.
+    """
+    check_family_weights(family_weights)
+    weights = [(family_weights or {}).get(family, 1) for family in FAMILIES]
+    ticket = _randint(0, sum(weights), generator)
+    for family, weight in zip(FAMILIES, weights):
+        if ticket < weight:
+            return family
+        ticket -= weight
+    raise AssertionError("unreachable: the ticket is below the weights' sum")
+
+
+def sample_prompt(
+    generator: torch.Generator, family_weights: dict[str, int] | None = None
+) -> ShapesPrompt:
+    """Samples a prompt; the four families are equally likely unless weighed.
 
     Args:
         generator: The only source of randomness.
+        family_weights: Optional ``{family: int >= 1}`` (:func:`sample_family`); the task's
+            evaluation draws with the default, every family equally likely.
 
     Returns:
         A :class:`ShapesPrompt`. Pair and relation objects always differ in colour or shape.
     """
-    family = FAMILIES[_randint(0, len(FAMILIES), generator)]
+    family = sample_family(generator, family_weights)
     first = _randint(0, len(OBJECTS), generator)
     if family == "single":
         return _make_prompt(family, (OBJECTS[first],))
@@ -325,9 +357,11 @@ def render(prompt: ShapesPrompt, generator: torch.Generator) -> Image.Image:
     return draw(sample_layout(prompt, generator))
 
 
-def sample(generator: torch.Generator) -> tuple[ShapesPrompt, Image.Image]:
-    """Samples a prompt and renders it, both from ``generator``."""
-    prompt = sample_prompt(generator)
+def sample(
+    generator: torch.Generator, family_weights: dict[str, int] | None = None
+) -> tuple[ShapesPrompt, Image.Image]:
+    """Samples a prompt (:func:`sample_prompt`) and renders it, both from ``generator``."""
+    prompt = sample_prompt(generator, family_weights)
     return prompt, render(prompt, generator)
 
 
@@ -340,6 +374,8 @@ class ShapesDataset(ProceduralDataset):
     Args:
         num_samples: Number of items.
         seed: Dataset seed; different seeds give different items.
+        family_weights: Optional ``{family: int >= 1}``: a family is drawn as often as its
+            weight (None: the task's even split).
 
     Examples:
         >>> ds = ShapesDataset(8, seed=1)
@@ -347,7 +383,14 @@ class ShapesDataset(ProceduralDataset):
         torch.Size([3, 64, 64])
     """
 
+    def __init__(
+        self, num_samples: int, seed: int = 0, family_weights: dict[str, int] | None = None
+    ):
+        super().__init__(num_samples, seed)
+        check_family_weights(family_weights)
+        self.family_weights = dict(family_weights) if family_weights else None
+
     def make_item(self, generator: torch.Generator) -> dict:
-        prompt, image = sample(generator)
+        prompt, image = sample(generator, self.family_weights)
         image_CHW = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
         return {"image": image_CHW.contiguous(), "prompt": prompt.text, "family": prompt.family}

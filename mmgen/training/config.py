@@ -26,11 +26,14 @@ class DataConfig:
     resized and centre-cropped to ``resolution``. Bad entries are skipped with one warning that
     counts them, or raise with ``strict`` (``--strict_data``). Video: ``moving_shapes`` (64x64
     clips, prompts) or ``videofolder`` (mp4/gif files + metadata.jsonl), ``num_frames`` frames
-    per clip (a tokenizer recipe trains on their frames); ``two_object_weight`` k (moving_shapes
-    only) draws two-object prompts k times as often as one-object ones (1: the task's even
-    split). Audio: ``tones`` (1 s clips at 16 kHz, ``play C4 E4`` prompts) or ``audiofolder``
-    (wav/flac/mp3 files + metadata.jsonl), mono, resampled to the tokenizer's rate, cut or padded
-    with silence to ``seconds``."""
+    per clip (a tokenizer recipe trains on their frames). Audio: ``tones`` (1 s clips at 16 kHz,
+    ``play C4 E4`` prompts) or ``audiofolder`` (wav/flac/mp3 files + metadata.jsonl), mono,
+    resampled to the tokenizer's rate, cut or padded with silence to ``seconds``.
+
+    Prompt mixes (training sets only; the evaluations keep the task's even split):
+    ``two_object_weight`` k (moving_shapes) draws two-object prompts k times as often as
+    one-object ones (1: even); ``family_weights`` (shapes; ``{family: int >= 1}``, a family left
+    out weighs 1, unset: even) draws each prompt family as often as its weight."""
 
     name: str = "shapes"
     num_samples: int = 20000
@@ -40,6 +43,7 @@ class DataConfig:
     strict: bool = False
     num_frames: int = 12
     two_object_weight: int = 1
+    family_weights: dict[str, int] | None = None
     seconds: float = 1.0
 
     def __post_init__(self):
@@ -63,6 +67,15 @@ class DataConfig:
         check_int("data.two_object_weight", self.two_object_weight, 1, ConfigError)
         if self.two_object_weight != 1 and self.name != "moving_shapes":
             raise ConfigError(f"data.two_object_weight is for moving_shapes, not {self.name}")
+        if self.family_weights is not None:
+            from mmgen.data.shapes import check_family_weights
+
+            if self.name != "shapes":
+                raise ConfigError(f"data.family_weights is for shapes, not {self.name}")
+            try:
+                check_family_weights(self.family_weights)
+            except (ValueError, TypeError) as error:
+                raise ConfigError(f"data.{error}") from None
         if not self.seconds > 0:
             raise ConfigError(f"data.seconds must be > 0, got {self.seconds}")
         if self.name == "tones" and self.seconds != 1.0:

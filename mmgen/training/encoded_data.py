@@ -61,6 +61,8 @@ def data_spec(data) -> dict:
         spec.update(num_frames=data.num_frames)
     if data.two_object_weight != 1:  # only when set: the even split keeps its existing keys
         spec.update(two_object_weight=data.two_object_weight)
+    if data.family_weights is not None:  # only when set, as above
+        spec.update(family_weights=dict(sorted(data.family_weights.items())))
     if data.name in ("tones", "audiofolder"):
         spec.update(seconds=data.seconds)
     if data.name in ("shapes", "moving_shapes", "tones"):

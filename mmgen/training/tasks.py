@@ -76,7 +76,7 @@ def load_training_images(
         )
     from mmgen.data.shapes import ShapesDataset
 
-    shapes = ShapesDataset(data.num_samples, seed=data.seed)
+    shapes = ShapesDataset(data.num_samples, seed=data.seed, family_weights=data.family_weights)
     return render_procedural(shapes, "image", show_progress=show_progress)
 
 

@@ -22,6 +22,7 @@ from mmgen.data.shapes import (
     parse_prompt,
     render,
     sample,
+    sample_family,
     sample_layout,
     sample_prompt,
     shape_mask,
@@ -132,6 +133,42 @@ def test_family_frequencies_are_roughly_equal():
     assert set(counts) == set(FAMILIES)
     for family in FAMILIES:
         assert 410 <= counts[family] <= 590, counts  # expected 500, std ~19
+
+
+def test_family_weights_set_each_familys_share():
+    generator = torch.Generator().manual_seed(5)
+    weights = {"pair": 3, "count": 2, "relation": 4}  # single left out: weighs 1
+    counts = Counter(sample_prompt(generator, weights).family for _ in range(5000))
+    for family, share in {"single": 0.1, "pair": 0.3, "count": 0.2, "relation": 0.4}.items():
+        assert abs(counts[family] / 5000 - share) < 0.025, counts  # std <= 0.007
+
+
+def test_unit_family_weights_draw_exactly_the_even_split():
+    """The default (and all-ones weights) is one uniform draw over the families, as before the
+    weights existed, so existing data sets and their cache keys keep every item."""
+    draws = {}
+    for weights in (None, {}, {"pair": 1}, dict.fromkeys(FAMILIES, 1)):
+        generator = torch.Generator().manual_seed(8)
+        draws[str(weights)] = [sample_family(generator, weights) for _ in range(200)]
+    generator = torch.Generator().manual_seed(8)
+    uniform = [FAMILIES[int(torch.randint(0, 4, (1,), generator=generator))] for _ in range(200)]
+    assert all(families == uniform for families in draws.values())
+    weighted = ShapesDataset(10, seed=3, family_weights={"single": 1})
+    plain = ShapesDataset(10, seed=3)
+    assert all(torch.equal(weighted[i]["image"], plain[i]["image"]) for i in range(10))
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [({"pairs": 2}, r"unknown families \['pairs'\]"),
+     ({"count": 0}, r"family_weights\['count'\] must be an int >= 1, got 0"),
+     ({"count": True}, r"must be an int >= 1, got True")],
+)  # fmt: skip
+def test_bad_family_weights_are_refused_naming_them(weights, message):
+    with pytest.raises(ValueError, match=message):
+        sample_prompt(torch.Generator().manual_seed(0), weights)
+    with pytest.raises(ValueError, match=message):
+        ShapesDataset(4, family_weights=weights)
 
 
 def test_sampling_uses_only_the_given_generator():

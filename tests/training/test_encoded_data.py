@@ -25,6 +25,10 @@ def test_key_follows_tokenizer_weights_and_data_spec(tmp_path, trained_vq):
     weighted = DataConfig(name="moving_shapes", num_samples=32, two_object_weight=2)
     clips_key = EncodedDataCache(tmp_path, vq, clips).folder
     assert EncodedDataCache(tmp_path, vq, weighted).folder not in (clips_key, base)
+    heavy = DataConfig(num_samples=32, family_weights={"pair": 3})
+    heavier = DataConfig(num_samples=32, family_weights={"pair": 4})
+    heavy_key = EncodedDataCache(tmp_path, vq, heavy).folder
+    assert heavy_key != base and EncodedDataCache(tmp_path, vq, heavier).folder != heavy_key
     with torch.no_grad():
         next(vq.parameters()).view(-1)[0] += 1e-3  # one weight of the encoder changed
     assert EncodedDataCache(tmp_path, vq, data).folder != base

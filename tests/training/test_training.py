@@ -341,9 +341,17 @@ def test_a_bad_first_frame_batch_is_a_config_error_naming_the_key(
         ({"name": "shapes", "two_object_weight": 2}, "data.two_object_weight is for moving_shapes"),
         ({"name": "moving_shapes", "two_object_weight": 0},
          r"data.two_object_weight must be an int >= 1"),
+        ({"name": "moving_shapes", "family_weights": {"pair": 2}},
+         "data.family_weights is for shapes"),
+        ({"name": "shapes", "family_weights": {"pairs": 2}},
+         r"data.family_weights: unknown families \['pairs'\]"),
+        ({"name": "shapes", "family_weights": {"pair": 0}},
+         r"data.family_weights\['pair'\] must be an int >= 1, got 0"),
+        ({"name": "shapes", "family_weights": {"pair": 1.5}},
+         r"data.family_weights\['pair'\] must be an int >= 1, got 1.5"),
     ],
 )  # fmt: skip
-def test_a_bad_two_object_weight_is_a_config_error_naming_the_key(tmp_path, data, message):
+def test_a_bad_prompt_weight_is_a_config_error_naming_the_key(tmp_path, data, message):
     path = tmp_path / "recipe.yaml"
     recipe = {"task": "tokenizer", "output_dir": str(tmp_path), "data": data}
     path.write_text(yaml.safe_dump(recipe))
