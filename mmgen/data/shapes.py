@@ -172,6 +172,8 @@ def check_family_weights(family_weights: dict[str, int] | None) -> None:
     """Raises ``ValueError`` unless ``family_weights`` is None or maps families to ints >= 1."""
     if family_weights is None:
         return
+    if not isinstance(family_weights, dict):
+        raise ValueError(f"family_weights must map families to ints, got {family_weights!r}")
     unknown = sorted(set(family_weights) - set(FAMILIES))
     if unknown:
         raise ValueError(f"family_weights: unknown families {unknown}; families are {FAMILIES}")

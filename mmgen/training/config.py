@@ -74,7 +74,7 @@ class DataConfig:
                 raise ConfigError(f"data.family_weights is for shapes, not {self.name}")
             try:
                 check_family_weights(self.family_weights)
-            except (ValueError, TypeError) as error:
+            except ValueError as error:
                 raise ConfigError(f"data.{error}") from None
         if not self.seconds > 0:
             raise ConfigError(f"data.seconds must be > 0, got {self.seconds}")

@@ -347,6 +347,8 @@ def test_a_bad_first_frame_batch_is_a_config_error_naming_the_key(
          r"data.family_weights: unknown families \['pairs'\]"),
         ({"name": "shapes", "family_weights": {"pair": 0}},
          r"data.family_weights\['pair'\] must be an int >= 1, got 0"),
+        ({"name": "shapes", "family_weights": ["pair"]},
+         r"data.family_weights must map families to ints, got \['pair'\]"),
         ({"name": "shapes", "family_weights": {"pair": 1.5}},
          r"data.family_weights\['pair'\] must be an int >= 1, got 1.5"),
     ],
