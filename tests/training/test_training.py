@@ -359,3 +359,17 @@ def test_a_bad_prompt_weight_is_a_config_error_naming_the_key(tmp_path, data, me
     path.write_text(yaml.safe_dump(recipe))
     with pytest.raises(ConfigError, match=message):
         load_run_config(path)
+
+
+def test_the_training_data_follows_the_prompt_weights():
+    """The recipe's prompt mix reaches the rendered training set (shapes and moving_shapes)."""
+    from mmgen.data.shapes import parse_prompt
+    from mmgen.training.config import DataConfig
+    from mmgen.training.tasks import load_training_images
+
+    weighted = DataConfig(num_samples=40, family_weights={"relation": 97})  # ~0.99 relations
+    _, prompts = load_training_images(weighted, show_progress=False)
+    assert sum(parse_prompt(p).family == "relation" for p in prompts) >= 36
+    clips = DataConfig(name="moving_shapes", num_samples=12, num_frames=1, two_object_weight=99)
+    _, prompts = load_training_images(clips, show_progress=False)
+    assert sum(" and " in p for p in prompts) >= 11  # two-object prompts join with "and"
