@@ -7,6 +7,8 @@ truth (the tokenizer's codes of a rendering of each prompt) and the rest generat
 By default every group count is tried for orders of at most 16 groups (the scale orders), and
 0, 1/4, 1/2, 3/4 of the groups and all of them for longer ones. The step from k to k + 1 true
 groups is what sampling group k costs; all groups true is the tokenizer's reconstruction.
+The last row samples every group given the true earlier groups ("teacher-forced"): what the
+model gets wrong drawing with a correct context, against the free-running 0 row.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ def default_counts(num_groups: int) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from mmgen.eval.prefix_eval import evaluate_true_prefix
+    from mmgen.eval.prefix_eval import evaluate_teacher_forced, evaluate_true_prefix
     from mmgen.pipelines.text_to_image import TextToImagePipeline
 
     parser = argparse.ArgumentParser(description=__doc__)
@@ -38,10 +40,11 @@ def main(argv: list[str] | None = None) -> None:
     pipe.set_progress_bar_config(disable=True)
     counts = args.groups or default_counts(pipe.order.num_groups)
     sampling = {"guidance_scale": args.guidance_scale, "temperature": args.temperature}
-    rates = evaluate_true_prefix(
-        pipe, counts, num_prompts=args.num_prompts, seed=args.seed,
-        **{k: v for k, v in sampling.items() if v is not None},
-    )  # fmt: skip
+    sampling = {k: v for k, v in sampling.items() if v is not None}
+    rates = evaluate_true_prefix(pipe, counts, num_prompts=args.num_prompts, seed=args.seed,
+                                 **sampling)  # fmt: skip
+    forced = evaluate_teacher_forced(pipe, num_prompts=args.num_prompts, seed=args.seed,
+                                     **sampling)  # fmt: skip
     scales = getattr(pipe.order, "scales", None)
     print(f"model {args.model}: order {pipe.order.name}, {pipe.order.num_groups} groups, "
           f"{args.num_prompts} prompts, seed {args.seed}")  # fmt: skip
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     for k, rate in rates.items():
         label = f"{k}" + (f" (scales {list(scales[:k])})" if scales and k else "")
         print(f"{label:<36} {rate:>9.3f}")
+    print(f"{'teacher-forced (true context)':<36} {forced:>9.3f}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,23 @@ from mmgen.pipelines.outputs import image_to_tensor, to_output_type
 from mmgen.pipelines.text_to_image import prompt_ids
 
 
+def rendered_prompts(num_prompts: int, seed: int) -> tuple[list, list[torch.Tensor]]:
+    """``num_prompts`` random prompts and a rendering of each, (3, H, W) in [-1, 1], all drawn
+    from ``torch.Generator().manual_seed(seed)``."""
+    draw = torch.Generator().manual_seed(seed)
+    prompts, images = [], []
+    for _ in range(num_prompts):
+        prompt = sample_prompt(draw)
+        prompts.append(prompt)
+        images.append(image_to_tensor(render(prompt, draw)))
+    return prompts, images
+
+
+def image_generators(seed: int, start: int, count: int) -> list[torch.Generator]:
+    """Image i's sampling generator, ``manual_seed(seed + 1 + i)``, for images start.."""
+    return [torch.Generator().manual_seed(seed + 1 + i) for i in range(start, start + count)]
+
+
 def true_prefix_samples(pipe, images_B3HW: torch.Tensor):
     """Images in [-1, 1] -> their true flat tokens (B, N[, C]), what the head samples for
     every group of them (B, rows, ...), and the row count that ends each group (cumulative)."""
@@ -48,12 +65,7 @@ def evaluate_true_prefix(
     bad = [k for k in true_groups if not 0 <= k <= num_groups]
     if bad:
         raise ValueError(f"true group counts {bad} are outside 0..{num_groups}")
-    draw = torch.Generator().manual_seed(seed)
-    prompts, images = [], []
-    for _ in range(num_prompts):
-        prompt = sample_prompt(draw)
-        prompts.append(prompt)
-        images.append(image_to_tensor(render(prompt, draw)))  # (3, H, W) in [-1, 1]
+    prompts, images = rendered_prompts(num_prompts, seed)
     resolved = pipe.resolve_sampling(**sampling)
     passed = dict.fromkeys(true_groups, 0)
     for start in range(0, num_prompts, batch_size):
@@ -66,10 +78,7 @@ def evaluate_true_prefix(
             if k == num_groups:
                 tokens = true_tokens
             else:
-                generators = [
-                    torch.Generator().manual_seed(seed + 1 + i)
-                    for i in range(start, start + len(batch))
-                ]
+                generators = image_generators(seed, start, len(batch))
                 tokens = pipe.generate_tokens(
                     cond, uncond, resolved, generator=generators, use_cache=True,
                     show_progress=False, given=samples[:, : ends[k - 1]] if k else None,
@@ -77,3 +86,86 @@ def evaluate_true_prefix(
             out = to_output_type(pipe.decode_codes(tokens), "pil")
             passed[k] += sum(verify(im, p).passed for im, p in zip(out, batch))
     return {k: passed[k] / num_prompts for k in true_groups}
+
+
+@torch.no_grad()
+def teacher_forced_tokens(
+    pipe,
+    true_tokens: torch.Tensor,
+    condition_ids: torch.Tensor,
+    uncond_ids: torch.Tensor,
+    sampling,
+    generator,
+) -> torch.Tensor:
+    """Every group sampled from the model given the *true* earlier groups: one teacher-forcing
+    backbone pass (conditional and, under guidance, unconditional rows), then the head samples
+    each group with its guidance and the order takes it in, as in generation.
+
+    Args:
+        pipe: a text-to-image pipeline.
+        true_tokens: (B, N[, C]) flat tokens that feed the model (the order's teacher-forcing
+            inputs), e.g. the tokenizer's codes of renderings of the prompts.
+        condition_ids, uncond_ids: (B, T) prompt and negative-prompt ids.
+        sampling: a resolved ``SamplingConfig``.
+        generator: a ``torch.Generator``, one per image, or None.
+
+    Returns:
+        (B, N[, C]) the sampled tokens; a model that generated ``true_tokens`` greedily gives
+        them back at temperature 0.
+    """
+    from mmgen.generation.guidance import guidance_scale_at
+
+    order, model = pipe.order, pipe.transformer
+    layout = order.layout.to(model.device)
+    B, T = condition_ids.shape[0], layout.text_length
+    inputs, _ = order.training_inputs(true_tokens.to(model.device))  # (B, rows, ...)
+    groups = layout.image_groups
+    scales = [
+        guidance_scale_at(g, len(groups), sampling.guidance_scale, sampling.guidance_schedule,
+                          sampling.guidance_cutoff)
+        for g in range(len(groups))
+    ]  # fmt: skip
+    rows = condition_ids
+    if any(s != 1.0 for s in scales):
+        rows = torch.cat([condition_ids, uncond_ids], dim=0)  # (B', T)
+    copies = rows.shape[0] // B
+    inputs = inputs.repeat(copies, *([1] * (inputs.ndim - 1)))  # (B', rows, ...)
+    bias = layout.attention_bias(0, layout.length)  # an order's non-prefix mask, or None
+    hidden = model(layout.positions, layout.kv_end, condition_ids=rows.to(model.device),
+                   inputs=inputs, attention_bias=bias)  # fmt: skip
+    state = order.start(B, model.device)
+    for g in range(len(groups)):
+        first, end = layout.sampled_rows(g)
+        reads = {}
+        if getattr(model.head, "input_channels", 0):  # a head that reads the rows' inputs
+            reads["inputs"] = inputs[:, first - T : end - T]  # (B', n, I)
+        outputs = model.head(hidden[:, first:end])  # (B', n, ...)
+        sampled = model.head.sample(outputs, B, scales[g], sampling, generator, **reads)
+        order.take(state, g, sampled)
+        state.done = g + 1
+    return order.finish(state)
+
+
+@torch.no_grad()
+def evaluate_teacher_forced(
+    pipe, *, num_prompts: int = 200, seed: int = 0, batch_size: int = 50, **sampling
+) -> float:
+    """Pass rate when every group is sampled given the true earlier groups
+    (:func:`teacher_forced_tokens`), on the prompts and renderings of
+    :func:`evaluate_true_prefix` with the same ``seed``. Against the free-running pass rate it
+    splits the errors: what the model gets wrong drawing with a correct context (local
+    rendering) against what going astray costs (binding, placement, counting)."""
+    prompts, images = rendered_prompts(num_prompts, seed)
+    resolved = pipe.resolve_sampling(**sampling)
+    passed = 0
+    for start in range(0, num_prompts, batch_size):
+        batch = prompts[start : start + batch_size]
+        true_tokens, _, _ = true_prefix_samples(
+            pipe, torch.stack(images[start : start + batch_size])
+        )
+        cond, uncond = prompt_ids(pipe.text_tokenizer, [p.text for p in batch], None, 1)
+        generators = image_generators(seed, start, len(batch))
+        tokens = teacher_forced_tokens(pipe, true_tokens, cond, uncond, resolved, generators)
+        out = to_output_type(pipe.decode_codes(tokens), "pil")
+        passed += sum(verify(im, p).passed for im, p in zip(out, batch))
+    return passed / num_prompts
