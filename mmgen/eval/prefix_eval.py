@@ -1,7 +1,8 @@
 """Where a text-to-image model's errors come from: ``shapes`` pass rates when the first k groups
 of every image are the true ones (the tokenizer's codes of a rendering of the prompt) and the
 model generates the rest. The gap between k and k + 1 true groups is what sampling group k
-costs; k = number of groups is the tokenizer's reconstruction."""
+costs; k = number of groups is the tokenizer's reconstruction. Teacher-forced, every group is
+sampled given the true groups before it: the errors a correct context leaves."""
 
 from __future__ import annotations
 
@@ -113,18 +114,14 @@ def teacher_forced_tokens(
         (B, N[, C]) the sampled tokens; a model that generated ``true_tokens`` greedily gives
         them back at temperature 0.
     """
-    from mmgen.generation.guidance import guidance_scale_at
+    from mmgen.generation.guidance import group_guidance_scales
 
     order, model = pipe.order, pipe.transformer
     layout = order.layout.to(model.device)
     B, T = condition_ids.shape[0], layout.text_length
     inputs, _ = order.training_inputs(true_tokens.to(model.device))  # (B, rows, ...)
     groups = layout.image_groups
-    scales = [
-        guidance_scale_at(g, len(groups), sampling.guidance_scale, sampling.guidance_schedule,
-                          sampling.guidance_cutoff)
-        for g in range(len(groups))
-    ]  # fmt: skip
+    scales = group_guidance_scales(len(groups), sampling)
     rows = condition_ids
     if any(s != 1.0 for s in scales):
         rows = torch.cat([condition_ids, uncond_ids], dim=0)  # (B', T)

@@ -44,6 +44,15 @@ def guidance_scale_at(
     raise ValueError(f"unknown guidance schedule {schedule!r}")
 
 
+def group_guidance_scales(num_groups: int, sampling) -> list[float]:
+    """The guidance scale of every group under a ``SamplingConfig``'s scale and schedule."""
+    return [
+        guidance_scale_at(g, num_groups, sampling.guidance_scale, sampling.guidance_schedule,
+                          sampling.guidance_cutoff)
+        for g in range(num_groups)
+    ]  # fmt: skip
+
+
 def mix_guidance(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
     """``cond + (scale - 1) * (cond - uncond)``: exactly ``cond`` at scale 1; mixed in float32
     at least (half-precision logits would overflow at large scales)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from mmgen.generation.guidance import guidance_scale_at
+from mmgen.generation.guidance import group_guidance_scales
 from mmgen.generation.sequence_cache import SequenceCache, call_spans
 from mmgen.models.transformer import ARTransformer
 from mmgen.orders.base import GenerationState, Order
@@ -148,11 +148,7 @@ def generate_groups(
     device = model.device
     B = condition_ids.shape[0]
     num_groups = len(order.layout.image_groups)
-    group_guidance = [
-        guidance_scale_at(g, num_groups, sampling.guidance_scale, sampling.guidance_schedule,
-                          sampling.guidance_cutoff)
-        for g in range(num_groups)
-    ]  # fmt: skip
+    group_guidance = group_guidance_scales(num_groups, sampling)
     guided = any(s != 1.0 for s in group_guidance)  # else the unconditional rows never count
     rows = torch.cat([condition_ids, uncond_ids], dim=0) if guided else condition_ids  # (B', T)
     rows = rows.to(device)
