@@ -166,3 +166,72 @@ def evaluate_teacher_forced(
         out = to_output_type(pipe.decode_codes(tokens), "pil")
         passed += sum(verify(im, p).passed for im, p in zip(out, batch))
     return passed / num_prompts
+
+
+@torch.no_grad()
+def sequence_log_likelihood(
+    pipe, tokens: torch.Tensor, condition_ids: torch.Tensor
+) -> torch.Tensor:
+    """log p(tokens | condition) under the model, teacher-forced: (B, N) codes and (B, T) ids
+    -> (B,) float32 sums over every code the head predicts (categorical heads only)."""
+    from mmgen.models.heads import IGNORE_INDEX, CategoricalHead
+
+    order, model = pipe.order, pipe.transformer
+    if not isinstance(model.head, CategoricalHead):
+        raise ValueError(
+            f"a log-likelihood needs a categorical head, not {type(model.head).__name__}"
+        )
+    layout = order.layout.to(model.device)
+    inputs, targets = order.training_inputs(tokens.to(model.device))  # (B, rows[, s^2])
+    bias = layout.attention_bias(0, layout.length)
+    hidden = model(layout.positions, layout.kv_end, condition_ids=condition_ids.to(model.device),
+                   inputs=inputs, attention_bias=bias)  # fmt: skip
+    rows = hidden[:, layout.text_length :]  # (B, rows, D)
+    index = layout.target_index()
+    if index is not None:  # a long-context order's context-only rows predict nothing
+        rows = rows[:, index]
+    log_probs = model.head(rows).float().log_softmax(-1)  # (B, rows[, s^2], K)
+    targets = targets.long()
+    scored = targets != IGNORE_INDEX  # a row holding fewer codes pads with IGNORE_INDEX
+    picked = log_probs.gather(-1, targets.clamp_min(0).unsqueeze(-1)).squeeze(-1)
+    return (picked * scored).flatten(1).sum(1)  # (B,)
+
+
+@torch.no_grad()
+def best_of_n(
+    pipe, *, num_prompts: int, num_samples: int, seed: int, batch_prompts: int = 25, **sampling
+) -> dict[str, float]:
+    """Can the model draw a prompt at all, and can it tell its own good samples?
+    ``num_samples`` images for each of ``num_prompts`` prompts (``manual_seed(seed)``, the
+    eval's prompts); sample i of prompt j from ``manual_seed(seed + 1 + j * N + i)``.
+
+    Returns:
+        pass rates by name: ``per sample``; ``any of N (oracle)``, the prompts with at least
+        one passing sample; the sample picked by the model's own teacher-forced
+        ``log p(x|prompt)``, and by ``log p(x|prompt) - log p(x)`` (the empty prompt).
+    """
+    draw = torch.Generator().manual_seed(seed)
+    prompts = [sample_prompt(draw).text for _ in range(num_prompts)]
+    resolved = pipe.resolve_sampling(**sampling)
+    passed, cond_ll, null_ll = [], [], []
+    for start in range(0, num_prompts, batch_prompts):
+        batch = prompts[start : start + batch_prompts]
+        cond, uncond = prompt_ids(pipe.text_tokenizer, batch, None, num_samples)  # (B * N, T)
+        generators = image_generators(seed, start * num_samples, len(batch) * num_samples)
+        tokens = pipe.generate_tokens(cond, uncond, resolved, generator=generators,
+                                      use_cache=True, show_progress=False)  # fmt: skip
+        cond_ll.append(sequence_log_likelihood(pipe, tokens, cond))
+        null_ll.append(sequence_log_likelihood(pipe, tokens, uncond))
+        images = to_output_type(pipe.decode_codes(tokens), "pil")
+        texts = [p for p in batch for _ in range(num_samples)]
+        passed += [verify(image, text).passed for image, text in zip(images, texts)]
+    ok = torch.tensor(passed).view(num_prompts, num_samples)  # (P, N)
+    log_p = torch.cat(cond_ll).view(num_prompts, num_samples)
+    pmi = log_p - torch.cat(null_ll).view(num_prompts, num_samples)
+    rows = torch.arange(num_prompts)
+    return {
+        "per sample": ok.float().mean().item(),
+        "any of N (oracle)": ok.any(1).float().mean().item(),
+        "picked by log p(x|prompt)": ok[rows, log_p.argmax(1)].float().mean().item(),
+        "picked by log p(x|prompt) - log p(x)": ok[rows, pmi.argmax(1)].float().mean().item(),
+    }

@@ -8,6 +8,7 @@ from mmgen.data.shapes import render, sample_prompt
 from mmgen.eval.prefix_eval import (
     evaluate_teacher_forced,
     evaluate_true_prefix,
+    sequence_log_likelihood,
     teacher_forced_tokens,
     true_prefix_samples,
 )
@@ -74,3 +75,18 @@ def test_teacher_forcing_on_the_models_own_greedy_tokens_gives_them_back(name):
 def test_teacher_forced_sampling_on_rendered_prompts_mostly_passes(scale_pipe):
     rate = evaluate_teacher_forced(scale_pipe, num_prompts=8, seed=0, batch_size=4)
     assert rate >= 6 / 8  # the true context leaves little to get wrong (0.97 on 200, shuffle)
+
+
+def test_the_log_likelihood_is_the_training_loss_summed(scale_pipe):
+    # the same rows, targets and head as training's loss: mean cross-entropy x codes scored
+    prompts, images = rendered(4, seed=2)
+    tokens, _, _ = true_prefix_samples(scale_pipe, images)
+    cond, _ = prompt_ids(scale_pipe.text_tokenizer, [p.text for p in prompts], None, 1)
+    log_likelihood = sequence_log_likelihood(scale_pipe, tokens, cond)  # (B,)
+    order, model = scale_pipe.order, scale_pipe.transformer
+    inputs, targets = order.training_inputs(tokens)
+    with torch.no_grad():
+        loss = model(order.layout.positions, order.layout.kv_end, condition_ids=cond,
+                     inputs=inputs, targets=targets)  # fmt: skip
+    assert log_likelihood.shape == (4,)
+    torch.testing.assert_close(-log_likelihood.mean() / tokens.shape[1], loss, rtol=1e-4, atol=0)
