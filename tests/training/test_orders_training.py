@@ -95,3 +95,17 @@ def test_group_loss_power_reweights_a_next_scale_loss_categorical_and_flow(
             order=flow_spec)  # fmt: skip
     flow, flow_coarse = losses(tmp_path / "flow"), losses(tmp_path / "flow_coarse")
     assert flow_coarse[1] != pytest.approx(flow[1], rel=1e-3)
+
+
+def test_a_shuffle_head_without_its_residual_mlp_trains_saves_and_reloads(trained_vq, tmp_path):
+    """``model.head: {residual_mlp: false}`` over the order's multi-categorical head: the
+    saved pipeline rebuilds the slimmer head from its config and generates."""
+    spec = {"name": "token_shuffle", "window": 2}
+    recipe = t2i_recipe(tmp_path, trained_vq[0] / "final", name="slim", max_steps=2)
+    run(recipe, order=spec, **{"model.head": {"residual_mlp": False}})
+    pipe = TextToImagePipeline.from_pretrained(tmp_path / "slim" / "final")
+    assert pipe.transformer.config.head["residual_mlp"] is False
+    assert isinstance(pipe.transformer.head.mix, torch.nn.Identity)
+    assert not [k for k in pipe.transformer.state_dict() if k.startswith("head.mix")]
+    out = pipe("a red circle", output_type="np", generator=torch.Generator().manual_seed(0))
+    assert out.images.shape == (1, 64, 64, 3)
