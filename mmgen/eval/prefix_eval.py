@@ -89,6 +89,15 @@ def evaluate_true_prefix(
     return {k: passed[k] / num_prompts for k in true_groups}
 
 
+def teacher_forced_hidden(pipe, inputs: torch.Tensor, condition_ids: torch.Tensor) -> torch.Tensor:
+    """One backbone pass over whole sequences: condition ids (B, T) and the order's
+    teacher-forcing inputs (B, rows, ...) -> hidden states (B, L, D), under the layout's mask."""
+    layout, model = pipe.order.layout.to(pipe.transformer.device), pipe.transformer
+    bias = layout.attention_bias(0, layout.length)  # an order's non-prefix mask, or None
+    return model(layout.positions, layout.kv_end, condition_ids=condition_ids.to(model.device),
+                 inputs=inputs, attention_bias=bias)  # fmt: skip
+
+
 @torch.no_grad()
 def teacher_forced_tokens(
     pipe,
@@ -115,6 +124,7 @@ def teacher_forced_tokens(
         them back at temperature 0.
     """
     from mmgen.generation.guidance import group_guidance_scales
+    from mmgen.generation.loop import sample_group
 
     order, model = pipe.order, pipe.transformer
     layout = order.layout.to(model.device)
@@ -127,17 +137,13 @@ def teacher_forced_tokens(
         rows = torch.cat([condition_ids, uncond_ids], dim=0)  # (B', T)
     copies = rows.shape[0] // B
     inputs = inputs.repeat(copies, *([1] * (inputs.ndim - 1)))  # (B', rows, ...)
-    bias = layout.attention_bias(0, layout.length)  # an order's non-prefix mask, or None
-    hidden = model(layout.positions, layout.kv_end, condition_ids=rows.to(model.device),
-                   inputs=inputs, attention_bias=bias)  # fmt: skip
+    hidden = teacher_forced_hidden(pipe, inputs, rows)  # (B', L, D)
     state = order.start(B, model.device)
     for g in range(len(groups)):
         first, end = layout.sampled_rows(g)
-        reads = {}
-        if getattr(model.head, "input_channels", 0):  # a head that reads the rows' inputs
-            reads["inputs"] = inputs[:, first - T : end - T]  # (B', n, I)
         outputs = model.head(hidden[:, first:end])  # (B', n, ...)
-        sampled = model.head.sample(outputs, B, scales[g], sampling, generator, **reads)
+        sampled = sample_group(model.head, outputs, inputs[:, first - T : end - T], B,
+                               scales[g], sampling, generator)  # fmt: skip
         order.take(state, g, sampled)
         state.done = g + 1
     return order.finish(state)
@@ -183,10 +189,7 @@ def sequence_log_likelihood(
         )
     layout = order.layout.to(model.device)
     inputs, targets = order.training_inputs(tokens.to(model.device))  # (B, rows[, s^2])
-    bias = layout.attention_bias(0, layout.length)
-    hidden = model(layout.positions, layout.kv_end, condition_ids=condition_ids.to(model.device),
-                   inputs=inputs, attention_bias=bias)  # fmt: skip
-    rows = hidden[:, layout.text_length :]  # (B, rows, D)
+    rows = teacher_forced_hidden(pipe, inputs, condition_ids)[:, layout.text_length :]
     index = layout.target_index()
     if index is not None:  # a long-context order's context-only rows predict nothing
         rows = rows[:, index]

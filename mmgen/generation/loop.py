@@ -192,13 +192,19 @@ def generate_groups(
         if cache is None:
             fed.append(inputs)
         # (B, n, ...)
-        reads = {}
-        if getattr(model.head, "input_channels", 0):  # a head that reads the rows' inputs
-            reads["inputs"] = inputs[:, layout.sampled_rows(g)[0] - start :]  # (B', n, I)
-        sampled = model.head.sample(outputs, B, group_guidance[g], sampling, generator, **reads)
+        sampled = sample_group(model.head, outputs, inputs[:, layout.sampled_rows(g)[0] - start :],
+                               B, group_guidance[g], sampling, generator)  # fmt: skip
         order.take(state, g, sampled)
         state.done = g + 1
         yield g, len(groups), state
+
+
+def sample_group(head, outputs, inputs, batch_size: int, scale: float, sampling, generator):
+    """The head's draw for one group's sampled rows: ``outputs`` (B', n, ...) of the head,
+    ``inputs`` (B', n, ...) the rows' backbone inputs, read by a head that asks for them
+    (``input_channels``); B' = 2B under guidance at ``scale``."""
+    reads = {"inputs": inputs} if getattr(head, "input_channels", 0) else {}
+    return head.sample(outputs, batch_size, scale, sampling, generator, **reads)
 
 
 def take_given(order: Order, state: GenerationState, given: torch.Tensor) -> int:
