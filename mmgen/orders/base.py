@@ -111,6 +111,19 @@ class Order:
         others with a ConfigError)."""
         raise NotImplementedError(f"the {self.name} order has no context noise")
 
+    def replaced_codes(self, inputs: torch.Tensor, rate_B: torch.Tensor, generator) -> torch.Tensor:
+        """Context noise of a discrete order: every fed code of sample b (all but the start
+        row 0) replaced, with probability ``rate_B[b]``, by a code drawn uniformly from the
+        codebook; ``inputs`` (B, L) or (B, L, k) integer codes."""
+        where = generator.device if generator is not None else inputs.device
+        fed = inputs[:, 1:]  # (B, L - 1, ...): row 0 is the start token
+        rate = rate_B.view(-1, *([1] * (fed.dim() - 1))).to(where)  # (B, 1, ...)
+        replace = torch.rand(fed.shape, generator=generator, device=where) < rate
+        random = torch.randint(self.token_layout.codebook_size, fed.shape, generator=generator,
+                               device=where)  # fmt: skip
+        fed = torch.where(replace.to(inputs.device), random.to(inputs.device), fed)
+        return torch.cat([inputs[:, :1], fed], dim=1)
+
     # generation
     def start(self, batch_size: int, device: torch.device) -> GenerationState:
         """Nothing generated yet: zero codes (B, N), or zero latents (B, N, C) for a continuous

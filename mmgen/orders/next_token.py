@@ -22,6 +22,7 @@ class NextTokenOrder(Order):
     """
 
     name = "next_token"
+    takes_context_noise = True
 
     def __init__(self, tokenizer, image_size, condition_length, *, flat_positions=False):
         super().__init__(tokenizer, image_size, condition_length, flat_positions=flat_positions)
@@ -53,6 +54,17 @@ class NextTokenOrder(Order):
     def training_inputs(self, codes_BN):
         self.check_codes(codes_BN)
         return torch.cat([self.start_row(codes_BN), codes_BN[:, :-1]], dim=1), codes_BN
+
+    def noised_inputs(self, inputs, sigma_B, generator):
+        """Codes: each fed code replaced by a random one with probability ``sigma_B[b]``;
+        latents: N(0, sigma_B[b]^2) noise on every fed latent (not the start row's zeros)."""
+        if not self.token_layout.is_continuous:
+            return self.replaced_codes(inputs, sigma_B, generator)
+        from mmgen.generation.flow import draw_noise
+
+        noise = draw_noise(inputs[:, 1:].shape, generator, inputs.device)  # (B, L - 1, C)
+        fed = inputs[:, 1:] + sigma_B.view(-1, 1, 1).to(inputs.dtype) * noise
+        return torch.cat([inputs[:, :1], fed], dim=1)
 
     def group_inputs(self, state: GenerationState, g: int) -> torch.Tensor:
         if g == 0:

@@ -19,6 +19,7 @@ class TokenShuffleOrder(Order):
     """Next-token over s x s windows (Token-Shuffle). Option ``window`` (s, default 2)."""
 
     name = "token_shuffle"
+    takes_context_noise = True
 
     def __init__(self, tokenizer, image_size, condition_length, *, flat_positions=False,
                  window: int = 2):  # fmt: skip
@@ -71,6 +72,10 @@ class TokenShuffleOrder(Order):
         windows = self.shuffle(codes_BN)  # (B, n, s^2)
         start = torch.full_like(windows[:, :1], self.start_id)
         return torch.cat([start, windows[:, :-1]], dim=1), windows
+
+    def noised_inputs(self, inputs, sigma_B, generator):
+        """Each fed code replaced by a random one with probability ``sigma_B[b]``."""
+        return self.replaced_codes(inputs, sigma_B, generator)
 
     def start(self, batch_size, device):
         state = super().start(batch_size, device)

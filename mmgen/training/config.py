@@ -101,7 +101,9 @@ class TrainingConfig:
     Gaussian noise to the generated rows a sequence is fed (noise augmentation of the
     context: a next-frame clip's previous frames), its standard deviation drawn per sample
     uniformly in [0, s], so that at generation the model has seen imperfect context like its
-    own samples (0, the default: off; orders that implement it only: next-frame).
+    own samples; over codes (next-token, token-shuffle) the draw is instead the probability
+    of replacing each fed code by a random one (0, the default: off; orders that implement
+    it only: next-frame, next-token, token-shuffle).
     ``first_frame_batch`` n > 0 (text-to-video) adds n one-frame sequences to every batch (the
     prompt, frame 0's scales and frame 0: ~35 rows against a clip's ~211), their loss added to
     the clips': a clip's frame 0, drawn from the prompt alone, is the hardest group and one of

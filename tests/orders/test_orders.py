@@ -109,6 +109,26 @@ def test_token_shuffle_windows_round_trip_in_raster_order():
     assert torch.equal(inputs[0, 1:], windows[0, :-1]) and torch.equal(targets, windows)
 
 
+@pytest.mark.parametrize("spec", [{"name": "token_shuffle", "window": 2}, {"name": "next_token"}])
+def test_context_noise_replaces_fed_codes_at_each_samples_rate(spec):
+    """``training.context_noise`` over codes: each fed code becomes a uniform random code with
+    its sample's probability; the start row stays; the draws come from the generator."""
+    o = order(spec)
+    codes = torch.randint(0, 32, (3, 64), generator=torch.Generator().manual_seed(1))
+    inputs, _ = o.training_inputs(codes.repeat(100, 1))  # 300 samples of 64 codes
+    rate = torch.tensor([0.0, 0.3, 1.0]).repeat(100)
+    noised = o.noised_inputs(inputs, rate, torch.Generator().manual_seed(0))
+    assert noised.shape == inputs.shape and noised.dtype == inputs.dtype
+    assert torch.equal(noised[:, 0], inputs[:, 0])  # the start row
+    changed = (noised[:, 1:] != inputs[:, 1:]).flatten(1).float().mean(1).view(100, 3).mean(0)
+    # a replacement keeps the code with chance 1/32: changed = rate * 31 / 32
+    assert changed[0] == 0 and abs(changed[1] - 0.3 * 31 / 32) < 0.02
+    assert abs(changed[2] - 31 / 32) < 0.01
+    assert noised.min() >= 0 and noised[:, 1:].max() < 32  # codes, never the start id
+    again = o.noised_inputs(inputs, rate, torch.Generator().manual_seed(0))
+    assert torch.equal(noised, again)
+
+
 def test_shuffle_merge_and_unshuffle_keep_shapes():
     from mmgen.models.heads import MultiCategoricalHead
     from mmgen.models.inputs import ShuffleInput

@@ -300,13 +300,34 @@ def test_a_bare_no_for_mixed_precision_in_yaml_means_no(tmp_path):
         load_run_config(path)
 
 
-def test_context_noise_is_refused_at_setup_by_an_order_without_it(trained_vq, tmp_path):
-    """Before any data is encoded, a ConfigError naming the key (next-token feeds codes)."""
+def test_context_noise_replaces_a_next_token_runs_fed_codes_reproducibly(trained_vq, tmp_path):
+    """Over codes the fed codes are replaced at random: against a run whose rate is ~0 (the
+    same generator draws, no code replaced) the losses change from step 2 (step 1's is the
+    zero-initialised head's uniform one either way), and two noised runs log the same losses
+    (the draws come from the run's generator)."""
+    tokenizer = trained_vq[0] / "final"
+    kept = losses_of(t2i_recipe(tmp_path, tokenizer, name="kept", max_steps=2,
+                                context_noise=1e-9))  # fmt: skip
+    noised = losses_of(t2i_recipe(tmp_path, tokenizer, name="noised", max_steps=2,
+                                  context_noise=0.5))  # fmt: skip
+    again = losses_of(t2i_recipe(tmp_path, tokenizer, name="again", max_steps=2,
+                                 context_noise=0.5))  # fmt: skip
+    assert noised[1] == kept[1] and noised[2] != kept[2] and noised == again
+
+
+def losses_of(recipe):
+    run(recipe)
+    reset_accelerate()
+    return losses(recipe.parent / recipe.stem)
+
+
+def test_context_noise_is_refused_at_setup_by_an_order_without_it(trained_msvq, tmp_path):
+    """Before any data is encoded, a ConfigError naming the key (next-scale has none)."""
     from mmgen.training.tasks import build_task
 
-    recipe = t2i_recipe(tmp_path, trained_vq[0] / "final", context_noise=0.2)
-    with pytest.raises(ConfigError, match="training.context_noise: the next_token order"):
-        build_task(load_run_config(recipe))
+    recipe = t2i_recipe(tmp_path, trained_msvq, context_noise=0.2)
+    with pytest.raises(ConfigError, match="training.context_noise: the next_scale order"):
+        build_task(load_run_config(recipe, order={"name": "next_scale"}))
 
 
 @pytest.mark.parametrize(
