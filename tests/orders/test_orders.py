@@ -262,6 +262,15 @@ def test_next_token_over_latents_feeds_the_previous_latent_to_a_flow_head():
         o.training_inputs(flat[..., :3])
 
 
+def test_context_noise_over_latents_noises_every_fed_latent_but_the_start_row():
+    o = continuous_order({"name": "next_token"})
+    inputs, _ = o.training_inputs(torch.randn(2, 64, 4, generator=torch.Generator().manual_seed(0)))
+    noised = o.noised_inputs(inputs, torch.tensor([0.0, 0.5]), torch.Generator().manual_seed(0))
+    assert torch.equal(noised[:, 0], inputs[:, 0]) and torch.equal(noised[0], inputs[0])
+    added = noised[1, 1:] - inputs[1, 1:]  # (63, 4) of N(0, 0.5^2)
+    assert 0.4 < added.std() < 0.6 and abs(added.mean()) < 0.15
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
