@@ -42,17 +42,25 @@ def copy_component(source: Path, target: Path, dtype: str | None) -> None:
 
 def identical_builtin_component(folder: Path, name: str) -> str | None:
     """``"<built-in>/<component>"`` of another built-in model, or the name of a built-in
-    tokenizer, whose folder holds the same config.json and model.safetensors bytes as
-    ``folder``, else None."""
+    tokenizer, whose folder holds the same model.safetensors bytes as ``folder`` and the same
+    config.json (read as JSON; ``_module``, which folders saved before it existed lack, left
+    out), else None."""
     from mmgen.builtin import BUILTIN_MODELS, BUILTIN_TOKENIZERS, resolve_component_path
 
-    files = ("config.json", "model.safetensors")
+    def config(path: Path) -> dict:
+        raw = json.loads(path.read_text())
+        raw.pop("_module", None)  # the class is named by _class_name either way
+        return raw
+
+    weights, config_file = "model.safetensors", "config.json"
     references = [f"{other}/{folder.name}" for other in sorted(set(BUILTIN_MODELS) - {name})]
     for reference in [*references, *BUILTIN_TOKENIZERS]:
         twin = resolve_component_path(reference)  # the folder shared.json would point to
-        if twin.is_dir() and all(
-            (twin / f).is_file() and (twin / f).read_bytes() == (folder / f).read_bytes()
-            for f in files
+        if (
+            (twin / weights).is_file()
+            and (twin / config_file).is_file()
+            and (twin / weights).read_bytes() == (folder / weights).read_bytes()
+            and config(twin / config_file) == config(folder / config_file)
         ):
             return reference
     return None

@@ -11,7 +11,7 @@ BUILTIN_MODELS: dict[str, str] = {
     "shapes-t2i": "text-to-image on the built-in shapes task, 64x64 (next-token over VQ codes)",
     "digits-c2i": "class-to-image on scikit-learn's handwritten digits, 32x32 grey",
     "shapes-t2i-shuffle": "text-to-image on shapes, 64x64 (Token-Shuffle s=2 over the VQ codes, "
-    "word prompts; trained on 2 CPU cores)",
+    "word prompts, context noise; trained on 2 CPU cores)",
     "shapes-t2i-scale": "text-to-image on shapes, 64x64 (next-scale, VAR, over a multi-scale VQ in "
     "2x2 windows, word prompts; trained on one GPU)",
     "tones-t2a": "text-to-audio on the built-in tones task, 1 s at 16 kHz (next-latent over "

@@ -37,3 +37,20 @@ def test_a_component_identical_to_a_builtin_tokenizer_names_it_and_loads_through
     shutil.rmtree(copy)
     (tmp_path / "model" / "shared.json").write_text('{"vq": "shapes-kl"}')
     assert component_folder(tmp_path / "model", "vq") == TOKENIZERS_DIR / "shapes-kl"
+
+
+def test_a_config_saved_with_its_module_still_matches_the_builtin_saved_without(tmp_path):
+    import json
+
+    copy = tmp_path / "vq"
+    shutil.copytree(BUILTIN_DIR / "shapes-t2i" / "vq", copy)
+    config = json.loads((copy / "config.json").read_text())
+    assert "_module" not in config  # the shipped folder predates _module
+    config["_module"] = "mmgen.tokenizers.vq"  # what save_module writes now
+    (copy / "config.json").write_text(json.dumps(config, indent=2))
+    assert install_builtin.identical_builtin_component(copy, "shapes-t2i-shuffle") == (
+        "shapes-t2i/vq"
+    )
+    config["codebook_size"] += 1  # any other field still counts
+    (copy / "config.json").write_text(json.dumps(config))
+    assert install_builtin.identical_builtin_component(copy, "shapes-t2i-shuffle") is None
