@@ -40,17 +40,21 @@ def copy_component(source: Path, target: Path, dtype: str | None) -> None:
     save_state_dict(weights, target / "model.safetensors")
 
 
+def same_config(a: Path, b: Path) -> bool:
+    """Whether two component config.json files describe the same component: equal as JSON,
+    ``_module`` compared only when both have it (folders saved before it existed lack it)."""
+    first, second = json.loads(a.read_text()), json.loads(b.read_text())
+    if "_module" not in first or "_module" not in second:
+        first.pop("_module", None)
+        second.pop("_module", None)
+    return first == second
+
+
 def identical_builtin_component(folder: Path, name: str) -> str | None:
     """``"<built-in>/<component>"`` of another built-in model, or the name of a built-in
     tokenizer, whose folder holds the same model.safetensors bytes as ``folder`` and the same
-    config.json (read as JSON; ``_module``, which folders saved before it existed lack, left
-    out), else None."""
+    config.json (:func:`same_config`), else None."""
     from mmgen.builtin import BUILTIN_MODELS, BUILTIN_TOKENIZERS, resolve_component_path
-
-    def config(path: Path) -> dict:
-        raw = json.loads(path.read_text())
-        raw.pop("_module", None)  # the class is named by _class_name either way
-        return raw
 
     weights, config_file = "model.safetensors", "config.json"
     references = [f"{other}/{folder.name}" for other in sorted(set(BUILTIN_MODELS) - {name})]
@@ -60,7 +64,7 @@ def identical_builtin_component(folder: Path, name: str) -> str | None:
             (twin / weights).is_file()
             and (twin / config_file).is_file()
             and (twin / weights).read_bytes() == (folder / weights).read_bytes()
-            and config(twin / config_file) == config(folder / config_file)
+            and same_config(twin / config_file, folder / config_file)
         ):
             return reference
     return None

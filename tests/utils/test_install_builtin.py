@@ -51,6 +51,11 @@ def test_a_config_saved_with_its_module_still_matches_the_builtin_saved_without(
     assert install_builtin.identical_builtin_component(copy, "shapes-t2i-shuffle") == (
         "shapes-t2i/vq"
     )
+    # two configs that both name a module must name the same one
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**config, "_module": "elsewhere.vq"}))
+    assert install_builtin.same_config(copy / "config.json", copy / "config.json")
+    assert not install_builtin.same_config(copy / "config.json", other)
     config["codebook_size"] += 1  # any other field still counts
     (copy / "config.json").write_text(json.dumps(config))
     assert install_builtin.identical_builtin_component(copy, "shapes-t2i-shuffle") is None
