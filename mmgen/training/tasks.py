@@ -252,7 +252,8 @@ class GenerationTask:
         self.order = self.build_order(condition_tokenizer.max_length)
         if self.config.training.context_noise and not self.order.takes_context_noise:
             raise ConfigError(f"training.context_noise: the {self.order.name} order has no "
-                              "context noise (orders that take it: next_frame)")  # fmt: skip
+                              "context noise (orders that take it: next_frame, next_token, "
+                              "token_shuffle)")  # fmt: skip
         model_fields.setdefault("input", self.order.input_config())
         recipe_head = model_fields.get("head")
         model_fields["head"] = merged_head_config(self.order.head_config(), recipe_head)
