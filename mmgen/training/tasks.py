@@ -29,6 +29,16 @@ def render_procedural(data, key: str, *, show_progress: bool) -> tuple[torch.Ten
     return pixels, prompts
 
 
+def context_noise_orders() -> str:
+    """The registered orders that take ``training.context_noise``, named for an error."""
+    from mmgen.orders import ORDERS
+    from mmgen.registry import resolve_class
+
+    return ", ".join(
+        sorted(n for n, spec in ORDERS.items() if resolve_class(spec).takes_context_noise)
+    )
+
+
 def to_unit_range(images_uint8: torch.Tensor) -> torch.Tensor:
     """uint8 pixels -> floats in [-1, 1]; float data (waveforms, already in [-1, 1]) as is."""
     if images_uint8.dtype != torch.uint8:
@@ -251,9 +261,10 @@ class GenerationTask:
         preset = model_fields.pop("preset", None)
         self.order = self.build_order(condition_tokenizer.max_length)
         if self.config.training.context_noise and not self.order.takes_context_noise:
-            raise ConfigError(f"training.context_noise: the {self.order.name} order has no "
-                              "context noise (orders that take it: next_frame, next_token, "
-                              "token_shuffle)")  # fmt: skip
+            raise ConfigError(
+                f"training.context_noise: the {self.order.name} order has no context noise "
+                f"(orders that take it: {context_noise_orders()})"
+            )
         model_fields.setdefault("input", self.order.input_config())
         recipe_head = model_fields.get("head")
         model_fields["head"] = merged_head_config(self.order.head_config(), recipe_head)
