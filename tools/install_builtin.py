@@ -115,7 +115,8 @@ def main() -> None:
                 target.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source / relative, target / relative)
         shared = {}
-        for component in ("transformer", "vq"):
+        optional = [name for name in ("scorer",) if (source / name).is_dir()]
+        for component in ("transformer", "vq", *optional):
             copy_component(source / component, target / component, args.weights_dtype)
             twin = identical_builtin_component(target / component, args.name)
             if twin is not None:  # stored once: the package's size budget

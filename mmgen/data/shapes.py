@@ -378,6 +378,9 @@ class ShapesDataset(ProceduralDataset):
         seed: Dataset seed; different seeds give different items.
         family_weights: Optional ``{family: int >= 1}``: a family is drawn as often as its
             weight (None: the task's even split).
+        near_miss: draw, for each item's prompt, a near miss instead of its scene
+            (``mmgen.data.near_miss``): an image that must not match the prompt (a match
+            scorer's hard negatives). Item i keeps the prompt of the plain set's item i.
 
     Examples:
         >>> ds = ShapesDataset(8, seed=1)
@@ -386,13 +389,22 @@ class ShapesDataset(ProceduralDataset):
     """
 
     def __init__(
-        self, num_samples: int, seed: int = 0, family_weights: dict[str, int] | None = None
+        self,
+        num_samples: int,
+        seed: int = 0,
+        family_weights: dict[str, int] | None = None,
+        near_miss: bool = False,
     ):
         super().__init__(num_samples, seed)
         check_family_weights(family_weights)
         self.family_weights = dict(family_weights) if family_weights else None
+        self.near_miss = near_miss
 
     def make_item(self, generator: torch.Generator) -> dict:
         prompt, image = sample(generator, self.family_weights)
+        if self.near_miss:  # drawn after the scene, so the prompt is the plain set's
+            from mmgen.data.near_miss import near_miss_image
+
+            image = near_miss_image(prompt, generator)
         image_CHW = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
         return {"image": image_CHW.contiguous(), "prompt": prompt.text, "family": prompt.family}

@@ -34,6 +34,7 @@ class SamplingConfig:
     top_p: float = 1.0
     num_inference_steps: int = 16  # Euler steps of a flow head (categorical heads ignore it)
     flexrope_slope: float = 0.0  # FlexRoPE's decay per frame of distance (video); 0 = RoPE
+    num_candidates: int = 1  # images drawn per output, the scorer's best kept (pipelines)
 
 
 def group_outputs(

@@ -49,6 +49,8 @@ class ARImagePipeline(PipelineSurface):
         order: the generation order's config (``{"name": "next_scale"}``...) or an
             :class:`Order` (its config is used); None is
             next-token.
+        scorer: an optional prompt-image match scorer (``mmgen.models.match_scorer``): with
+            ``num_candidates`` N > 1 each output image is the best of N drawn (reranking).
     """
 
     #: key of the condition tokenizer's config in model_index.json
@@ -66,6 +68,7 @@ class ARImagePipeline(PipelineSurface):
         sampling: SamplingConfig | None = None,
         training_config: dict | None = None,
         order: dict | Order | None = None,
+        scorer=None,
     ):
         self.transformer = transformer.eval()
         self.vq = vq.eval()
@@ -89,6 +92,7 @@ class ARImagePipeline(PipelineSurface):
                 f"transformer condition_vocab_size {c.condition_vocab_size} does not match the "
                 f"condition tokenizer's vocab_size {condition_tokenizer.vocab_size}"
             )
+        self.scorer = None if scorer is None else self.check_scorer(scorer).eval()
         for part, wanted in (("input", self.order.input_config()),
                              ("head", self.order.head_config())):  # fmt: skip
             have = getattr(c, part)
@@ -97,6 +101,24 @@ class ARImagePipeline(PipelineSurface):
                     f"transformer {part} {have} does not fit the {self.order.name} order over "
                     f"this tokenizer (needs {wanted})"
                 )
+
+    def check_scorer(self, scorer):
+        """``scorer`` when it reads this pipeline's conditions and codes, else ValueError."""
+        c, layout = scorer.config, self.order.token_layout
+        tokenizer = self.condition_tokenizer
+        fits = (
+            layout.scales is None and layout.frames is None and not layout.is_continuous
+            and tuple(layout.grid) == tuple(c.grid) and layout.codebook_size == c.num_codes
+            and tokenizer.vocab_size == c.condition_vocab_size
+            and tokenizer.max_length == c.condition_length
+        )  # fmt: skip
+        if not fits:
+            raise ValueError(
+                f"the scorer reads {c.condition_length} condition ids of {c.condition_vocab_size} "
+                f"and a {c.grid} map of {c.num_codes} codes; this pipeline has "
+                f"{tokenizer.max_length} of {tokenizer.vocab_size} and tokens {layout}"
+            )
+        return scorer
 
     @property
     def layout(self):
@@ -134,6 +156,7 @@ class ARImagePipeline(PipelineSurface):
             "vq": "vq",
             "condition_tokenizer": "condition_tokenizer",
             "order": "order",
+            "scorer": "scorer",
         }
 
     @property
@@ -166,6 +189,8 @@ class ARImagePipeline(PipelineSurface):
         folder.mkdir(parents=True, exist_ok=True)
         save_module(self.transformer, folder / "transformer")
         save_module(self.vq, folder / "vq")
+        if self.scorer is not None:
+            save_module(self.scorer, folder / "scorer")
         if "file" in self.condition_tokenizer.config:  # a learned vocabulary: tokenizer.json
             self.condition_tokenizer.save(folder / self.condition_tokenizer.config["file"])
         index = self.model_index()
@@ -188,6 +213,7 @@ class ARImagePipeline(PipelineSurface):
             "sampling": to_dict(self.sampling),
             "transformer": class_spec(type(self.transformer)),
             "vq": class_spec(type(self.vq)),
+            **({} if self.scorer is None else {"scorer": class_spec(type(self.scorer))}),
         }
 
     @classmethod
@@ -227,6 +253,10 @@ class ARImagePipeline(PipelineSurface):
                                spec=index[name])
                 for name in ("transformer", "vq")
             )  # fmt: skip
+            scorer = None
+            if "scorer" in index:
+                scorer = load_component(component_folder(folder, "scorer"),
+                                        torch_dtype=torch_dtype, spec=index["scorer"])  # fmt: skip
             pipe = cls(
                 transformer,
                 vq,
@@ -235,6 +265,7 @@ class ARImagePipeline(PipelineSurface):
                 sampling=from_dict(SamplingConfig, index.get("sampling", {})),
                 training_config=training_config,
                 order=index.get("order"),
+                scorer=scorer,
             )
         except (KeyError, TypeError, ValueError, ConfigError, FileNotFoundError) as err:
             raise CheckpointError(
@@ -286,6 +317,13 @@ class ARImagePipeline(PipelineSurface):
         check_sampling_args(sampling.temperature, sampling.top_k, sampling.top_p)
         steps = sampling.num_inference_steps
         check_int("num_inference_steps", steps)
+        check_int("num_candidates", sampling.num_candidates, 1)
+        if sampling.num_candidates > 1 and self.scorer is None:
+            raise ValueError(
+                f"num_candidates={sampling.num_candidates} keeps the best of several images by "
+                "the pipeline's scorer, and this pipeline has none (train one: task "
+                "match_scorer); use num_candidates=1"
+            )
         slope = sampling.flexrope_slope
         if isinstance(slope, bool) or not isinstance(slope, (int, float)) or not slope >= 0:
             raise ValueError(f"flexrope_slope must be a number >= 0, got {slope!r}")
@@ -355,8 +393,12 @@ class ARImagePipeline(PipelineSurface):
         callback_on_step_end=None,
     ) -> ImagePipelineOutput | tuple[Any]:
         """Condition ids (B, T) -> decoded images in the requested output type (``"latent"``:
-        the (B, N) codes, not decoded)."""
-        codes = self.generate_tokens(
+        the (B, N) codes, not decoded). With ``sampling.num_candidates`` K > 1 the group loop
+        draws K images per output (its callback sees B * K rows) and the scorer keeps one."""
+        generate = self.generate_tokens
+        if sampling.num_candidates > 1:
+            generate = self.generate_best_of_candidates
+        codes = generate(
             condition_ids,
             uncond_ids,
             sampling,
@@ -370,6 +412,41 @@ class ARImagePipeline(PipelineSurface):
         else:
             images = to_output_type(self.decode_codes(codes), output_type)  # from (B, C, H, W)
         return ImagePipelineOutput(images=images) if return_dict else (images,)
+
+    def generate_best_of_candidates(
+        self,
+        condition_ids: torch.Tensor,
+        uncond_ids: torch.Tensor,
+        sampling,
+        *,
+        generator,
+        **loop_options,
+    ) -> torch.Tensor:
+        """Flat codes (B, N): for each row, ``sampling.num_candidates`` K candidates drawn by
+        :meth:`generate_tokens` and the one the scorer rates highest. A list of generators
+        (one per image) seeds each image's K candidates from its own generator, so image i
+        still depends on ``generator[i]`` only."""
+        self.check_generator_count(generator, condition_ids.shape[0])
+        K = sampling.num_candidates
+        if isinstance(generator, (list, tuple)):  # K child generators per image, from its own
+            generator = [
+                torch.Generator(g.device).manual_seed(int(seed))
+                for g in generator
+                for seed in torch.randint(2**62, (K,), generator=g)
+            ]
+        condition_ids_K = condition_ids.repeat_interleave(K, 0)  # (B * K, T)
+        codes = self.generate_tokens(
+            condition_ids_K,
+            uncond_ids.repeat_interleave(K, 0),
+            sampling,
+            generator=generator,
+            **loop_options,
+        )  # (B * K, N)
+        scorer_device = next(self.scorer.parameters()).device
+        with torch.no_grad():
+            scores = self.scorer(condition_ids_K.to(scorer_device), codes.to(scorer_device))
+        best = scores.view(-1, K).argmax(1).to(codes.device)  # (B,)
+        return codes.view(-1, K, codes.shape[1])[torch.arange(len(best)), best]  # (B, N)
 
     def decode_codes(self, codes_BN: torch.Tensor) -> torch.Tensor:
         """Flat tokens (codes (B, N) or latents (B, N, C)) -> images (B, C, H, W) in [-1, 1]

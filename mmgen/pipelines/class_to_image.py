@@ -38,6 +38,7 @@ class ClassToImagePipeline(ARImagePipeline):
         top_k: int | None = None,
         top_p: float | None = None,
         num_inference_steps: int | None = None,
+        num_candidates: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
@@ -84,6 +85,7 @@ class ClassToImagePipeline(ARImagePipeline):
             top_k=top_k,
             top_p=top_p,
             num_inference_steps=num_inference_steps,
+            num_candidates=num_candidates,
         )
         tokenizer = self.condition_tokenizer
         rows = [label for label in labels for _ in range(num_images_per_class)]

@@ -79,6 +79,7 @@ class TextToImagePipeline(ARImagePipeline):
         top_k: int | None = None,
         top_p: float | None = None,
         num_inference_steps: int | None = None,
+        num_candidates: int | None = None,
         generator: torch.Generator | list[torch.Generator] | None = None,
         output_type: str = "pil",
         return_dict: bool = True,
@@ -104,6 +105,9 @@ class TextToImagePipeline(ARImagePipeline):
             top_p (`float`, *optional*): nucleus sampling mass in (0, 1].
             num_inference_steps (`int`, *optional*): Euler steps of a flow head per group
                 (continuous orders; categorical heads ignore it).
+            num_candidates (`int`, *optional*): images drawn per output; the pipeline's scorer
+                keeps the one it rates highest (reranking). 1 draws one; > 1 needs a pipeline
+                with a ``scorer``. Defaults to the pipeline's saved default.
             generator (`torch.Generator` or `list[torch.Generator]`, *optional*): source of every
                 random draw; a list gives one generator per image (image i then depends on
                 ``generator[i]`` only). A seed is ``torch.Generator().manual_seed(0)``.
@@ -138,6 +142,7 @@ class TextToImagePipeline(ARImagePipeline):
             top_k=top_k,
             top_p=top_p,
             num_inference_steps=num_inference_steps,
+            num_candidates=num_candidates,
         )
         text_ids, uncond_ids = prompt_ids(
             self.text_tokenizer, prompt, negative_prompt, num_images_per_prompt

@@ -9,7 +9,10 @@ from typing import Any
 from mmgen.utils.checks import check_int
 from mmgen.utils.config import ConfigError, from_dict, load_yaml
 
-TASKS = ("tokenizer", "text_to_image", "class_to_image", "text_to_video", "text_to_audio")
+TASKS = (
+    "tokenizer", "text_to_image", "class_to_image", "text_to_video", "text_to_audio",
+    "match_scorer",
+)  # fmt: skip
 DATA_RESOLUTION = {"shapes": 64, "digits": 32, "moving_shapes": 64}  # fixed by the built-ins
 DATA_NAMES = (*DATA_RESOLUTION, "imagefolder", "videofolder", "tones", "audiofolder")
 VIDEO_DATA = ("moving_shapes", "videofolder")
@@ -33,7 +36,9 @@ class DataConfig:
     Prompt mixes (training sets only; the evaluations keep the task's even split):
     ``two_object_weight`` k (moving_shapes) draws two-object prompts k times as often as
     one-object ones (1: even); ``family_weights`` (shapes; ``{family: int >= 1}``, a family left
-    out weighs 1, unset: even) draws each prompt family as often as its weight."""
+    out weighs 1, unset: even) draws each prompt family as often as its weight. ``near_miss``
+    (shapes) draws each prompt's near miss (``mmgen.data.near_miss``) instead of its scene: the
+    hard negatives a ``match_scorer`` run renders for itself."""
 
     name: str = "shapes"
     num_samples: int = 20000
@@ -45,6 +50,7 @@ class DataConfig:
     two_object_weight: int = 1
     family_weights: dict[str, int] | None = None
     seconds: float = 1.0
+    near_miss: bool = False
 
     def __post_init__(self):
         if self.name not in DATA_NAMES:
@@ -78,6 +84,8 @@ class DataConfig:
                 raise ConfigError(f"data.{error}") from None
         if not self.seconds > 0:
             raise ConfigError(f"data.seconds must be > 0, got {self.seconds}")
+        if self.near_miss and self.name != "shapes":
+            raise ConfigError(f"data.near_miss is for shapes, not {self.name}")
         if self.name == "tones" and self.seconds != 1.0:
             raise ConfigError(f"data.seconds is 1.0 for tones (its clips), got {self.seconds}")
 
@@ -175,12 +183,35 @@ class TrainingConfig:
 
 
 @dataclass(kw_only=True)
+class ScorerConfig:
+    """What a ``match_scorer`` run trains on besides its positives (the data set's images with
+    their own prompts) and their word-swapped prompts.
+
+    Attributes:
+        near_misses: the first N training prompts each get a rendered near miss
+            (``data.near_miss``, shapes only) as a further negative; 0 trains on word swaps
+            only.
+        held_out: examples (of those with near misses, when there are) kept out of training
+            and scored at each validation.
+    """
+
+    near_misses: int = 0
+    held_out: int = 500
+
+    def __post_init__(self):
+        check_int("scorer.near_misses", self.near_misses, 0, ConfigError)
+        check_int("scorer.held_out", self.held_out, 1, ConfigError)
+
+
+@dataclass(kw_only=True)
 class RunConfig:
     """A whole recipe.
 
     Args:
         task: ``tokenizer`` (train an image, video-frame or audio tokenizer),
-            ``text_to_image``, ``class_to_image``, ``text_to_video`` or ``text_to_audio``.
+            ``text_to_image``, ``class_to_image``, ``text_to_video``, ``text_to_audio`` or
+            ``match_scorer`` (a prompt-image scorer that reranks a text-to-image pipeline's
+            candidates).
         output_dir: where checkpoints, samples, logs and the final model go.
         seed: seeds model init, data order and every training-time random draw.
         data: :class:`DataConfig`.
@@ -203,6 +234,10 @@ class RunConfig:
             captions by the training command, saved as the pipeline's ``tokenizer.json``) or
             ``{"kind": "bpe", "vocab_size": N}`` (byte-pair merges learned the same way).
         text_max_length: text tokens per prompt (BOS and EOS included).
+        pipeline: ``match_scorer`` only: the text-to-image pipeline folder (or built-in name)
+            whose prompts and codes the scorer reads; the run exports a copy of it with the
+            scorer added and ``sampling`` (e.g. ``num_candidates``) over its defaults.
+        scorer: ``match_scorer`` only: :class:`ScorerConfig`.
         cache_dir: where encoded training data (codes and conditions) is kept between runs,
             keyed by the tokenizer's weights and the data spec (``mmgen.training.encoded_data``);
             None is ``$MMGEN_CACHE`` or ``~/.cache/mmgen``.
@@ -227,6 +262,8 @@ class RunConfig:
     order: dict[str, Any] = field(default_factory=lambda: {"name": "next_token"})
     text_tokenizer: dict[str, Any] = field(default_factory=lambda: {"kind": "bytes"})
     text_max_length: int = 64
+    pipeline: str | None = None
+    scorer: ScorerConfig = field(default_factory=ScorerConfig)
     cache_dir: str | None = None
     training: TrainingConfig = field(default_factory=TrainingConfig)
     sampling: dict[str, Any] = field(default_factory=dict)
@@ -244,13 +281,19 @@ class RunConfig:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ConfigError(f"task must be one of {list(TASKS)}, got {self.task!r}")
-        if self.task != "tokenizer" and not self.tokenizer:
+        if self.task == "match_scorer" and not self.pipeline:
+            raise ConfigError("task match_scorer needs 'pipeline': the text-to-image pipeline "
+                              "folder whose candidates it reranks")  # fmt: skip
+        if self.pipeline and self.task != "match_scorer":
+            raise ConfigError(f"'pipeline' is for task match_scorer, not {self.task}")
+        if self.task not in ("tokenizer", "match_scorer") and not self.tokenizer:
             raise ConfigError(f"task {self.task} needs 'tokenizer': a trained VQ folder")
         expected = {
             "text_to_image": ("shapes", "imagefolder"),
             "class_to_image": ("digits",),
             "text_to_video": VIDEO_DATA,
             "text_to_audio": AUDIO_DATA,
+            "match_scorer": ("shapes", "imagefolder"),
         }
         allowed = expected.get(self.task)
         if allowed and self.data.name not in allowed:

@@ -63,6 +63,8 @@ def data_spec(data) -> dict:
         spec.update(two_object_weight=data.two_object_weight)
     if data.family_weights is not None:  # only when set, as above
         spec.update(family_weights=dict(sorted(data.family_weights.items())))
+    if data.near_miss:  # only when set, as above
+        spec.update(near_miss=True)
     if data.name in ("tones", "audiofolder"):
         spec.update(seconds=data.seconds)
     if data.name in ("shapes", "moving_shapes", "tones"):

@@ -86,8 +86,66 @@ def load_training_images(
         )
     from mmgen.data.shapes import ShapesDataset
 
-    shapes = ShapesDataset(data.num_samples, seed=data.seed, family_weights=data.family_weights)
+    shapes = ShapesDataset(data.num_samples, seed=data.seed, family_weights=data.family_weights,
+                           near_miss=data.near_miss)  # fmt: skip
     return render_procedural(shapes, "image", show_progress=show_progress)
+
+
+def encode_images(
+    vq, token_layout, images: torch.Tensor, accelerator, batch_size: int = 256
+) -> torch.Tensor:
+    """(N, C, H, W) uint8 images -> flat tokens (``TokenLayout.flatten``): codes (N, tokens)
+    or latents (N, tokens, C), encoded on the accelerator's device and stored compactly on
+    the CPU (int16 codes where the codebook allows, float16 latents). (N, F, C, H, W) clips
+    are encoded frame by frame into (N, F * tokens, C), (N, S) waveforms into (N, N', C)."""
+    from tqdm.auto import tqdm
+
+    vq.to(accelerator.device)
+    if token_layout.is_continuous:
+        dtype = torch.float16
+    elif token_layout.codebook_size <= torch.iinfo(torch.int16).max:
+        dtype = torch.int16
+    else:
+        dtype = torch.int32
+    codes = []
+    clips = images.ndim == 5
+    if clips:  # about batch_size frames per encoder call
+        batch_size = max(1, batch_size // images.shape[1])
+    with torch.no_grad():
+        for start in tqdm(
+            range(0, len(images), batch_size),
+            desc=f"encoding {'clips' if clips else 'images' if images.ndim == 4 else 'audio'}",
+            disable=not accelerator.is_local_main_process,
+        ):
+            chunk = to_unit_range(images[start : start + batch_size].to(accelerator.device))
+            if clips:  # (b, F, C, H, W) -> per-frame latents (b, F, C', h, w)
+                encoded = vq.encode(chunk.flatten(0, 1)).unflatten(0, chunk.shape[:2])
+            else:
+                encoded = vq.encode(chunk)
+            codes.append(token_layout.flatten(encoded).to("cpu", dtype))
+    vq.to("cpu")
+    return torch.cat(codes)
+
+
+def load_encoded_data(cache_dir, vq, token_layout, data, accelerator) -> tuple[torch.Tensor, list]:
+    """The codes (or latents) and conditions of ``data`` (a ``DataConfig``) under ``vq``, from
+    the shared cache (``mmgen.training.encoded_data``), or rendered/read and encoded once
+    (:func:`encode_images`) and stored there."""
+    from mmgen.training.encoded_data import EncodedDataCache
+
+    cache = EncodedDataCache(cache_dir, vq, data)
+    entry = cache.load()
+    if entry is not None:
+        accelerator.print(f"encoded data: {len(entry[1])} examples from {cache.folder}")
+        return entry
+    sample_rate = getattr(getattr(vq, "config", None), "sample_rate", 16_000)
+    images, conditions = load_training_images(
+        data, show_progress=accelerator.is_local_main_process, sample_rate=sample_rate
+    )
+    codes = encode_images(vq, token_layout, images, accelerator)
+    if accelerator.is_main_process:
+        cache.save(codes, conditions)
+    return codes, conditions
 
 
 class TokenizerTask:
@@ -360,24 +418,9 @@ class GenerationTask:
         return len(conditions)
 
     def encoded_data(self, data, accelerator) -> tuple[torch.Tensor, list]:
-        """The codes (or latents) and conditions of ``data`` (a ``DataConfig``), from the
-        shared cache (``mmgen.training.encoded_data``), or rendered/read and encoded once and
-        stored there."""
-        from mmgen.training.encoded_data import EncodedDataCache
-
-        cache = EncodedDataCache(self.config.cache_dir, self.vq, data)
-        entry = cache.load()
-        if entry is not None:
-            accelerator.print(f"encoded data: {len(entry[1])} examples from {cache.folder}")
-            return entry
-        sample_rate = getattr(getattr(self.vq, "config", None), "sample_rate", 16_000)
-        images, conditions = load_training_images(
-            data, show_progress=accelerator.is_local_main_process, sample_rate=sample_rate
-        )
-        codes = self.encode_images(images, accelerator)
-        if accelerator.is_main_process:
-            cache.save(codes, conditions)
-        return codes, conditions
+        """The codes (or latents) and conditions of ``data`` (:func:`load_encoded_data`)."""
+        return load_encoded_data(self.config.cache_dir, self.vq, self.token_layout(), data,
+                                 accelerator)  # fmt: skip
 
     def first_frame_data(self, accelerator) -> tuple[torch.Tensor, list]:
         """``training.first_frame_batch``'s pool: the first frames' latents (M, tokens, C) and
@@ -435,40 +478,6 @@ class GenerationTask:
         self.configure(
             TrainedTextTokenizer.train(captions, kind=kind, max_length=max_length, **options)
         )
-
-    def encode_images(self, images: torch.Tensor, accelerator, batch_size: int = 256):
-        """(N, C, H, W) uint8 images -> flat tokens (``TokenLayout.flatten``): codes (N, tokens)
-        or latents (N, tokens, C), encoded on the accelerator's device and stored compactly on
-        the CPU (int16 codes where the codebook allows, float16 latents). (N, F, C, H, W) clips
-        are encoded frame by frame into (N, F * tokens, C), (N, S) waveforms into (N, N', C)."""
-        from tqdm.auto import tqdm
-
-        vq = self.vq.to(accelerator.device)
-        token_layout = self.token_layout()
-        if token_layout.is_continuous:
-            dtype = torch.float16
-        elif token_layout.codebook_size <= torch.iinfo(torch.int16).max:
-            dtype = torch.int16
-        else:
-            dtype = torch.int32
-        codes = []
-        clips = images.ndim == 5
-        if clips:  # about batch_size frames per encoder call
-            batch_size = max(1, batch_size // images.shape[1])
-        with torch.no_grad():
-            for start in tqdm(
-                range(0, len(images), batch_size),
-                desc=f"encoding {'clips' if clips else 'images' if images.ndim == 4 else 'audio'}",
-                disable=not accelerator.is_local_main_process,
-            ):
-                chunk = to_unit_range(images[start : start + batch_size].to(accelerator.device))
-                if clips:  # (b, F, C, H, W) -> per-frame latents (b, F, C', h, w)
-                    encoded = vq.encode(chunk.flatten(0, 1)).unflatten(0, chunk.shape[:2])
-                else:
-                    encoded = vq.encode(chunk)
-                codes.append(token_layout.flatten(encoded).to("cpu", dtype))
-        self.vq.to("cpu")
-        return torch.cat(codes)
 
     def get_batch(self, indices, device) -> dict:
         condition_ids = self.condition_ids[indices].to(device)
@@ -689,4 +698,8 @@ class GenerationTask:
 
 def build_task(config: RunConfig):
     """The task object for ``config.task``."""
+    if config.task == "match_scorer":
+        from mmgen.training.scorer_task import MatchScorerTask
+
+        return MatchScorerTask(config)
     return TokenizerTask(config) if config.task == "tokenizer" else GenerationTask(config)

@@ -17,6 +17,13 @@ def test_the_recipe_parses_and_its_model_config_is_accepted(path):
     if config.task == "tokenizer":
         cls = resolve_class(config.model_class, what="model_class")
         from_dict(cls.config_class, config.model, where="model")
+    elif config.task == "match_scorer":  # its sizes come from the pipeline; the rest must fit
+        from mmgen.models.match_scorer import MatchScorerConfig
+
+        sizes = {"condition_vocab_size": 40, "condition_length": 12, "num_codes": 512,
+                 "grid": (16, 16)}  # fmt: skip
+        from_dict(MatchScorerConfig, {**sizes, **config.model}, where="model")
+        assert config.pipeline
     else:
         assert config.tokenizer
 

@@ -1,0 +1,166 @@
+"""A learned prompt-image match scorer for reranking candidates (DALL-E's CLIP reranking,
+Parti's CoCa reranking), here on the image tokenizer's codes.
+
+:class:`MatchScorer` reads a condition (prompt ids) and an image's codes together through a
+small bidirectional transformer of the backbone's own :class:`DecoderBlock` and returns one
+logit: how likely the image shows what the prompt says. ``mmgen.training.scorer_task`` trains
+it against corrupted prompts (:func:`corrupt_condition_ids`) and, on procedural data, against
+rendered near misses (``mmgen.data.near_miss``); a pipeline that holds one draws
+``num_candidates`` images per output and keeps the one it scores highest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+@dataclass
+class MatchScorerConfig:
+    """Sizes of a :class:`MatchScorer`.
+
+    Attributes:
+        condition_vocab_size: ids of the condition tokenizer.
+        condition_length: rows of a condition (the tokenizer's ``max_length``).
+        num_codes: codebook size of the image tokenizer.
+        grid: (h, w) of the code map.
+        window: s: each s x s window of codes is one row (their embeddings concatenated, as
+            token-shuffle merges them); the grid must be divisible by s.
+        dim, depth, num_heads: the transformer's width, blocks and heads.
+    """
+
+    condition_vocab_size: int
+    condition_length: int
+    num_codes: int
+    grid: tuple[int, int]
+    window: int = 2
+    dim: int = 192
+    depth: int = 4
+    num_heads: int = 4
+
+    def __post_init__(self):
+        self.grid = tuple(int(g) for g in self.grid)
+        if len(self.grid) != 2 or any(g % self.window for g in self.grid):
+            raise ValueError(f"grid {self.grid} must be (h, w) divisible by window {self.window}")
+        if self.dim % (self.window**2) or self.dim % self.num_heads:
+            raise ValueError(
+                f"dim {self.dim} must be divisible by window^2 ({self.window**2}) and "
+                f"num_heads ({self.num_heads})"
+            )
+
+
+class MatchScorer(nn.Module):
+    """(condition ids (B, T), codes (B, h * w) or (B, h, w)) -> match logit (B,).
+
+    Rows: one summary row, the T condition rows, then one row per s x s window of codes, each
+    with a learned position embedding; full attention over all of them; the summary row's
+    output is the logit.
+    """
+
+    config_class = MatchScorerConfig
+
+    def __init__(self, config: MatchScorerConfig):
+        super().__init__()
+        from mmgen.models.blocks import DecoderBlock
+
+        self.config = c = config
+        s = c.window
+        self.num_windows = (c.grid[0] // s) * (c.grid[1] // s)
+        self.condition_embed = nn.Embedding(c.condition_vocab_size, c.dim)
+        self.code_embed = nn.Embedding(c.num_codes, c.dim // s**2)
+        self.window_proj = nn.Linear(c.dim, c.dim)
+        self.summary = nn.Parameter(torch.zeros(1, 1, c.dim))
+        rows = 1 + c.condition_length + self.num_windows
+        self.position = nn.Parameter(torch.randn(rows, c.dim) * 0.02)
+        self.blocks = nn.ModuleList(
+            DecoderBlock(
+                c.dim,
+                c.num_heads,
+                c.num_heads,
+                4 * c.dim,
+                qk_norm=True,
+                norm_eps=1e-6,
+                backend="sdpa",
+            )  # fmt: skip
+            for _ in range(c.depth)
+        )
+        self.norm = nn.RMSNorm(c.dim, eps=1e-6)
+        self.out = nn.Linear(c.dim, 1)
+
+    def window_rows(self, codes_Bhw: torch.Tensor) -> torch.Tensor:
+        """Codes (B, h, w) -> one row per s x s window (B, h/s * w/s, dim), raster order."""
+        B, h, w = codes_Bhw.shape
+        s = self.config.window
+        e = self.code_embed(codes_Bhw)  # (B, h, w, dim/s^2)
+        e = e.view(B, h // s, s, w // s, s, -1).permute(0, 1, 3, 2, 4, 5)  # (B, h/s, w/s, s, s, .)
+        return self.window_proj(e.reshape(B, (h // s) * (w // s), -1))
+
+    def forward(self, condition_ids: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """Match logits (B,) of condition ids (B, T) and codes (B, h * w) or (B, h, w)."""
+        c = self.config
+        h, w = c.grid
+        if codes.dim() == 2 and codes.shape[1] == h * w:
+            codes = codes.view(-1, h, w)
+        if condition_ids.shape[1] != c.condition_length or tuple(codes.shape[1:]) != c.grid:
+            raise ValueError(
+                f"the scorer reads conditions of {c.condition_length} ids and codes of "
+                f"{c.grid}, got {tuple(condition_ids.shape)} and {tuple(codes.shape)}"
+            )
+        B = codes.shape[0]
+        x = torch.cat(
+            [self.summary.expand(B, -1, -1), self.condition_embed(condition_ids),
+             self.window_rows(codes.long())], dim=1,
+        ) + self.position  # (B, L, dim)  # fmt: skip
+        L, half = x.shape[1], c.dim // c.num_heads // 2
+        cos = torch.ones(L, half, device=x.device, dtype=x.dtype)  # no rotation: learned rows
+        sin = torch.zeros(L, half, device=x.device, dtype=x.dtype)
+        kv_end = torch.full((L,), L, dtype=torch.int32, device=x.device)  # full attention
+        for block in self.blocks:
+            x = block(x, cos, sin, kv_end)
+        return self.out(self.norm(x[:, 0])).squeeze(-1)  # (B,)
+
+
+def corrupt_condition_ids(
+    ids_BT: torch.Tensor, special_ids: set[int], generator: torch.Generator
+) -> torch.Tensor:
+    """Each row with one word replaced by a different word seen at the same place in another
+    prompt of the batch with as many words (a prompt of the same form: a colour for a colour,
+    a count for a count). Only places where such prompts differ are picked, so words that
+    never vary there ("a") are left alone; a row whose form no other prompt shares gets a
+    random other word.
+
+    Args:
+        ids_BT: condition ids (B, T).
+        special_ids: ids that are not words (padding, BOS, EOS, unknown): never picked or given.
+        generator: the only source of randomness.
+
+    Returns:
+        (B, T) ids; rows without content ids are returned unchanged.
+    """
+    ids = ids_BT.clone()
+    special = torch.tensor(sorted(special_ids), dtype=ids.dtype)
+    content = ~torch.isin(ids_BT, special)  # (B, T)
+    lengths = content.sum(1)  # (B,) words per prompt
+    vocab = int(ids_BT.max()) + 1
+    words = [i for i in range(vocab) if i not in special_ids]
+    for b in range(ids.shape[0]):
+        same_form = lengths == lengths[b]  # (B,)
+        choices = {}  # place -> the other words seen there in prompts of the same form
+        for t in content[b].nonzero().flatten().tolist():
+            column = ids_BT[:, t][same_form & content[:, t]]
+            others = column[column != ids_BT[b, t]].unique()
+            if len(others):
+                choices[t] = others
+        if not choices:  # no prompt of the same form differs anywhere: any other word
+            for t in content[b].nonzero().flatten().tolist():
+                others = torch.tensor([w for w in words if w != int(ids_BT[b, t])], dtype=ids.dtype)
+                if len(others):
+                    choices[t] = others
+        if not choices:
+            continue
+        places = sorted(choices)
+        t = places[int(torch.randint(len(places), (1,), generator=generator))]
+        ids[b, t] = choices[t][torch.randint(len(choices[t]), (1,), generator=generator)]
+    return ids

@@ -1,0 +1,169 @@
+"""The ``match_scorer`` task: a prompt-image match scorer for a trained text-to-image pipeline.
+
+Positives are the data set's images (its codes under the pipeline's tokenizer, from the shared
+encoded-data cache) with their own prompts. Negatives: the same images with one prompt word
+swapped (:func:`corrupt_condition_ids`) and, on ``shapes`` with ``scorer.near_misses`` N, the
+first N prompts' rendered near misses (``mmgen.data.near_miss``: a wrong colour, shape, count
+or relation, an object missing or extra, a drawing defect). The loss is binary cross-entropy,
+positives weighed as much as all negatives together. The export is the pipeline with the
+scorer added (``scorer/``) and the recipe's ``sampling`` (``num_candidates``) over its
+defaults: a pipeline that keeps the best of its candidates.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mmgen.models.match_scorer import MatchScorer, MatchScorerConfig, corrupt_condition_ids
+from mmgen.training.config import RunConfig
+from mmgen.training.tasks import load_encoded_data
+from mmgen.utils.config import ConfigError, from_dict
+
+#: tokenizer attributes naming ids that are not words
+SPECIAL_ID_NAMES = ("pad_id", "bos_id", "eos_id", "unk_id")
+#: held-out examples scored per scorer call at validation
+VALIDATION_CHUNK = 250
+
+
+class MatchScorerTask:
+    """Train a :class:`MatchScorer` for the pipeline ``config.pipeline`` (see the module
+    docstring)."""
+
+    def __init__(self, config: RunConfig):
+        from mmgen.pipelines.text_to_image import TextToImagePipeline
+
+        self.config = config
+        self.pipe = TextToImagePipeline.from_pretrained(config.pipeline)
+        layout = self.pipe.order.token_layout
+        if layout.scales is not None or layout.is_continuous or layout.frames is not None:
+            raise ConfigError(
+                f"pipeline: a match scorer reads one grid of codes; {config.pipeline}'s "
+                f"tokenizer gives {layout}"
+            )
+        tokenizer = self.pipe.text_tokenizer
+        sizes = {
+            "condition_vocab_size": tokenizer.vocab_size,
+            "condition_length": tokenizer.max_length,
+            "num_codes": layout.codebook_size,
+            "grid": tuple(layout.grid),
+        }
+        fixed = sorted(set(config.model) & set(sizes))
+        if fixed:
+            raise ConfigError(f"model: {fixed} come from the pipeline; set only window, dim, "
+                              "depth, num_heads")  # fmt: skip
+        try:
+            self.scorer_config = from_dict(MatchScorerConfig, {**sizes, **config.model},
+                                           where="model")  # fmt: skip
+        except ValueError as err:
+            raise ConfigError(f"model: {err}") from None
+        self.special_ids = {getattr(tokenizer, n) for n in SPECIAL_ID_NAMES
+                            if hasattr(tokenizer, n)}  # fmt: skip
+        if config.scorer.near_misses and config.data.name != "shapes":
+            raise ConfigError(f"scorer.near_misses renders shapes scenes, not {config.data.name}")
+
+    def build_model(self) -> nn.Module:
+        return MatchScorer(self.scorer_config)
+
+    def prepare_data(self, accelerator) -> int:
+        """Codes and prompt ids of the data set (and of its near misses); returns the number of
+        training examples (the held-out ones excluded)."""
+        c = self.config
+        layout, vq = self.pipe.order.token_layout, self.pipe.vq
+        self.codes, captions = load_encoded_data(c.cache_dir, vq, layout, c.data, accelerator)
+        self.condition_ids = self.pipe.text_tokenizer(captions)  # (N, T)
+        self.near_miss_codes = None
+        pool = len(captions)
+        if c.scorer.near_misses:
+            pool = c.scorer.near_misses
+            if pool > len(captions):
+                raise ConfigError(f"scorer.near_misses {pool} > data.num_samples {len(captions)}")
+            near_miss_data = dataclasses.replace(c.data, num_samples=pool, near_miss=True)
+            self.near_miss_codes, near_miss_captions = load_encoded_data(
+                c.cache_dir, vq, layout, near_miss_data, accelerator
+            )
+            if near_miss_captions != captions[:pool]:
+                raise RuntimeError("near misses were drawn for other prompts than the data's")
+        if c.scorer.held_out >= pool:
+            raise ConfigError(f"scorer.held_out {c.scorer.held_out} leaves no training examples "
+                              f"of {pool}")  # fmt: skip
+        self.held_out = torch.arange(pool - c.scorer.held_out, pool)
+        return pool - c.scorer.held_out
+
+    def get_batch(self, indices, device) -> dict:
+        batch = {
+            "condition_ids": self.condition_ids[indices].to(device),
+            "codes": self.codes[indices].to(device, torch.long),
+        }
+        if self.near_miss_codes is not None:
+            batch["near_miss_codes"] = self.near_miss_codes[indices].to(device, torch.long)
+        return batch
+
+    def loss(self, model, batch, generator):
+        ids, codes = batch["condition_ids"], batch["codes"]  # (B, T), (B, N)
+        swapped = corrupt_condition_ids(ids.cpu(), self.special_ids, generator).to(ids.device)
+        rows_ids, rows_codes = [ids, swapped], [codes, codes]
+        if "near_miss_codes" in batch:
+            rows_ids.append(ids)
+            rows_codes.append(batch["near_miss_codes"])
+        logits = model(torch.cat(rows_ids), torch.cat(rows_codes)).float()  # (K * B,)
+        B, kinds = len(ids), len(rows_ids) - 1
+        labels = torch.cat([torch.ones(B), torch.zeros(kinds * B)]).to(logits.device)
+        weights = torch.cat([torch.full((B,), float(kinds)), torch.ones(kinds * B)])
+        loss = F.binary_cross_entropy_with_logits(logits, labels, weight=weights.to(logits.device))
+        c = self.scorer_config
+        rows = 1 + c.condition_length + (c.grid[0] // c.window) * (c.grid[1] // c.window)
+        return loss, {"tokens": logits.numel() * rows}
+
+    @torch.no_grad()
+    def held_out_accuracies(self, model) -> dict:
+        """Pairwise accuracy on the held-out examples: how often the true pair scores above its
+        word-swapped prompt (and above its near miss); the swaps come from a fixed seed."""
+        device = next(model.parameters()).device
+        generator = torch.Generator().manual_seed(0)
+        wins = {"swap_accuracy": [], "near_miss_accuracy": []}
+        for chunk in self.held_out.split(VALIDATION_CHUNK):
+            ids = self.condition_ids[chunk]
+            codes = self.codes[chunk].to(device, torch.long)
+            positive = model(ids.to(device), codes)
+            swapped = corrupt_condition_ids(ids, self.special_ids, generator).to(device)
+            wins["swap_accuracy"].append(positive > model(swapped, codes))
+            if self.near_miss_codes is not None:
+                near_miss = self.near_miss_codes[chunk].to(device, torch.long)
+                wins["near_miss_accuracy"].append(positive > model(ids.to(device), near_miss))
+        return {k: round(torch.cat(v).float().mean().item(), 4) for k, v in wins.items() if v}
+
+    def validate(self, model, step: int, output_dir: Path) -> dict:
+        was_training = model.training
+        model.eval()
+        try:
+            return self.held_out_accuracies(model)
+        finally:
+            model.train(was_training)
+
+    def pipeline(self, model):
+        """The run's pipeline with ``model`` as its scorer and the recipe's sampling defaults."""
+        components = {**self.pipe.components, "scorer": model}
+        sampling = dataclasses.replace(self.pipe.sampling, **self.config.sampling)
+        return type(self.pipe)(**components, image_size=self.pipe.image_size, sampling=sampling,
+                               training_config=self.pipe.training_config)  # fmt: skip
+
+    def export(self, model, folder: Path) -> dict:
+        import yaml
+
+        from mmgen.utils.config import to_dict
+
+        was_training = model.training
+        model.eval()
+        pipe = self.pipeline(model)
+        pipe.resolve_sampling()  # the recipe's sampling must be valid for the pipeline
+        pipe.save_pretrained(folder)
+        (folder / "scorer" / "training_config.yaml").write_text(
+            yaml.safe_dump(to_dict(self.config))
+        )
+        model.train(was_training)
+        return self.held_out_accuracies(model)

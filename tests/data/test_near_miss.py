@@ -1,0 +1,45 @@
+"""Near misses are images that must not match their prompt, and keep the plain set's prompts."""
+
+import torch
+
+from mmgen.data.near_miss import defect_image, near_miss_image, near_miss_scene
+from mmgen.data.shapes import ShapesDataset, render, sample_prompt
+from mmgen.eval.shapes_verifier import verify
+
+
+def test_scene_changes_never_pass_the_prompt_and_pass_their_own_scene():
+    g = torch.Generator().manual_seed(0)
+    families = set()
+    for _ in range(300):
+        prompt = sample_prompt(g)
+        scene = near_miss_scene(prompt, g)
+        image = render(scene, g)
+        assert not verify(image, prompt.text).passed, (prompt.text, scene.text)
+        assert verify(image, scene.text).passed, scene.text
+        families.add(prompt.family)
+    assert families == {"single", "pair", "count", "relation"}
+
+
+def test_drawing_defects_almost_never_pass_the_prompt():
+    # a cut can leave a box the verifier still reads as the shape (a square cut to a
+    # rectangle of square-ish aspect): a few per cent are kept as label noise
+    g = torch.Generator().manual_seed(1)
+    passed = sum(verify(defect_image(p, g), p.text).passed
+                 for p in (sample_prompt(g) for _ in range(400)))  # fmt: skip
+    assert passed <= 0.06 * 400
+
+
+def test_near_miss_set_keeps_the_plain_sets_prompts_with_other_images():
+    plain = ShapesDataset(6, seed=3)
+    near = ShapesDataset(6, seed=3, near_miss=True)
+    for i in range(6):
+        assert near[i]["prompt"] == plain[i]["prompt"]
+        assert not torch.equal(near[i]["image"], plain[i]["image"])
+        assert torch.equal(near[i]["image"], ShapesDataset(6, seed=3, near_miss=True)[i]["image"])
+
+
+def test_near_miss_images_are_drawn_from_the_generator_only():
+    prompt = sample_prompt(torch.Generator().manual_seed(4))
+    a = near_miss_image(prompt, torch.Generator().manual_seed(9))
+    b = near_miss_image(prompt, torch.Generator().manual_seed(9))
+    assert a.tobytes() == b.tobytes()

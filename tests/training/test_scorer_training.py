@@ -1,0 +1,121 @@
+"""``task: match_scorer``: trains on the pipeline's codes (positives, word swaps, rendered near
+misses), resumes exactly, and exports the pipeline with the scorer and num_candidates."""
+
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+from training_recipes import run, run_full_and_split, write
+
+from mmgen.models.match_scorer import MatchScorer, corrupt_condition_ids
+from mmgen.pipelines.text_to_image import TextToImagePipeline
+from mmgen.training.config import load_run_config
+from mmgen.training.tasks import build_task
+from mmgen.utils.config import ConfigError
+
+PIPELINE = "shapes-t2i-shuffle"  # a built-in: its 16x16 codes and word prompts
+
+
+def scorer_recipe(tmp_path, name="scorer", **fields):
+    recipe = {
+        "task": "match_scorer",
+        "output_dir": str(tmp_path / name),
+        "pipeline": PIPELINE,
+        "cache_dir": str(tmp_path / "cache"),
+        "data": {"name": "shapes", "num_samples": 40},
+        "scorer": {"near_misses": 24, "held_out": 8},
+        "model": {"dim": 16, "depth": 1, "num_heads": 2},
+        "training": {
+            "batch_size": 4,
+            "max_steps": 4,
+            "warmup_steps": 1,
+            "log_steps": 1,
+            "checkpointing_steps": 2,
+            "validation_steps": 2,
+        },  # fmt: skip
+        "sampling": {"num_candidates": 2},
+        **fields,
+    }
+    return write(tmp_path / f"{name}.yaml", recipe)
+
+
+def test_the_export_is_the_pipeline_with_its_scorer(tmp_path):
+    run(scorer_recipe(tmp_path))
+    final = tmp_path / "scorer" / "final"
+    pipe = TextToImagePipeline.from_pretrained(final)
+    base = TextToImagePipeline.from_pretrained(PIPELINE)
+    assert isinstance(pipe.scorer, MatchScorer) and pipe.sampling.num_candidates == 2
+    assert pipe.sampling.guidance_scale == base.sampling.guidance_scale
+    for a, b in zip(pipe.transformer.state_dict().values(), base.transformer.state_dict().values()):
+        assert torch.equal(a, b)
+    assert (final / "scorer" / "training_config.yaml").is_file()
+    records = (tmp_path / "scorer" / "logs" / "validations.jsonl").read_text().splitlines()
+    last = json.loads(records[-1])
+    assert {"swap_accuracy", "near_miss_accuracy"} <= set(last)
+    images = pipe("a red circle", generator=torch.Generator().manual_seed(0),
+                  show_progress=False).images  # fmt: skip
+    assert images[0].size == (64, 64)
+
+
+def test_positives_and_near_misses_share_prompts_and_come_from_the_cache(tmp_path):
+    config = load_run_config(scorer_recipe(tmp_path))
+    task = build_task(config)
+
+    class Quiet:
+        device = torch.device("cpu")
+        is_main_process = is_local_main_process = True
+
+        def print(self, *args):
+            pass
+
+    assert task.prepare_data(Quiet()) == 24 - 8
+    assert task.near_miss_codes.shape == (24, 256) and task.codes.shape == (40, 256)
+    assert not torch.equal(task.near_miss_codes, task.codes[:24])
+    entries = sorted(p.name for p in (tmp_path / "cache" / "encoded").iterdir())
+    assert len(entries) == 2  # the plain set and its near misses, each encoded once
+    batch = task.get_batch(torch.tensor([0, 3]), torch.device("cpu"))
+    assert torch.equal(batch["near_miss_codes"], task.near_miss_codes[[0, 3]].long())
+    model = task.build_model()
+    loss, stats = task.loss(model, batch, torch.Generator().manual_seed(0))
+    assert stats["tokens"] == 6 * (1 + 12 + 64)
+    # by hand: positives weigh as much as both kinds of negative together
+    ids, codes = batch["condition_ids"], batch["codes"]
+    swapped = corrupt_condition_ids(ids, task.special_ids, torch.Generator().manual_seed(0))
+    positive = F.softplus(-model(ids, codes)).sum()
+    negatives = (F.softplus(model(swapped, codes)).sum()
+                 + F.softplus(model(ids, batch["near_miss_codes"])).sum())  # fmt: skip
+    torch.testing.assert_close(loss, (2 * positive + negatives) / 6)
+
+
+def test_resume_continues_exactly(tmp_path, capsys):
+    printed, validation = run_full_and_split(lambda name: scorer_recipe(tmp_path, name), capsys)
+    full = json.loads(
+        (tmp_path / "full" / "logs" / "validations.jsonl").read_text().splitlines()[-1]
+    )
+    assert validation == {**full, "wall_s": validation["wall_s"]}
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"pipeline": None}, "needs 'pipeline'"),
+        ({"model": {"grid": [8, 8]}}, "come from the pipeline"),
+        ({"scorer": {"near_misses": 8, "held_out": 8}}, "leaves no training examples"),
+        ({"scorer": {"near_misses": -1}}, "scorer.near_misses must be an int >= 0"),
+    ],
+)
+def test_bad_scorer_recipes_name_the_key(tmp_path, fields, message):
+    with pytest.raises(ConfigError, match=message):
+        config = load_run_config(scorer_recipe(tmp_path, **fields))
+        task = build_task(config)
+        task.prepare_data(type("A", (), {"print": print, "is_main_process": True,
+                                         "is_local_main_process": False,
+                                         "device": torch.device("cpu")})())  # fmt: skip
+
+
+def test_near_misses_are_for_shapes_only(tmp_path):
+    with pytest.raises(ConfigError, match="data.near_miss is for shapes"):
+        load_run_config(write(tmp_path / "r.yaml", {
+            "task": "class_to_image", "output_dir": str(tmp_path), "tokenizer": "digits-c2i/vq",
+            "data": {"name": "digits", "resolution": 32, "near_miss": True}}))  # fmt: skip
