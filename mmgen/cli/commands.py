@@ -17,6 +17,7 @@ SAMPLING_FLAGS = (
     "top_p",
     "num_inference_steps",
     "flexrope_slope",
+    "num_candidates",
 )
 
 

@@ -45,6 +45,8 @@ def add_sampling(p: argparse.ArgumentParser) -> None:
     flag(p, "--top-k", type=int, help="keep the k most likely codes (0 = all)")
     flag(p, "--top-p", type=float, help="nucleus sampling mass (1 = off)")
     flag(p, "--num-inference-steps", type=int, help="Euler steps of a flow head per group")
+    flag(p, "--num-candidates", type=int,
+         help="images with a scorer: keep its best of N candidates (1 = off)")  # fmt: skip
     add_device(p)
 
 
