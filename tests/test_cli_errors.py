@@ -31,6 +31,10 @@ MISTAKES = [
         "shapes-t2i is a text-to-image model: give --prompt TEXT",
     ),
     (["generate", "image", "--prompt", "hi", "--guidance-scale", "-1"], "guidance_scale"),
+    (
+        ["generate", "image", "--prompt", "hi", "--num-candidates", "4"],
+        "num_candidates=4 keeps the best of several images by the pipeline's scorer",
+    ),
     (["eval", "tokenizer", "--model", "shapes-t2i/nope"], "shapes-t2i/nope"),
 ]
 
