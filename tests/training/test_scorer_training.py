@@ -6,7 +6,8 @@ import json
 import pytest
 import torch
 import torch.nn.functional as F
-from training_recipes import run, run_full_and_split, write
+import yaml
+from training_recipes import losses, resumed_step, run, run_full_and_split, write
 
 from mmgen.models.match_scorer import MatchScorer, corrupt_condition_ids
 from mmgen.pipelines.text_to_image import TextToImagePipeline
@@ -89,7 +90,16 @@ def test_positives_and_near_misses_share_prompts_and_come_from_the_cache(tmp_pat
 
 
 def test_resume_continues_exactly(tmp_path, capsys):
-    printed, validation = run_full_and_split(lambda name: scorer_recipe(tmp_path, name), capsys)
+    # a constant schedule, so stopping early by lowering max_steps does not change the lr curve
+    def recipe(name):
+        path = scorer_recipe(tmp_path, name)
+        config = yaml.safe_load(path.read_text())
+        config["training"]["lr_schedule"] = "constant"
+        return write(path, config)
+
+    printed, validation = run_full_and_split(recipe, capsys)
+    assert resumed_step(printed) == 2
+    assert losses(tmp_path / "split") == losses(tmp_path / "full")
     full = json.loads(
         (tmp_path / "full" / "logs" / "validations.jsonl").read_text().splitlines()[-1]
     )
