@@ -55,6 +55,20 @@ def vq_recipe(tmp_path, **training):
     )
 
 
+def tiny_training(**overrides) -> dict:
+    """The ``training`` section of the tests' generator recipes: 4 steps of batch 4, a
+    checkpoint every 2, no validation unless ``validation_steps`` is lowered."""
+    return {
+        "batch_size": 4,
+        "max_steps": 4,
+        "warmup_steps": 1,
+        "log_steps": 1,
+        "checkpointing_steps": 2,
+        "validation_steps": 100,
+        **overrides,
+    }
+
+
 def t2i_recipe(tmp_path, tokenizer, name="t2i", **training):
     return write(
         tmp_path / f"{name}.yaml",
@@ -66,15 +80,7 @@ def t2i_recipe(tmp_path, tokenizer, name="t2i", **training):
             "data": {"num_samples": 32},
             "model": {"preset": "debug"},
             "validation_prompts": ["a red circle"],
-            "training": {
-                "batch_size": 4,
-                "max_steps": 4,
-                "warmup_steps": 1,
-                "log_steps": 1,
-                "checkpointing_steps": 2,
-                "validation_steps": 100,
-                **training,
-            },
+            "training": tiny_training(**training),
         },
     )
 

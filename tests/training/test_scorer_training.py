@@ -7,7 +7,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 import yaml
-from training_recipes import losses, resumed_step, run, run_full_and_split, write
+from training_recipes import (
+    losses,
+    resumed_step,
+    run,
+    run_full_and_split,
+    tiny_training,
+    write,
+)
 
 from mmgen.models.match_scorer import MatchScorer, corrupt_condition_ids
 from mmgen.pipelines.text_to_image import TextToImagePipeline
@@ -27,14 +34,7 @@ def scorer_recipe(tmp_path, name="scorer", **fields):
         "data": {"name": "shapes", "num_samples": 40},
         "scorer": {"near_misses": 24, "held_out": 8},
         "model": {"dim": 16, "depth": 1, "num_heads": 2},
-        "training": {
-            "batch_size": 4,
-            "max_steps": 4,
-            "warmup_steps": 1,
-            "log_steps": 1,
-            "checkpointing_steps": 2,
-            "validation_steps": 2,
-        },  # fmt: skip
+        "training": tiny_training(validation_steps=2),
         "sampling": {"num_candidates": 2},
         **fields,
     }

@@ -11,6 +11,7 @@ from training_recipes import (
     resumed_step,
     run,
     run_full_and_split,
+    tiny_training,
     write,
 )
 
@@ -38,16 +39,7 @@ def t2v_recipe(tmp_path, tokenizer, name="t2v", data=None, order=None, head=None
             },  # fmt: skip
             "validation_num_prompts": 2,
             "validation_prompts": ["a red square moving right"],
-            "training": {
-                "batch_size": 4,
-                "max_steps": 4,
-                "warmup_steps": 1,
-                "log_steps": 1,
-                "checkpointing_steps": 2,
-                "validation_steps": 100,
-                "lr_schedule": "constant",
-                **training,
-            },  # fmt: skip
+            "training": tiny_training(lr_schedule="constant", **training),
         },
     )
 
