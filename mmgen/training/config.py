@@ -284,6 +284,9 @@ class RunConfig:
         if self.task == "match_scorer" and not self.pipeline:
             raise ConfigError("task match_scorer needs 'pipeline': the text-to-image pipeline "
                               "folder whose candidates it reranks")  # fmt: skip
+        if self.data.near_miss:  # images that do not match their prompts: never training data
+            raise ConfigError("data.near_miss is drawn by a match_scorer run for its negatives "
+                              "(scorer.near_misses), not set in a recipe")  # fmt: skip
         if self.pipeline and self.task != "match_scorer":
             raise ConfigError(f"'pipeline' is for task match_scorer, not {self.task}")
         if self.task not in ("tokenizer", "match_scorer") and not self.tokenizer:

@@ -129,3 +129,10 @@ def test_near_misses_are_for_shapes_only(tmp_path):
         load_run_config(write(tmp_path / "r.yaml", {
             "task": "class_to_image", "output_dir": str(tmp_path), "tokenizer": "digits-c2i/vq",
             "data": {"name": "digits", "resolution": 32, "near_miss": True}}))  # fmt: skip
+
+
+def test_a_recipe_cannot_train_on_near_misses(tmp_path):
+    with pytest.raises(ConfigError, match="data.near_miss is drawn by a match_scorer run"):
+        load_run_config(write(tmp_path / "r.yaml", {
+            "task": "text_to_image", "output_dir": str(tmp_path), "tokenizer": "shapes-t2i/vq",
+            "data": {"name": "shapes", "near_miss": True}}))  # fmt: skip
