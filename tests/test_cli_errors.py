@@ -35,6 +35,14 @@ MISTAKES = [
         ["generate", "image", "--prompt", "hi", "--num-candidates", "4"],
         "num_candidates=4 keeps the best of several images by the pipeline's scorer",
     ),
+    (
+        ["generate", "video", "--prompt", "hi", "--num-candidates", "2"],
+        "--num-candidates reranks images by a pipeline's scorer; a video model has none",
+    ),
+    (
+        ["generate", "audio", "--prompt", "play C4", "--num-candidates", "2"],
+        "--num-candidates reranks images by a pipeline's scorer; an audio model has none",
+    ),
     (["eval", "tokenizer", "--model", "shapes-t2i/nope"], "shapes-t2i/nope"),
 ]
 

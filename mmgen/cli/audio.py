@@ -29,6 +29,9 @@ def run_generate_audio(args) -> list[Path]:
 
     if args.class_labels or not args.prompt:
         raise UsageError("`mmgen generate audio` needs --prompt TEXT (text-to-audio)")
+    if getattr(args, "num_candidates", None) is not None:
+        raise UsageError("--num-candidates reranks images by a pipeline's scorer; an audio "
+                         "model has none")  # fmt: skip
     if args.num_frames is not None or args.flexrope_slope is not None:
         raise UsageError("--num-frames and --flexrope-slope are for `mmgen generate video`")
     if args.top_k is not None or args.top_p is not None:

@@ -35,8 +35,9 @@ def add_device(p: argparse.ArgumentParser) -> None:
     flag(p, "--device", default="cpu", help="cpu, cuda, cuda:N or mps")
 
 
-def add_sampling(p: argparse.ArgumentParser) -> None:
-    """Sampling knobs (left out: the pipeline's saved defaults) and the device."""
+def add_sampling(p: argparse.ArgumentParser, candidates: bool = True) -> None:
+    """Sampling knobs (left out: the pipeline's saved defaults) and the device;
+    ``candidates``: ``--num-candidates`` too (image pipelines)."""
     flag(p, "--guidance-scale", type=float, help="classifier-free guidance (1 = off)")
     flag(p, "--guidance-schedule", choices=GUIDANCE_SCHEDULES, help="how guidance varies by group")
     flag(p, "--guidance-cutoff", type=int, help="with 'cutoff': guided groups")
@@ -45,8 +46,9 @@ def add_sampling(p: argparse.ArgumentParser) -> None:
     flag(p, "--top-k", type=int, help="keep the k most likely codes (0 = all)")
     flag(p, "--top-p", type=float, help="nucleus sampling mass (1 = off)")
     flag(p, "--num-inference-steps", type=int, help="Euler steps of a flow head per group")
-    flag(p, "--num-candidates", type=int,
-         help="images with a scorer: keep its best of N candidates (1 = off)")  # fmt: skip
+    if candidates:
+        flag(p, "--num-candidates", type=int,
+             help="images with a scorer: keep its best of N candidates (1 = off)")  # fmt: skip
     add_device(p)
 
 
@@ -145,11 +147,11 @@ def add_eval(sub) -> None:
     flag(v, "--given-frames", type=int, default=0, help="the first K frames of every clip "
          "from a true clip of its prompt, the rest generated (0: all generated)")  # fmt: skip
     add_video_sampling(v)
-    add_sampling(v)
+    add_sampling(v, candidates=False)
     a = add_prompt_eval(what, "tones", "text-to-audio pass rate on tones (a verifier reads the "
                         "pitch of every note)", model="tones-t2a", num_prompts=200,
                         batch_size=50)  # fmt: skip
-    add_sampling(a)
+    add_sampling(a, candidates=False)
     g = command(what, "digits", "class-to-image accuracy and Frechet distance on digits")
     flag(g, "--model", default="digits-c2i", help="built-in model name or pipeline folder")
     flag(g, "--num-per-class", type=int, default=100, help="images generated per digit")

@@ -35,6 +35,9 @@ def run_generate_video(args) -> list[Path]:
 
     if args.class_labels or not args.prompt:
         raise UsageError("`mmgen generate video` needs --prompt TEXT (text-to-video)")
+    if getattr(args, "num_candidates", None) is not None:
+        raise UsageError("--num-candidates reranks images by a pipeline's scorer; a video "
+                         "model has none")  # fmt: skip
     pipe = load_video_pipeline(args.model or "moving-shapes-t2v", args.device)
     out = pipe(
         args.prompt,
