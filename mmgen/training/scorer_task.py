@@ -4,7 +4,7 @@ Positives are the data set's images (its codes under the pipeline's tokenizer, f
 encoded-data cache) with their own prompts. Negatives: the same images with one prompt word
 swapped (:func:`corrupt_condition_ids`) and, on ``shapes`` with ``scorer.near_misses`` N, the
 first N prompts' rendered near misses (``mmgen.data.near_miss``: a wrong colour, shape, count
-or relation, an object missing or extra, a drawing defect). The loss is binary cross-entropy,
+or relation, an object missing or extra). The loss is binary cross-entropy,
 positives weighed as much as all negatives together. The export is the pipeline with the
 scorer added (``scorer/``) and the recipe's ``sampling`` (``num_candidates``) over its
 defaults: a pipeline that keeps the best of its candidates.
@@ -138,12 +138,7 @@ class MatchScorerTask:
         return {k: round(torch.cat(v).float().mean().item(), 4) for k, v in wins.items() if v}
 
     def validate(self, model, step: int, output_dir: Path) -> dict:
-        was_training = model.training
-        model.eval()
-        try:
-            return self.held_out_accuracies(model)
-        finally:
-            model.train(was_training)
+        return self.held_out_accuracies(model)  # the trainer hands over the model in eval mode
 
     def pipeline(self, model):
         """The run's pipeline with ``model`` as its scorer and the recipe's sampling defaults."""
@@ -157,13 +152,10 @@ class MatchScorerTask:
 
         from mmgen.utils.config import to_dict
 
-        was_training = model.training
-        model.eval()
         pipe = self.pipeline(model)
         pipe.resolve_sampling()  # the recipe's sampling must be valid for the pipeline
         pipe.save_pretrained(folder)
         (folder / "scorer" / "training_config.yaml").write_text(
             yaml.safe_dump(to_dict(self.config))
         )
-        model.train(was_training)
         return self.held_out_accuracies(model)

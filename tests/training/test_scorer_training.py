@@ -25,6 +25,16 @@ from mmgen.utils.config import ConfigError
 PIPELINE = "shapes-t2i-shuffle"  # a built-in: its 16x16 codes and word prompts
 
 
+class QuietAccelerator:
+    """What a task's prepare_data reads of an accelerator: one CPU process, no printing."""
+
+    device = torch.device("cpu")
+    is_main_process = is_local_main_process = True
+
+    def print(self, *args):
+        pass
+
+
 def scorer_recipe(tmp_path, name="scorer", **fields):
     recipe = {
         "task": "match_scorer",
@@ -63,14 +73,7 @@ def test_positives_and_near_misses_share_prompts_and_come_from_the_cache(tmp_pat
     config = load_run_config(scorer_recipe(tmp_path))
     task = build_task(config)
 
-    class Quiet:
-        device = torch.device("cpu")
-        is_main_process = is_local_main_process = True
-
-        def print(self, *args):
-            pass
-
-    assert task.prepare_data(Quiet()) == 24 - 8
+    assert task.prepare_data(QuietAccelerator()) == 24 - 8
     assert task.near_miss_codes.shape == (24, 256) and task.codes.shape == (40, 256)
     assert not torch.equal(task.near_miss_codes, task.codes[:24])
     entries = sorted(p.name for p in (tmp_path / "cache" / "encoded").iterdir())
@@ -119,9 +122,7 @@ def test_bad_scorer_recipes_name_the_key(tmp_path, fields, message):
     with pytest.raises(ConfigError, match=message):
         config = load_run_config(scorer_recipe(tmp_path, **fields))
         task = build_task(config)
-        task.prepare_data(type("A", (), {"print": print, "is_main_process": True,
-                                         "is_local_main_process": False,
-                                         "device": torch.device("cpu")})())  # fmt: skip
+        task.prepare_data(QuietAccelerator())
 
 
 def test_near_misses_are_for_shapes_only(tmp_path):
