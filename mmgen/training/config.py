@@ -193,10 +193,15 @@ class ScorerConfig:
             only.
         held_out: examples (of those with near misses, when there are) kept out of training
             and scored at each validation.
+        near_miss_prompts: each image also meets a near-miss prompt
+            (``mmgen.data.near_miss.near_miss_prompt``: one change away from its scene, a
+            relation stated wrongly half the time on relation prompts) as a further negative;
+            shapes only, drawn afresh at every step, no rendering or encoding.
     """
 
     near_misses: int = 0
     held_out: int = 500
+    near_miss_prompts: bool = False
 
     def __post_init__(self):
         check_int("scorer.near_misses", self.near_misses, 0, ConfigError)

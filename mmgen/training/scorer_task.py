@@ -4,7 +4,8 @@ Positives are the data set's images (its codes under the pipeline's tokenizer, f
 encoded-data cache) with their own prompts. Negatives: the same images with one prompt word
 swapped (:func:`corrupt_condition_ids`) and, on ``shapes`` with ``scorer.near_misses`` N, the
 first N prompts' rendered near misses (``mmgen.data.near_miss``: a wrong colour, shape, count
-or relation, an object missing or extra). The loss is binary cross-entropy,
+or relation, an object missing or extra) and, with ``scorer.near_miss_prompts``, the images with
+a near-miss prompt (one change away from the scene, drawn at each step). The loss is binary cross-entropy,
 positives weighed as much as all negatives together. The export is the pipeline with the
 scorer added (``scorer/``) and the recipe's ``sampling`` (``num_candidates``) over its
 defaults: a pipeline that keeps the best of its candidates.
@@ -63,8 +64,9 @@ class MatchScorerTask:
             raise ConfigError(f"model: {err}") from None
         self.special_ids = {getattr(tokenizer, n) for n in SPECIAL_ID_NAMES
                             if hasattr(tokenizer, n)}  # fmt: skip
-        if config.scorer.near_misses and config.data.name != "shapes":
-            raise ConfigError(f"scorer.near_misses renders shapes scenes, not {config.data.name}")
+        for key in ("near_misses", "near_miss_prompts"):
+            if getattr(config.scorer, key) and config.data.name != "shapes":
+                raise ConfigError(f"scorer.{key} is for shapes scenes, not {config.data.name}")
 
     def build_model(self) -> nn.Module:
         return MatchScorer(self.scorer_config)
@@ -76,6 +78,7 @@ class MatchScorerTask:
         layout, vq = self.pipe.order.token_layout, self.pipe.vq
         self.codes, captions = load_encoded_data(c.cache_dir, vq, layout, c.data, accelerator)
         self.condition_ids = self.pipe.text_tokenizer(captions)  # (N, T)
+        self.captions = captions
         self.near_miss_codes = None
         pool = len(captions)
         if c.scorer.near_misses:
@@ -101,7 +104,17 @@ class MatchScorerTask:
         }
         if self.near_miss_codes is not None:
             batch["near_miss_codes"] = self.near_miss_codes[indices].to(device, torch.long)
+        if self.config.scorer.near_miss_prompts:
+            batch["prompts"] = [self.captions[i] for i in indices.tolist()]
         return batch
+
+    def near_miss_prompt_ids(self, prompts: list[str], generator) -> torch.Tensor:
+        """(B, T) ids of a near-miss prompt for each of ``prompts`` (shapes prompts)."""
+        from mmgen.data.near_miss import near_miss_prompt
+        from mmgen.data.shapes import parse_prompt
+
+        misses = [near_miss_prompt(parse_prompt(p), generator).text for p in prompts]
+        return self.pipe.text_tokenizer(misses)
 
     def loss(self, model, batch, generator):
         ids, codes = batch["condition_ids"], batch["codes"]  # (B, T), (B, N)
@@ -110,6 +123,9 @@ class MatchScorerTask:
         if "near_miss_codes" in batch:
             rows_ids.append(ids)
             rows_codes.append(batch["near_miss_codes"])
+        if "prompts" in batch:
+            rows_ids.append(self.near_miss_prompt_ids(batch["prompts"], generator).to(ids.device))
+            rows_codes.append(codes)
         logits = model(torch.cat(rows_ids), torch.cat(rows_codes)).float()  # (K * B,)
         B, kinds = len(ids), len(rows_ids) - 1
         labels = torch.cat([torch.ones(B), torch.zeros(kinds * B)]).to(logits.device)
@@ -122,10 +138,11 @@ class MatchScorerTask:
     @torch.no_grad()
     def held_out_accuracies(self, model) -> dict:
         """Pairwise accuracy on the held-out examples: how often the true pair scores above its
-        word-swapped prompt (and above its near miss); the swaps come from a fixed seed."""
+        word-swapped prompt (and above its near miss and its near-miss prompt); the swaps and
+        near-miss prompts come from a fixed seed."""
         device = next(model.parameters()).device
         generator = torch.Generator().manual_seed(0)
-        wins = {"swap_accuracy": [], "near_miss_accuracy": []}
+        wins = {"swap_accuracy": [], "near_miss_accuracy": [], "near_miss_prompt_accuracy": []}
         for chunk in self.held_out.split(VALIDATION_CHUNK):
             ids = self.condition_ids[chunk]
             codes = self.codes[chunk].to(device, torch.long)
@@ -135,6 +152,10 @@ class MatchScorerTask:
             if self.near_miss_codes is not None:
                 near_miss = self.near_miss_codes[chunk].to(device, torch.long)
                 wins["near_miss_accuracy"].append(positive > model(ids.to(device), near_miss))
+            if self.config.data.name == "shapes":  # measured whether trained on or not
+                prompts = [self.captions[i] for i in chunk.tolist()]
+                misses = self.near_miss_prompt_ids(prompts, generator).to(device)
+                wins["near_miss_prompt_accuracy"].append(positive > model(misses, codes))
         return {k: round(torch.cat(v).float().mean().item(), 4) for k, v in wins.items() if v}
 
     def validate(self, model, step: int, output_dir: Path) -> dict:

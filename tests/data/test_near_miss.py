@@ -2,7 +2,7 @@
 
 import torch
 
-from mmgen.data.near_miss import near_miss_image, near_miss_scene
+from mmgen.data.near_miss import near_miss_image, near_miss_prompt, near_miss_scene
 from mmgen.data.shapes import ShapesDataset, render, sample_prompt
 from mmgen.eval.shapes_verifier import verify
 
@@ -34,3 +34,18 @@ def test_near_miss_images_are_drawn_from_the_generator_only():
     a = near_miss_image(prompt, torch.Generator().manual_seed(9))
     b = near_miss_image(prompt, torch.Generator().manual_seed(9))
     assert a.tobytes() == b.tobytes()
+
+
+def test_near_miss_prompts_never_pass_the_scene_and_state_relations_wrongly_half_the_time():
+    g = torch.Generator().manual_seed(1)
+    wrong_relations = relations = 0
+    for _ in range(300):
+        prompt = sample_prompt(g)
+        image = render(prompt, g)
+        miss = near_miss_prompt(prompt, g)
+        assert verify(image, prompt.text).passed
+        assert not verify(image, miss.text).passed, (prompt.text, miss.text)
+        if prompt.family == "relation":
+            relations += 1
+            wrong_relations += set(miss.objects) == set(prompt.objects)
+    assert 0.35 < wrong_relations / relations < 0.75  # half, plus a near-miss scene's sixth

@@ -1,5 +1,5 @@
 """``task: match_scorer``: trains on the pipeline's codes (positives, word swaps, rendered near
-misses), resumes exactly, and exports the pipeline with the scorer and num_candidates."""
+misses, near-miss prompts), resumes exactly, and exports the pipeline with the scorer and num_candidates."""
 
 import json
 
@@ -16,6 +16,8 @@ from training_recipes import (
     write,
 )
 
+from mmgen.data.near_miss import near_miss_prompt
+from mmgen.data.shapes import parse_prompt
 from mmgen.models.match_scorer import MatchScorer, corrupt_condition_ids
 from mmgen.pipelines.text_to_image import TextToImagePipeline
 from mmgen.training.config import load_run_config
@@ -42,7 +44,7 @@ def scorer_recipe(tmp_path, name="scorer", **fields):
         "pipeline": PIPELINE,
         "cache_dir": str(tmp_path / "cache"),
         "data": {"name": "shapes", "num_samples": 40},
-        "scorer": {"near_misses": 24, "held_out": 8},
+        "scorer": {"near_misses": 24, "held_out": 8, "near_miss_prompts": True},
         "model": {"dim": 16, "depth": 1, "num_heads": 2},
         "training": tiny_training(validation_steps=2),
         "sampling": {"num_candidates": 2},
@@ -63,7 +65,7 @@ def test_the_export_is_the_pipeline_with_its_scorer(tmp_path):
     assert (final / "scorer" / "training_config.yaml").is_file()
     records = (tmp_path / "scorer" / "logs" / "validations.jsonl").read_text().splitlines()
     last = json.loads(records[-1])
-    assert {"swap_accuracy", "near_miss_accuracy"} <= set(last)
+    assert {"swap_accuracy", "near_miss_accuracy", "near_miss_prompt_accuracy"} <= set(last)
     images = pipe("a red circle", generator=torch.Generator().manual_seed(0),
                   show_progress=False).images  # fmt: skip
     assert images[0].size == (64, 64)
@@ -82,14 +84,19 @@ def test_positives_and_near_misses_share_prompts_and_come_from_the_cache(tmp_pat
     assert torch.equal(batch["near_miss_codes"], task.near_miss_codes[[0, 3]].long())
     model = task.build_model()
     loss, stats = task.loss(model, batch, torch.Generator().manual_seed(0))
-    assert stats["tokens"] == 6 * (1 + 12 + 64)
-    # by hand: positives weigh as much as both kinds of negative together
+    assert stats["tokens"] == 8 * (1 + 12 + 64)
+    # by hand: positives weigh as much as the three kinds of negative together
     ids, codes = batch["condition_ids"], batch["codes"]
-    swapped = corrupt_condition_ids(ids, task.special_ids, torch.Generator().manual_seed(0))
+    generator = torch.Generator().manual_seed(0)
+    swapped = corrupt_condition_ids(ids, task.special_ids, generator)
+    prompts = [parse_prompt(task.captions[i]) for i in (0, 3)]
+    assert batch["prompts"] == [p.text for p in prompts]
+    misses = task.pipe.text_tokenizer([near_miss_prompt(p, generator).text for p in prompts])
     positive = F.softplus(-model(ids, codes)).sum()
     negatives = (F.softplus(model(swapped, codes)).sum()
-                 + F.softplus(model(ids, batch["near_miss_codes"])).sum())  # fmt: skip
-    torch.testing.assert_close(loss, (2 * positive + negatives) / 6)
+                 + F.softplus(model(ids, batch["near_miss_codes"])).sum()
+                 + F.softplus(model(misses, codes)).sum())  # fmt: skip
+    torch.testing.assert_close(loss, (3 * positive + negatives) / 8)
 
 
 def test_resume_continues_exactly(tmp_path, capsys):
@@ -123,6 +130,14 @@ def test_bad_scorer_recipes_name_the_key(tmp_path, fields, message):
         config = load_run_config(scorer_recipe(tmp_path, **fields))
         task = build_task(config)
         task.prepare_data(QuietAccelerator())
+
+
+def test_near_miss_prompts_are_for_shapes_only(tmp_path):
+    folder = {"name": "imagefolder", "path": str(tmp_path), "resolution": 64}
+    config = load_run_config(scorer_recipe(tmp_path, data=folder,
+                                           scorer={"near_miss_prompts": True}))  # fmt: skip
+    with pytest.raises(ConfigError, match="scorer.near_miss_prompts is for shapes"):
+        build_task(config)
 
 
 def test_near_misses_are_for_shapes_only(tmp_path):
