@@ -4,11 +4,11 @@ Positives are the data set's images (its codes under the pipeline's tokenizer, f
 encoded-data cache) with their own prompts. Negatives: the same images with one prompt word
 swapped (:func:`corrupt_condition_ids`) and, on ``shapes`` with ``scorer.near_misses`` N, the
 first N prompts' rendered near misses (``mmgen.data.near_miss``: a wrong colour, shape, count
-or relation, an object missing or extra) and, with ``scorer.near_miss_prompts``, the images with
-a near-miss prompt (one change away from the scene, drawn at each step). The loss is binary cross-entropy,
-positives weighed as much as all negatives together. The export is the pipeline with the
-scorer added (``scorer/``) and the recipe's ``sampling`` (``num_candidates``) over its
-defaults: a pipeline that keeps the best of its candidates.
+or relation, an object missing or extra) and, with ``scorer.near_miss_prompts``, the images
+with a near-miss prompt (one change away from the scene, drawn at each step). The loss is
+binary cross-entropy, positives weighed as much as all negatives together. The export is the
+pipeline with the scorer added (``scorer/``) and the recipe's ``sampling``
+(``num_candidates``) over its defaults: a pipeline that keeps the best of its candidates.
 """
 
 from __future__ import annotations

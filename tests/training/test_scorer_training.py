@@ -1,5 +1,6 @@
 """``task: match_scorer``: trains on the pipeline's codes (positives, word swaps, rendered near
-misses, near-miss prompts), resumes exactly, and exports the pipeline with the scorer and num_candidates."""
+misses, near-miss prompts), resumes exactly, and exports the pipeline with the scorer and
+num_candidates."""
 
 import json
 
