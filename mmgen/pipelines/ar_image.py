@@ -444,9 +444,20 @@ class ARImagePipeline(PipelineSurface):
         )  # (B * K, N)
         scorer_device = next(self.scorer.parameters()).device
         with torch.no_grad():
-            scores = self.scorer(condition_ids_K.to(scorer_device), codes.to(scorer_device))
+            seen = self.reencode_codes(codes)  # (B * K, N): what the scorer was trained on
+            scores = self.scorer(condition_ids_K.to(scorer_device), seen.to(scorer_device))
         best = scores.view(-1, K).argmax(1).to(codes.device)  # (B,)
         return codes.view(-1, K, codes.shape[1])[torch.arange(len(best)), best]  # (B, N)
+
+    def reencode_codes(self, codes_BN: torch.Tensor) -> torch.Tensor:
+        """Codes (B, N) -> the tokenizer's codes (B, N) of the pictures they decode to, pixels
+        rounded to 8 bits as the output images are. Sampled codes are not what the encoder
+        gives for their own picture (about 46% of the flagship's change), and a scorer
+        trained on encoded images rates the re-encoded ones far better (0.905 against 0.863
+        picked right, 400 prompts x 8 candidates)."""
+        images = self.decode_codes(codes_BN).float().clamp(-1, 1)  # (B, C, H, W)
+        images = ((images + 1) * 127.5).round() / 127.5 - 1  # as uint8 pixels
+        return self.order.token_layout.flatten(self.vq.encode(images)).long()
 
     def decode_codes(self, codes_BN: torch.Tensor) -> torch.Tensor:
         """Flat tokens (codes (B, N) or latents (B, N, C)) -> images (B, C, H, W) in [-1, 1]

@@ -1,5 +1,6 @@
-"""num_candidates: each image is the scorer's best of K candidates, drawn from its own
-generator; a pipeline without a scorer refuses K > 1; the scorer saves and loads with it."""
+"""num_candidates: each image is the scorer's best of K candidates, drawn from its own generator
+and rated on the tokenizer's codes of its 8-bit picture; a pipeline without a scorer refuses K >
+1; the scorer saves and loads with it."""
 
 import dataclasses
 
@@ -36,7 +37,8 @@ def test_each_image_is_the_best_scored_of_its_own_candidates():
     out = pipe(PROMPTS, generator=generators([5, 6]), output_type="latent",
                show_progress=False).images  # fmt: skip
     # the same candidates by hand: image i's three come from generators seeded by draws
-    # from generator i; the scorer's argmax is kept
+    # from generator i; the scorer reads their pictures (8-bit) encoded again, and its argmax
+    # is kept
     cond, uncond = prompt_ids(pipe.text_tokenizer, PROMPTS, None, 1)
     for i, seed in enumerate([5, 6]):
         child_seeds = torch.randint(2**62, (3,), generator=torch.Generator().manual_seed(seed))
@@ -45,7 +47,10 @@ def test_each_image_is_the_best_scored_of_its_own_candidates():
             cond[i : i + 1].repeat(3, 1), uncond[i : i + 1].repeat(3, 1), pipe.resolve_sampling(),
             generator=children, use_cache=True, show_progress=False,
         )  # fmt: skip
-        scores = pipe.scorer(cond[i : i + 1].repeat(3, 1), candidates)
+        pixels = pipe.decode_codes(candidates).clamp(-1, 1).add(1).mul(127.5).round()
+        seen = pipe.order.token_layout.flatten(pipe.vq.encode(pixels.div(127.5).sub(1)))
+        assert not torch.equal(seen, candidates)  # the test tells the two apart
+        scores = pipe.scorer(cond[i : i + 1].repeat(3, 1), seen)
         assert len(set(map(tuple, candidates.tolist()))) > 1  # the candidates differ
         assert torch.equal(out[i], candidates[scores.argmax()])
 
