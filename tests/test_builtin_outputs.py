@@ -32,6 +32,8 @@ CASES = {
                           dict(temperature=0.0)),
     "shapes-t2i-shuffle default sampling": (TextToImagePipeline, "shapes-t2i-shuffle", PROMPTS,
                                             dict(num_images_per_prompt=2)),
+    "shapes-t2i-shuffle one candidate": (TextToImagePipeline, "shapes-t2i-shuffle", PROMPTS,
+                                         dict(num_images_per_prompt=2, num_candidates=1)),
     "shapes-t2i-scale default sampling": (TextToImagePipeline, "shapes-t2i-scale", PROMPTS,
                                           dict(num_images_per_prompt=2)),
     "digits-c2i default sampling": (ClassToImagePipeline, "digits-c2i", list(range(10)), {}),
@@ -42,7 +44,13 @@ DIGESTS = {
     "shapes-t2i default sampling": "fd7a92f9eeab9105bf81d89b7dad2ae9c1f4f6cc45fad3e7a7db373eb49dfa40",  # noqa: E501
     "shapes-t2i guided top-k": "cf07099403b21a612c664990d02900d3c18acd778d8229481a131993a0a990d6",
     "shapes-t2i greedy": "efc2718edd431f579ca1a15974e3d5915c2aab65aefcc3a297f57f1204c8e179",
-    "shapes-t2i-shuffle default sampling": "d4937392d8468ad081a6e3970e66d1fa59c8fc8c36b7bd84af58b13a5376b7c5",  # noqa: E501
+    # the generator alone (its weights and sampling before the scorer came): unchanged
+    "shapes-t2i-shuffle one candidate": "d4937392d8468ad081a6e3970e66d1fa59c8fc8c36b7bd84af58b13a5376b7c5",  # noqa: E501
+    # the best of 4 by the scorer, which reads each candidate's picture encoded again (a
+    # convolutional encoder): pinned per CPU kernel family
+    "shapes-t2i-shuffle default sampling": {
+        "AVX512": "c7fb55c9b4872b6a4b9835d68339df6d2f2601a168dfac67909ae153db28f20c",
+    },
     # pinned on an AVX2 CPU (AMD EPYC, 2026-12-04, the one-GPU weights of
     # configs/shapes_t2i_scale_gpu.yaml) and on an AVX-512 one (AMD EPYC, 2026-12-06: the same
     # digest at 1 and 2 threads)
