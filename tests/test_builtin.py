@@ -39,11 +39,12 @@ def test_a_broken_shared_reference_is_a_checkpoint_error(tmp_path):
         TextToImagePipeline.from_pretrained(tmp_path / "copy")
 
 
-def test_builtin_weights_stay_under_85_mb():
+def test_builtin_weights_stay_under_90_mb():
     """The issues' budget was 60 MB; issue 14 allows raising it when a model needs it: the
-    text-to-video model's transformer alone is 22 MB in float16, so 85 MB = 85,000,000 bytes."""
+    text-to-video model's transformer alone is 22 MB in float16 (85 MB), and the match scorer
+    of ``shapes-t2i-shuffle`` 4.9 MB, so 90 MB = 90,000,000 bytes."""
     total = sum(p.stat().st_size for p in BUILTIN_DIR.rglob("*") if p.is_file())
-    assert total < 85_000_000
+    assert total < 90_000_000
 
 
 def test_moving_shapes_t2v_loads_by_name_and_generates_a_clip():
