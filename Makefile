@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.mmgen-installed
 
-.PHONY: setup demo demo-train test lint bench bench-orders train-t2v train-t2v-more train-t2v-alternate bench-gpu clean
+.PHONY: setup demo demo-train test lint bench bench-orders train-flagship train-t2v train-t2v-more train-t2v-alternate bench-gpu clean
 
 # $(call train_run,CONFIG,RUN_DIR,ARGS): `mmgen train` CONFIG into RUN_DIR (with ARGS), skipped
 # when RUN_DIR/final exists and resumed from its latest checkpoint when it has checkpoints
@@ -53,6 +53,18 @@ BENCH_ORDERS ?= next_token next_scale_window token_shuffle
 bench-orders: setup
 	$(call train_recipes,configs/orders/,runs/orders/,$(BENCH_ORDERS))
 	$(BIN)/python tools/bench_orders.py --runs runs/orders --orders $(BENCH_ORDERS)
+
+# the flagship `shapes-t2i` (issue 12), from scratch on 2 CPU cores in one sitting: the generator
+# (configs/shapes_t2i_flagship_generator.yaml, the 100k images encoded into the shared cache on
+# the way), then its match scorer (configs/shapes_t2i_flagship_scorer.yaml) on the same cache
+# entry, then the eval of the export at its default sampling (logs in
+# runs/shapes_t2i_flagship_<part>). Install it with
+#   python tools/install_builtin.py --source runs/shapes_t2i_flagship_scorer/final \
+#     --name shapes-t2i --weights-dtype float16
+train-flagship: setup
+	$(call train_recipes,configs/shapes_t2i_flagship_,runs/shapes_t2i_flagship_,generator scorer)
+	$(BIN)/mmgen eval shapes --model runs/shapes_t2i_flagship_scorer/final --num-prompts 400 \
+	  --seed 0 --out-dir runs/shapes_t2i_flagship_scorer/eval
 
 # text-to-video on moving-shapes (issue 15), the built-in's recipe: first frames, then clips
 # with one-frame sequences beside them (`init_from` the stage before), about 2.5 h on 2 CPU

@@ -197,11 +197,16 @@ class ScorerConfig:
             (``mmgen.data.near_miss.near_miss_prompt``: one change away from its scene, a
             relation stated wrongly half the time on relation prompts) as a further negative;
             shapes only, drawn afresh at every step, no rendering or encoding.
+        near_misses_from_data: each prompt also meets another training image, one drawn for
+            a near-miss prompt of it (a scene one change away: what a candidate that misses
+            looks like), as a further negative; shapes only, drawn afresh at every step from
+            the data set's own images: no rendering or encoding.
     """
 
     near_misses: int = 0
     held_out: int = 500
     near_miss_prompts: bool = False
+    near_misses_from_data: bool = False
 
     def __post_init__(self):
         check_int("scorer.near_misses", self.near_misses, 0, ConfigError)

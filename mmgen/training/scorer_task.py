@@ -4,8 +4,10 @@ Positives are the data set's images (its codes under the pipeline's tokenizer, f
 encoded-data cache) with their own prompts. Negatives: the same images with one prompt word
 swapped (:func:`corrupt_condition_ids`) and, on ``shapes`` with ``scorer.near_misses`` N, the
 first N prompts' rendered near misses (``mmgen.data.near_miss``: a wrong colour, shape, count
-or relation, an object missing or extra) and, with ``scorer.near_miss_prompts``, the images
-with a near-miss prompt (one change away from the scene, drawn at each step). The loss is
+or relation, an object missing or extra), with ``scorer.near_miss_prompts``, the images
+with a near-miss prompt (one change away from the scene, drawn at each step) and, with
+``scorer.near_misses_from_data``, the prompts with another training image whose own prompt is
+a near-miss prompt of theirs (drawn at each step). The loss is
 binary cross-entropy, positives weighed as much as all negatives together. The export is the
 pipeline with the scorer added (``scorer/``) and the recipe's ``sampling``
 (``num_candidates``) over its defaults: a pipeline that keeps the best of its candidates.
@@ -29,6 +31,8 @@ from mmgen.utils.config import ConfigError, from_dict
 SPECIAL_ID_NAMES = ("pad_id", "bos_id", "eos_id", "unk_id")
 #: held-out examples scored per scorer call at validation
 VALIDATION_CHUNK = 250
+#: near-miss prompts drawn for a prompt before giving up on finding a data image of one
+NEAR_MISS_TRIES = 8
 
 
 class MatchScorerTask:
@@ -64,7 +68,7 @@ class MatchScorerTask:
             raise ConfigError(f"model: {err}") from None
         self.special_ids = {getattr(tokenizer, n) for n in SPECIAL_ID_NAMES
                             if hasattr(tokenizer, n)}  # fmt: skip
-        for key in ("near_misses", "near_miss_prompts"):
+        for key in ("near_misses", "near_miss_prompts", "near_misses_from_data"):
             if getattr(config.scorer, key) and config.data.name != "shapes":
                 raise ConfigError(f"scorer.{key} is for shapes scenes, not {config.data.name}")
 
@@ -95,7 +99,14 @@ class MatchScorerTask:
             raise ConfigError(f"scorer.held_out {c.scorer.held_out} leaves no training examples "
                               f"of {pool}")  # fmt: skip
         self.held_out = torch.arange(pool - c.scorer.held_out, pool)
-        return pool - c.scorer.held_out
+        num_train = pool - c.scorer.held_out
+        self.images_by_caption = {}  # training caption -> indices of its training images
+        if c.data.name == "shapes":  # trained on with scorer.near_misses_from_data, else measured
+            by_caption = {}
+            for i, caption in enumerate(captions[:num_train]):
+                by_caption.setdefault(caption, []).append(i)
+            self.images_by_caption = {k: torch.tensor(v) for k, v in by_caption.items()}
+        return num_train
 
     def get_batch(self, indices, device) -> dict:
         batch = {
@@ -104,7 +115,7 @@ class MatchScorerTask:
         }
         if self.near_miss_codes is not None:
             batch["near_miss_codes"] = self.near_miss_codes[indices].to(device, torch.long)
-        if self.config.scorer.near_miss_prompts:
+        if self.config.scorer.near_miss_prompts or self.config.scorer.near_misses_from_data:
             batch["prompts"] = [self.captions[i] for i in indices.tolist()]
         return batch
 
@@ -116,6 +127,28 @@ class MatchScorerTask:
         misses = [near_miss_prompt(parse_prompt(p), generator).text for p in prompts]
         return self.pipe.text_tokenizer(misses)
 
+    def near_miss_image_indices(self, prompts: list[str], generator):
+        """For each of ``prompts`` a training image of one of its near-miss prompts.
+
+        Returns:
+            indices (B,) into the data set's codes and found (B,) bool: False where
+            ``NEAR_MISS_TRIES`` near-miss prompts had no training image (index 0 then).
+        """
+        from mmgen.data.near_miss import near_miss_prompt
+        from mmgen.data.shapes import parse_prompt
+
+        indices = torch.zeros(len(prompts), dtype=torch.long)
+        found = torch.zeros(len(prompts), dtype=torch.bool)
+        for b, text in enumerate(prompts):
+            prompt = parse_prompt(text)
+            for _ in range(NEAR_MISS_TRIES):
+                images = self.images_by_caption.get(near_miss_prompt(prompt, generator).text)
+                if images is not None:
+                    pick = torch.randint(len(images), (1,), generator=generator)
+                    indices[b], found[b] = images[pick], True
+                    break
+        return indices, found
+
     def loss(self, model, batch, generator):
         ids, codes = batch["condition_ids"], batch["codes"]  # (B, T), (B, N)
         swapped = corrupt_condition_ids(ids.cpu(), self.special_ids, generator).to(ids.device)
@@ -123,13 +156,20 @@ class MatchScorerTask:
         if "near_miss_codes" in batch:
             rows_ids.append(ids)
             rows_codes.append(batch["near_miss_codes"])
-        if "prompts" in batch:
+        if self.config.scorer.near_miss_prompts:
             rows_ids.append(self.near_miss_prompt_ids(batch["prompts"], generator).to(ids.device))
             rows_codes.append(codes)
+        B = len(ids)
+        negative_weights = [torch.ones(B)] * (len(rows_ids) - 1)
+        if self.config.scorer.near_misses_from_data:
+            others, found = self.near_miss_image_indices(batch["prompts"], generator)
+            rows_ids.append(ids)
+            rows_codes.append(self.codes[others].to(codes.device, torch.long))
+            negative_weights.append(found.float())  # a prompt without one: a row of weight 0
         logits = model(torch.cat(rows_ids), torch.cat(rows_codes)).float()  # (K * B,)
-        B, kinds = len(ids), len(rows_ids) - 1
+        kinds = len(rows_ids) - 1
         labels = torch.cat([torch.ones(B), torch.zeros(kinds * B)]).to(logits.device)
-        weights = torch.cat([torch.full((B,), float(kinds)), torch.ones(kinds * B)])
+        weights = torch.cat([torch.full((B,), float(kinds)), *negative_weights])
         loss = F.binary_cross_entropy_with_logits(logits, labels, weight=weights.to(logits.device))
         c = self.scorer_config
         rows = 1 + c.condition_length + (c.grid[0] // c.window) * (c.grid[1] // c.window)
@@ -138,11 +178,13 @@ class MatchScorerTask:
     @torch.no_grad()
     def held_out_accuracies(self, model) -> dict:
         """Pairwise accuracy on the held-out examples: how often the true pair scores above its
-        word-swapped prompt (and above its near miss and its near-miss prompt); the swaps and
-        near-miss prompts come from a fixed seed."""
+        word-swapped prompt (and above its near miss, its near-miss prompt and a training image
+        of a near-miss prompt); the draws come from fixed seeds."""
         device = next(model.parameters()).device
         generator = torch.Generator().manual_seed(0)
-        wins = {"swap_accuracy": [], "near_miss_accuracy": [], "near_miss_prompt_accuracy": []}
+        data_generator = torch.Generator().manual_seed(1)  # its own: the other draws unchanged
+        wins = {"swap_accuracy": [], "near_miss_accuracy": [], "near_miss_prompt_accuracy": [],
+                "data_near_miss_accuracy": []}  # fmt: skip
         for chunk in self.held_out.split(VALIDATION_CHUNK):
             ids = self.condition_ids[chunk]
             codes = self.codes[chunk].to(device, torch.long)
@@ -156,6 +198,12 @@ class MatchScorerTask:
                 prompts = [self.captions[i] for i in chunk.tolist()]
                 misses = self.near_miss_prompt_ids(prompts, generator).to(device)
                 wins["near_miss_prompt_accuracy"].append(positive > model(misses, codes))
+            if self.images_by_caption:
+                others, found = self.near_miss_image_indices(prompts, data_generator)
+                other_codes = self.codes[others].to(device, torch.long)
+                wins["data_near_miss_accuracy"].append(
+                    (positive > model(ids.to(device), other_codes))[found.to(device)]
+                )
         return {k: round(torch.cat(v).float().mean().item(), 4) for k, v in wins.items() if v}
 
     def validate(self, model, step: int, output_dir: Path) -> dict:

@@ -100,6 +100,40 @@ def test_positives_and_near_misses_share_prompts_and_come_from_the_cache(tmp_pat
     torch.testing.assert_close(loss, (3 * positive + negatives) / 8)
 
 
+def test_near_misses_from_data_are_training_images_of_near_miss_prompts(tmp_path):
+    scorer = {"held_out": 20, "near_miss_prompts": False, "near_misses_from_data": True}
+    data = {"name": "shapes", "num_samples": 150}
+    config = load_run_config(scorer_recipe(tmp_path, data=data, scorer=scorer))
+    task = build_task(config)
+    assert task.prepare_data(QuietAccelerator()) == 130
+    indices = torch.arange(0, 130, 4)  # 33 prompts
+    batch = task.get_batch(indices, torch.device("cpu"))
+    others, found = task.near_miss_image_indices(batch["prompts"],
+                                                 torch.Generator().manual_seed(0))  # fmt: skip
+    assert 0 < int(found.sum()) < len(indices)  # 130 images hold some near misses, not all
+    for prompt, other, hit in zip(batch["prompts"], others.tolist(), found.tolist()):
+        if hit:  # a training image whose own prompt is one change away from this one
+            assert other < 130 and task.captions[other] != prompt
+            assert task.captions[other] in {
+                near_miss_prompt(parse_prompt(prompt), g).text
+                for g in (torch.Generator().manual_seed(s) for s in range(200))
+            }
+    model = task.build_model()
+    loss, _ = task.loss(model, batch, torch.Generator().manual_seed(0))
+    # by hand: swaps, then images of near-miss prompts (weight 0 where none was found)
+    ids, codes = batch["condition_ids"], batch["codes"]
+    generator = torch.Generator().manual_seed(0)
+    swapped = corrupt_condition_ids(ids, task.special_ids, generator)
+    others, found = task.near_miss_image_indices(batch["prompts"], generator)
+    assert not found.all()  # so that the weight-0 rows are tested
+    positive = F.softplus(-model(ids, codes)).sum()
+    negatives = (F.softplus(model(swapped, codes)).sum()
+                 + (F.softplus(model(ids, task.codes[others].long())) * found).sum())  # fmt: skip
+    torch.testing.assert_close(loss, (2 * positive + negatives) / (3 * len(indices)))
+    accuracies = task.held_out_accuracies(model)
+    assert 0 <= accuracies["data_near_miss_accuracy"] <= 1
+
+
 def test_resume_continues_exactly(tmp_path, capsys):
     # a constant schedule, so stopping early by lowering max_steps does not change the lr curve
     def recipe(name):
@@ -133,11 +167,11 @@ def test_bad_scorer_recipes_name_the_key(tmp_path, fields, message):
         task.prepare_data(QuietAccelerator())
 
 
-def test_near_miss_prompts_are_for_shapes_only(tmp_path):
+@pytest.mark.parametrize("key", ["near_miss_prompts", "near_misses_from_data"])
+def test_near_miss_prompts_are_for_shapes_only(tmp_path, key):
     folder = {"name": "imagefolder", "path": str(tmp_path), "resolution": 64}
-    config = load_run_config(scorer_recipe(tmp_path, data=folder,
-                                           scorer={"near_miss_prompts": True}))  # fmt: skip
-    with pytest.raises(ConfigError, match="scorer.near_miss_prompts is for shapes"):
+    config = load_run_config(scorer_recipe(tmp_path, data=folder, scorer={key: True}))
+    with pytest.raises(ConfigError, match=f"scorer.{key} is for shapes"):
         build_task(config)
 
 
