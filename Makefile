@@ -13,11 +13,11 @@ STAMP := $(VENV)/.mmgen-installed
 # when RUN_DIR/final exists and resumed from its latest checkpoint when it has checkpoints
 train_run = [ -d $(2)/final ] || $(BIN)/mmgen train model --config $(1) --output-dir $(2) $(3) $$([ -d $(2)/checkpoints ] && echo "--resume-from-checkpoint latest")
 
-# $(call train_recipes,CONFIG_PREFIX,RUN_PREFIX,NAMES): train_run CONFIG_PREFIX<name>.yaml into
-# RUN_PREFIX<name> (the recipe's output_dir) for every name in order
+# $(call train_recipes,CONFIG_PREFIX,RUN_PREFIX,NAMES[,ARGS]): train_run CONFIG_PREFIX<name>.yaml
+# into RUN_PREFIX<name> (the recipe's output_dir) for every name in order (each with ARGS)
 define train_recipes
 @for n in $(3); do \
-  $(call train_run,$(1)$$n.yaml,$(2)$$n,) || exit 1; \
+  $(call train_run,$(1)$$n.yaml,$(2)$$n,$(4)) || exit 1; \
 done
 endef
 
@@ -61,8 +61,11 @@ bench-orders: setup
 # runs/shapes_t2i_flagship_<part>). Install it with
 #   python tools/install_builtin.py --source runs/shapes_t2i_flagship_scorer/final \
 #     --name shapes-t2i --weights-dtype float16
+# A second run with other seeds (both parts; the same data): move runs/shapes_t2i_flagship_*
+# aside, then `make train-flagship FLAGSHIP_SEED=1`.
+FLAGSHIP_SEED ?= 0
 train-flagship: setup
-	$(call train_recipes,configs/shapes_t2i_flagship_,runs/shapes_t2i_flagship_,generator scorer)
+	$(call train_recipes,configs/shapes_t2i_flagship_,runs/shapes_t2i_flagship_,generator scorer,--seed $(FLAGSHIP_SEED))
 	$(BIN)/mmgen eval shapes --model runs/shapes_t2i_flagship_scorer/final --num-prompts 400 \
 	  --seed 0 --out-dir runs/shapes_t2i_flagship_scorer/eval
 
