@@ -66,6 +66,16 @@ def near_miss_scene(prompt: ShapesPrompt, generator: torch.Generator) -> ShapesP
     return _scene(objects, OPPOSITE[prompt.relation])
 
 
+def wrong_relations(prompt: ShapesPrompt) -> list[ShapesPrompt]:
+    """The prompts that state a relation prompt's relation wrongly: the opposite relation and
+    the two objects named in the other order (none when the two objects are the same)."""
+    first, second = prompt.objects
+    if first == second:
+        return []
+    return [_scene([first, second], OPPOSITE[prompt.relation]),
+            _scene([second, first], prompt.relation)]  # fmt: skip
+
+
 def near_miss_prompt(prompt: ShapesPrompt, generator: torch.Generator) -> ShapesPrompt:
     """A prompt that a scene drawn for ``prompt`` does not satisfy: the text of a
     :func:`near_miss_scene`, or for a relation prompt, half the time, the relation stated

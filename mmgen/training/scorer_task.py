@@ -149,6 +149,21 @@ class MatchScorerTask:
                     break
         return indices, found
 
+    @staticmethod
+    def wrong_relation_rows(prompts: list[str]) -> tuple[list[int], list[str]]:
+        """For each relation prompt of ``prompts``, its index and the text of each prompt that
+        states its relation wrongly (``mmgen.data.near_miss.wrong_relations``)."""
+        from mmgen.data.near_miss import wrong_relations
+        from mmgen.data.shapes import parse_prompt
+
+        rows, texts = [], []
+        for k, text in enumerate(prompts):
+            prompt = parse_prompt(text)
+            for wrong in wrong_relations(prompt) if prompt.family == "relation" else []:
+                rows.append(k)
+                texts.append(wrong.text)
+        return rows, texts
+
     def loss(self, model, batch, generator):
         ids, codes = batch["condition_ids"], batch["codes"]  # (B, T), (B, N)
         swapped = corrupt_condition_ids(ids.cpu(), self.special_ids, generator).to(ids.device)
@@ -178,13 +193,14 @@ class MatchScorerTask:
     @torch.no_grad()
     def held_out_accuracies(self, model) -> dict:
         """Pairwise accuracy on the held-out examples: how often the true pair scores above its
-        word-swapped prompt (and above its near miss, its near-miss prompt and a training image
-        of a near-miss prompt); the draws come from fixed seeds."""
+        word-swapped prompt (and above its near miss, its near-miss prompt, a training image of
+        a near-miss prompt and, on relation prompts, the relation stated wrongly); the draws
+        come from fixed seeds."""
         device = next(model.parameters()).device
         generator = torch.Generator().manual_seed(0)
         data_generator = torch.Generator().manual_seed(1)  # its own: the other draws unchanged
         wins = {"swap_accuracy": [], "near_miss_accuracy": [], "near_miss_prompt_accuracy": [],
-                "data_near_miss_accuracy": []}  # fmt: skip
+                "data_near_miss_accuracy": [], "relation_accuracy": []}  # fmt: skip
         for chunk in self.held_out.split(VALIDATION_CHUNK):
             ids = self.condition_ids[chunk]
             codes = self.codes[chunk].to(device, torch.long)
@@ -198,6 +214,11 @@ class MatchScorerTask:
                 prompts = [self.captions[i] for i in chunk.tolist()]
                 misses = self.near_miss_prompt_ids(prompts, generator).to(device)
                 wins["near_miss_prompt_accuracy"].append(positive > model(misses, codes))
+                rows, wrong = self.wrong_relation_rows(prompts)
+                if rows:  # the relation stated wrongly: what reranking relations needs
+                    rows = torch.tensor(rows, device=device)
+                    wrong_ids = self.pipe.text_tokenizer(wrong).to(device)
+                    wins["relation_accuracy"].append(positive[rows] > model(wrong_ids, codes[rows]))
             if self.images_by_caption:
                 others, found = self.near_miss_image_indices(prompts, data_generator)
                 other_codes = self.codes[others].to(device, torch.long)

@@ -134,6 +134,28 @@ def test_near_misses_from_data_are_training_images_of_near_miss_prompts(tmp_path
     assert 0 <= accuracies["data_near_miss_accuracy"] <= 1
 
 
+def test_relation_accuracy_counts_the_relation_stated_wrongly(tmp_path):
+    data = {"name": "shapes", "num_samples": 150}
+    task = build_task(load_run_config(scorer_recipe(tmp_path, data=data,
+                                                    scorer={"held_out": 40})))  # fmt: skip
+    task.prepare_data(QuietAccelerator())
+    prompts = [task.captions[i] for i in task.held_out.tolist()]
+    rows, wrong = task.wrong_relation_rows(prompts)
+    assert rows and len(wrong) == len(rows) and all(w != prompts[k] for k, w in zip(rows, wrong))
+    truth = {task.codes[i].numpy().tobytes(): task.condition_ids[i] for i in range(150)}
+
+    class Oracle(torch.nn.Module):  # scores 1 for an image's own prompt, else 0
+        def forward(self, ids, codes):
+            true_ids = torch.stack([truth[c.to(task.codes.dtype).numpy().tobytes()]
+                                    for c in codes])  # fmt: skip
+            return (ids == true_ids).all(1).float()
+
+    oracle, blind = Oracle(), lambda ids, codes: torch.zeros(len(ids))
+    blind.parameters = oracle.parameters = lambda: iter([torch.zeros(1)])
+    assert task.held_out_accuracies(oracle)["relation_accuracy"] == 1.0
+    assert task.held_out_accuracies(blind)["relation_accuracy"] == 0.0
+
+
 def test_resume_continues_exactly(tmp_path, capsys):
     # a constant schedule, so stopping early by lowering max_steps does not change the lr curve
     def recipe(name):
