@@ -67,11 +67,10 @@ def near_miss_scene(prompt: ShapesPrompt, generator: torch.Generator) -> ShapesP
 
 
 def wrong_relations(prompt: ShapesPrompt) -> list[ShapesPrompt]:
-    """The prompts that state a relation prompt's relation wrongly: the opposite relation and
-    the two objects named in the other order (none when the two objects are the same)."""
+    """The two prompts that state a relation prompt's relation wrongly: the opposite relation
+    and the two objects named in the other order (for two identical objects, which sampled
+    prompts never have, both are their count prompt)."""
     first, second = prompt.objects
-    if first == second:
-        return []
     return [_scene([first, second], OPPOSITE[prompt.relation]),
             _scene([second, first], prompt.relation)]  # fmt: skip
 
@@ -81,10 +80,7 @@ def near_miss_prompt(prompt: ShapesPrompt, generator: torch.Generator) -> Shapes
     :func:`near_miss_scene`, or for a relation prompt, half the time, the relation stated
     wrongly (the opposite relation, or the two objects named in the other order)."""
     if prompt.family == "relation" and _randint(0, 2, generator):
-        first, second = prompt.objects
-        if _randint(0, 2, generator):
-            return _scene([first, second], OPPOSITE[prompt.relation])
-        return _scene([second, first], prompt.relation)
+        return wrong_relations(prompt)[1 - _randint(0, 2, generator)]  # 1: the opposite relation
     return near_miss_scene(prompt, generator)
 
 

@@ -151,15 +151,18 @@ class MatchScorerTask:
 
     @staticmethod
     def wrong_relation_rows(prompts: list[str]) -> tuple[list[int], list[str]]:
-        """For each relation prompt of ``prompts``, its index and the text of each prompt that
-        states its relation wrongly (``mmgen.data.near_miss.wrong_relations``)."""
+        """For each relation prompt of ``prompts`` (two different objects), its index and the
+        text of each prompt that states its relation wrongly
+        (``mmgen.data.near_miss.wrong_relations``)."""
         from mmgen.data.near_miss import wrong_relations
         from mmgen.data.shapes import parse_prompt
 
         rows, texts = [], []
         for k, text in enumerate(prompts):
             prompt = parse_prompt(text)
-            for wrong in wrong_relations(prompt) if prompt.family == "relation" else []:
+            if prompt.family != "relation" or len(set(prompt.objects)) < 2:
+                continue
+            for wrong in wrong_relations(prompt):
                 rows.append(k)
                 texts.append(wrong.text)
         return rows, texts
@@ -219,7 +222,6 @@ class MatchScorerTask:
                     rows = torch.tensor(rows, device=device)
                     wrong_ids = self.pipe.text_tokenizer(wrong).to(device)
                     wins["relation_accuracy"].append(positive[rows] > model(wrong_ids, codes[rows]))
-            if self.images_by_caption:
                 others, found = self.near_miss_image_indices(prompts, data_generator)
                 other_codes = self.codes[others].to(device, torch.long)
                 wins["data_near_miss_accuracy"].append(
