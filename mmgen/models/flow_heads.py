@@ -10,7 +10,6 @@ velocities under guidance.
 from __future__ import annotations
 
 import itertools
-import math
 
 import torch
 from torch import nn
@@ -23,15 +22,13 @@ from mmgen.generation.flow import (
     euler_sample,
     flow_matching_loss,
 )
+from mmgen.models.rope import sinusoidal_features
 from mmgen.utils.checks import check_int
 
 
 def timestep_embedding(t_N: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
     """Sinusoidal features (N, dim) of times ``t`` in [0, 1] (scaled to [0, 1000] like DiT)."""
-    half = dim // 2
-    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=t_N.device) / half)
-    angles = 1000.0 * t_N.float()[:, None] * freqs[None]
-    return torch.cat([angles.cos(), angles.sin()], dim=-1)
+    return sinusoidal_features(1000.0 * t_N.float(), dim, max_period)
 
 
 class AdaLNBlock(nn.Module):

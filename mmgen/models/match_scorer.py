@@ -29,6 +29,11 @@ class MatchScorerConfig:
         window: s: each s x s window of codes is one row (their embeddings concatenated, as
             token-shuffle merges them); the grid must be divisible by s.
         dim, depth, num_heads: the transformer's width, blocks and heads.
+        fixed_positions: also add fixed sinusoidal features of each row's place (a condition
+            row's index; a window's row and column), a third of the width per axis, as loud as
+            the rows' content: the learned rows start at 0.02 against content of ~0.6 and stay
+            there, which leaves where things are (relations, word order) unread. False (the
+            scorers trained before it) adds nothing.
     """
 
     condition_vocab_size: int
@@ -39,6 +44,7 @@ class MatchScorerConfig:
     dim: int = 192
     depth: int = 4
     num_heads: int = 4
+    fixed_positions: bool = False
 
     def __post_init__(self):
         self.grid = tuple(int(g) for g in self.grid)
@@ -49,14 +55,16 @@ class MatchScorerConfig:
                 f"dim {self.dim} must be divisible by window^2 ({self.window**2}) and "
                 f"num_heads ({self.num_heads})"
             )
+        if self.fixed_positions and self.dim % 6:
+            raise ValueError(f"dim {self.dim} must be divisible by 6 for fixed_positions")
 
 
 class MatchScorer(nn.Module):
     """(condition ids (B, T), codes (B, h * w) or (B, h, w)) -> match logit (B,).
 
     Rows: one summary row, the T condition rows, then one row per s x s window of codes, each
-    with a learned position embedding; full attention over all of them; the summary row's
-    output is the logit.
+    with a learned position embedding (and, with ``fixed_positions``, sinusoidal features of its
+    place); full attention over all of them; the summary row's output is the logit.
     """
 
     config_class = MatchScorerConfig
@@ -74,6 +82,8 @@ class MatchScorer(nn.Module):
         self.summary = nn.Parameter(torch.zeros(1, 1, c.dim))
         rows = 1 + c.condition_length + self.num_windows
         self.position = nn.Parameter(torch.randn(rows, c.dim) * 0.02)
+        if c.fixed_positions:  # computed, not saved: the config says everything about it
+            self.register_buffer("fixed_position", self.place_features(), persistent=False)
         self.blocks = nn.ModuleList(
             DecoderBlock(
                 c.dim,
@@ -88,6 +98,22 @@ class MatchScorer(nn.Module):
         )
         self.norm = nn.RMSNorm(c.dim, eps=1e-6)
         self.out = nn.Linear(c.dim, 1)
+
+    def place_features(self) -> torch.Tensor:
+        """(rows, dim) sinusoidal features of each row's place (t, h, w), dim/3 per axis: the
+        summary (0, 0, 0), condition row i (i + 1, 0, 0), window (r, c) (0, r + 1, c + 1)."""
+        from mmgen.models.rope import sinusoidal_features
+
+        c = self.config
+        gh, gw = c.grid[0] // c.window, c.grid[1] // c.window
+        t = torch.arange(1, c.condition_length + 1)
+        r, col = torch.meshgrid(torch.arange(1, gh + 1), torch.arange(1, gw + 1), indexing="ij")
+        places = torch.cat([
+            torch.zeros(1, 3, dtype=torch.long),
+            torch.stack([t, torch.zeros_like(t), torch.zeros_like(t)], dim=1),
+            torch.stack([torch.zeros(gh * gw, dtype=torch.long), r.flatten(), col.flatten()], 1),
+        ])  # (rows, 3)  # fmt: skip
+        return torch.cat([sinusoidal_features(places[:, a], c.dim // 3) for a in range(3)], -1)
 
     def window_rows(self, codes_Bhw: torch.Tensor) -> torch.Tensor:
         """Codes (B, h, w) -> one row per s x s window (B, h/s * w/s, dim), raster order."""
@@ -113,6 +139,8 @@ class MatchScorer(nn.Module):
             [self.summary.expand(B, -1, -1), self.condition_embed(condition_ids),
              self.window_rows(codes.long())], dim=1,
         ) + self.position  # (B, L, dim)  # fmt: skip
+        if c.fixed_positions:
+            x = x + self.fixed_position.to(x.dtype)
         L, half = x.shape[1], c.dim // c.num_heads // 2
         cos = torch.ones(L, half, device=x.device, dtype=x.dtype)  # no rotation: learned rows
         sin = torch.zeros(L, half, device=x.device, dtype=x.dtype)

@@ -30,6 +30,8 @@ converter must permute the q/k projection rows, nothing here changes.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -197,6 +199,15 @@ def apply_rotary(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch
     x1, x2 = x32[..., :half], x32[..., half:]  # each (B, H, L, D/2)
     out = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)  # (B, H, L, D)
     return out.to(x.dtype)
+
+
+def sinusoidal_features(x_N: torch.Tensor, dim: int, max_period: float = 10000.0) -> torch.Tensor:
+    """Transformer sinusoidal features (N, dim) of values ``x`` (N,): ``cos(x * omega_k)`` then
+    ``sin(x * omega_k)`` for ``omega_k = max_period^(-k / (dim/2))``, k < dim/2 (dim even)."""
+    half = dim // 2
+    freqs = torch.exp(-math.log(max_period) * torch.arange(half, device=x_N.device) / half)
+    angles = x_N.float()[:, None] * freqs[None]  # (N, dim/2)
+    return torch.cat([angles.cos(), angles.sin()], dim=-1)
 
 
 def flexrope_bias(frame_q: torch.Tensor, frame_k: torch.Tensor, decay: float) -> torch.Tensor:

@@ -8,8 +8,8 @@ from mmgen.models.match_scorer import MatchScorer, MatchScorerConfig, corrupt_co
 
 def tiny_scorer(seed=0, **fields):
     torch.manual_seed(seed)
-    config = MatchScorerConfig(condition_vocab_size=20, condition_length=6, num_codes=32,
-                               grid=(4, 4), dim=16, depth=1, num_heads=2, **fields)  # fmt: skip
+    sizes = {"grid": (4, 4), "dim": 16, "depth": 1, "num_heads": 2, **fields}
+    config = MatchScorerConfig(condition_vocab_size=20, condition_length=6, num_codes=32, **sizes)
     scorer = MatchScorer(config).eval()
     with torch.no_grad():  # learned rows start at zero-ish: give the logit something to read
         for p in scorer.parameters():
@@ -40,6 +40,31 @@ def test_every_code_window_and_every_prompt_row_moves_the_logit():
         changed = ids.clone()
         changed[0, t] = 4 + (changed[0, t] - 3) % 16
         assert not torch.allclose(scorer(changed, codes), base), t
+
+
+@pytest.mark.parametrize("fixed_positions", [False, True])
+def test_only_fixed_positions_tell_a_scene_from_its_mirror_image_or_words_from_their_reorder(
+    fixed_positions,
+):
+    """Learned rows at zero (where training left them, near enough): full attention is blind
+    to where a window or a word sits; fixed place features are not."""
+    scorer = tiny_scorer(window=1, dim=24, fixed_positions=fixed_positions)
+    with torch.no_grad():
+        scorer.position.zero_()
+    ids = torch.randint(4, 20, (1, 6), generator=torch.Generator().manual_seed(1))
+    codes = torch.randint(0, 32, (1, 4, 4), generator=torch.Generator().manual_seed(2))
+    base = scorer(ids, codes)
+    moved = [scorer(ids, codes.flip(2)), scorer(ids, codes.flip(1)), scorer(ids.flip(1), codes)]
+    for logit in moved:  # left-right, top-bottom, the words in the other order
+        assert torch.allclose(logit, base, atol=1e-5) != fixed_positions
+
+
+def test_fixed_positions_are_computed_not_saved():
+    scorer = tiny_scorer(dim=24, fixed_positions=True)
+    assert "fixed_position" not in scorer.state_dict()
+    assert set(scorer.state_dict()) == set(tiny_scorer(dim=24).state_dict())
+    with pytest.raises(ValueError, match="divisible by 6 for fixed_positions"):
+        MatchScorerConfig(20, 6, 32, grid=(4, 4), dim=16, num_heads=2, fixed_positions=True)
 
 
 def test_wrong_sizes_are_refused():
