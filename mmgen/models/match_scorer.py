@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+#: what a scorer's number is: a match logit, or the prompt's log-likelihood given the image
+OBJECTIVES = ("match", "caption")
+
 
 @dataclass
 class MatchScorerConfig:
@@ -29,6 +32,12 @@ class MatchScorerConfig:
         window: s: each s x s window of codes is one row (their embeddings concatenated, as
             token-shuffle merges them); the grid must be divisible by s.
         dim, depth, num_heads: the transformer's width, blocks and heads.
+        objective: ``"match"``: a summary row's logit, trained against negatives (prompts and
+            images that do not match); ``"caption"``: the prompt's log-likelihood given the
+            image (CoCa's captioning loss; generative scores read word order and relations
+            where matching ones tend to a bag of words), trained on positives only: condition
+            row t sees every window and the rows before it and predicts id t + 1.
+        pad_id: the condition tokenizer's padding id (``"caption"``: padding is not scored).
         fixed_positions: also add fixed sinusoidal features of each row's place (a condition
             row's index; a window's row and column), a third of the width per axis, as loud as
             the rows' content: the learned rows start at 0.02 against content of ~0.6 and stay
@@ -45,6 +54,8 @@ class MatchScorerConfig:
     depth: int = 4
     num_heads: int = 4
     fixed_positions: bool = False
+    objective: str = "match"
+    pad_id: int | None = None
 
     def __post_init__(self):
         self.grid = tuple(int(g) for g in self.grid)
@@ -55,16 +66,23 @@ class MatchScorerConfig:
                 f"dim {self.dim} must be divisible by window^2 ({self.window**2}) and "
                 f"num_heads ({self.num_heads})"
             )
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective {self.objective!r}: expected one of {OBJECTIVES}")
+        if self.objective == "caption" and self.pad_id is None:
+            raise ValueError("objective 'caption' needs the condition tokenizer's pad_id")
         if self.fixed_positions and self.dim % 6:
             raise ValueError(f"dim {self.dim} must be divisible by 6 for fixed_positions")
 
 
 class MatchScorer(nn.Module):
-    """(condition ids (B, T), codes (B, h * w) or (B, h, w)) -> match logit (B,).
+    """(condition ids (B, T), codes (B, h * w) or (B, h, w)) -> score (B,): higher, better.
 
-    Rows: one summary row, the T condition rows, then one row per s x s window of codes, each
-    with a learned position embedding (and, with ``fixed_positions``, sinusoidal features of its
-    place); full attention over all of them; the summary row's output is the logit.
+    Rows, each with a learned position embedding (and, with ``fixed_positions``, sinusoidal
+    features of its place): objective ``"match"``: one summary row, the T condition rows, then
+    one row per s x s window of codes, full attention, the summary row's output is the logit;
+    ``"caption"``: the windows, then the condition rows, windows attending to windows and each
+    condition row to the windows and itself and the rows before it (group-causal ``kv_end``),
+    the score the summed log-probability of the prompt's ids after the first.
     """
 
     config_class = MatchScorerConfig
@@ -79,8 +97,10 @@ class MatchScorer(nn.Module):
         self.condition_embed = nn.Embedding(c.condition_vocab_size, c.dim)
         self.code_embed = nn.Embedding(c.num_codes, c.dim // s**2)
         self.window_proj = nn.Linear(c.dim, c.dim)
-        self.summary = nn.Parameter(torch.zeros(1, 1, c.dim))
-        rows = 1 + c.condition_length + self.num_windows
+        captions = c.objective == "caption"
+        if not captions:
+            self.summary = nn.Parameter(torch.zeros(1, 1, c.dim))
+        rows = (0 if captions else 1) + c.condition_length + self.num_windows
         self.position = nn.Parameter(torch.randn(rows, c.dim) * 0.02)
         if c.fixed_positions:  # computed, not saved: the config says everything about it
             self.register_buffer("fixed_position", self.place_features(), persistent=False)
@@ -97,22 +117,25 @@ class MatchScorer(nn.Module):
             for _ in range(c.depth)
         )
         self.norm = nn.RMSNorm(c.dim, eps=1e-6)
-        self.out = nn.Linear(c.dim, 1)
+        self.out = nn.Linear(c.dim, c.condition_vocab_size if captions else 1)
 
     def place_features(self) -> torch.Tensor:
         """(rows, dim) sinusoidal features of each row's place (t, h, w), dim/3 per axis: the
-        summary (0, 0, 0), condition row i (i + 1, 0, 0), window (r, c) (0, r + 1, c + 1)."""
+        summary (0, 0, 0), condition row i (i + 1, 0, 0), window (r, c) (0, r + 1, c + 1), in
+        the objective's row order."""
         from mmgen.models.rope import sinusoidal_features
 
         c = self.config
         gh, gw = c.grid[0] // c.window, c.grid[1] // c.window
         t = torch.arange(1, c.condition_length + 1)
         r, col = torch.meshgrid(torch.arange(1, gh + 1), torch.arange(1, gw + 1), indexing="ij")
-        places = torch.cat([
-            torch.zeros(1, 3, dtype=torch.long),
-            torch.stack([t, torch.zeros_like(t), torch.zeros_like(t)], dim=1),
-            torch.stack([torch.zeros(gh * gw, dtype=torch.long), r.flatten(), col.flatten()], 1),
-        ])  # (rows, 3)  # fmt: skip
+        text = torch.stack([t, torch.zeros_like(t), torch.zeros_like(t)], dim=1)  # (T, 3)
+        windows = torch.stack([torch.zeros(gh * gw, dtype=torch.long), r.flatten(), col.flatten()],
+                              dim=1)  # (W, 3)  # fmt: skip
+        if c.objective == "caption":
+            places = torch.cat([windows, text])  # (rows, 3)
+        else:
+            places = torch.cat([torch.zeros(1, 3, dtype=torch.long), text, windows])
         return torch.cat([sinusoidal_features(places[:, a], c.dim // 3) for a in range(3)], -1)
 
     def window_rows(self, codes_Bhw: torch.Tensor) -> torch.Tensor:
@@ -124,7 +147,23 @@ class MatchScorer(nn.Module):
         return self.window_proj(e.reshape(B, (h // s) * (w // s), -1))
 
     def forward(self, condition_ids: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
-        """Match logits (B,) of condition ids (B, T) and codes (B, h * w) or (B, h, w)."""
+        """Scores (B,) of condition ids (B, T) and codes (B, h * w) or (B, h, w): match logits,
+        or (``"caption"``) the prompts' log-likelihoods given the images."""
+        if self.config.objective == "caption":
+            return self.caption_log_probs(condition_ids, codes).sum(1)  # (B,)
+        return self.out(self.norm(self.hidden(condition_ids, codes)[:, 0])).squeeze(-1)  # (B,)
+
+    def caption_log_probs(self, condition_ids: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """(``"caption"``) log-probabilities (B, T - 1) of ids 1..T-1 given the image and the ids
+        before each; 0 where the id is padding."""
+        x = self.hidden(condition_ids, codes)  # (B, W + T, dim)
+        logits = self.out(self.norm(x[:, self.num_windows : -1])).float()  # (B, T - 1, vocab)
+        targets = condition_ids[:, 1:].long()  # (B, T - 1)
+        log_probs = logits.log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)
+        return log_probs * (targets != self.config.pad_id)
+
+    def hidden(self, condition_ids: torch.Tensor, codes: torch.Tensor) -> torch.Tensor:
+        """The last block's output (B, L, dim) over the objective's rows."""
         c = self.config
         h, w = c.grid
         if codes.dim() == 2 and codes.shape[1] == h * w:
@@ -134,20 +173,25 @@ class MatchScorer(nn.Module):
                 f"the scorer reads conditions of {c.condition_length} ids and codes of "
                 f"{c.grid}, got {tuple(condition_ids.shape)} and {tuple(codes.shape)}"
             )
-        B = codes.shape[0]
-        x = torch.cat(
-            [self.summary.expand(B, -1, -1), self.condition_embed(condition_ids),
-             self.window_rows(codes.long())], dim=1,
-        ) + self.position  # (B, L, dim)  # fmt: skip
+        B, W = codes.shape[0], self.num_windows
+        text, windows = self.condition_embed(condition_ids), self.window_rows(codes.long())
+        if c.objective == "caption":
+            x = torch.cat([windows, text], dim=1)  # (B, L, dim)
+        else:
+            x = torch.cat([self.summary.expand(B, -1, -1), text, windows], dim=1)
+        x = x + self.position
         if c.fixed_positions:
             x = x + self.fixed_position.to(x.dtype)
         L, half = x.shape[1], c.dim // c.num_heads // 2
         cos = torch.ones(L, half, device=x.device, dtype=x.dtype)  # no rotation: learned rows
         sin = torch.zeros(L, half, device=x.device, dtype=x.dtype)
         kv_end = torch.full((L,), L, dtype=torch.int32, device=x.device)  # full attention
+        if c.objective == "caption":  # windows see windows; condition row t sees up to itself
+            kv_end[:W] = W
+            kv_end[W:] = torch.arange(W + 1, L + 1, dtype=torch.int32, device=x.device)
         for block in self.blocks:
             x = block(x, cos, sin, kv_end)
-        return self.out(self.norm(x[:, 0])).squeeze(-1)  # (B,)
+        return x
 
 
 def corrupt_condition_ids(

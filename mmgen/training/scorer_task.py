@@ -58,6 +58,7 @@ class MatchScorerTask:
             "condition_length": tokenizer.max_length,
             "num_codes": layout.codebook_size,
             "grid": tuple(layout.grid),
+            "pad_id": getattr(tokenizer, "pad_id", None),
         }
         fixed = sorted(set(config.model) & set(sizes))
         if fixed:
@@ -68,6 +69,12 @@ class MatchScorerTask:
                                            where="model")  # fmt: skip
         except ValueError as err:
             raise ConfigError(f"model: {err}") from None
+        if self.scorer_config.objective == "caption":  # positives only: no negatives to draw
+            negatives = ("near_misses", "near_miss_prompts", "near_misses_from_data",
+                         "relation_rows")  # fmt: skip
+            for key in (k for k in negatives if getattr(config.scorer, k)):
+                raise ConfigError(f"scorer.{key}: negatives are for model.objective 'match'; "
+                                  "a 'caption' scorer trains on positives only")  # fmt: skip
         self.special_ids = {getattr(tokenizer, n) for n in SPECIAL_ID_NAMES
                             if hasattr(tokenizer, n)}  # fmt: skip
         for key in ("near_misses", "near_miss_prompts", "near_misses_from_data", "relation_rows"):
@@ -199,6 +206,11 @@ class MatchScorerTask:
 
     def loss(self, model, batch, generator):
         ids, codes = batch["condition_ids"], batch["codes"]  # (B, T), (B, N)
+        c = self.scorer_config
+        rows = (c.grid[0] // c.window) * (c.grid[1] // c.window) + c.condition_length
+        if c.objective == "caption":  # cross-entropy of each prompt's ids after the first
+            targets = (ids[:, 1:] != c.pad_id).sum()
+            return -model(ids, codes).float().sum() / targets, {"tokens": len(ids) * rows}
         swapped = corrupt_condition_ids(ids.cpu(), self.special_ids, generator).to(ids.device)
         rows_ids, rows_codes = [ids, swapped], [codes, codes]
         if "near_miss_codes" in batch:
@@ -227,9 +239,7 @@ class MatchScorerTask:
         labels = torch.cat([torch.ones(B), torch.zeros(negatives)]).to(logits.device)
         weights = torch.cat([torch.full((B,), negatives / B), *negative_weights])
         loss = F.binary_cross_entropy_with_logits(logits, labels, weight=weights.to(logits.device))
-        c = self.scorer_config
-        rows = 1 + c.condition_length + (c.grid[0] // c.window) * (c.grid[1] // c.window)
-        return loss, {"tokens": logits.numel() * rows}
+        return loss, {"tokens": logits.numel() * (1 + rows)}  # and the summary row
 
     @torch.no_grad()
     def held_out_accuracies(self, model) -> dict:

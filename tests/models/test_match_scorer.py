@@ -67,6 +67,35 @@ def test_fixed_positions_are_computed_not_saved():
         MatchScorerConfig(20, 6, 32, grid=(4, 4), dim=16, num_heads=2, fixed_positions=True)
 
 
+def test_a_caption_scorer_predicts_each_id_from_the_image_and_the_ids_before_it():
+    scorer = tiny_scorer(objective="caption", pad_id=0, depth=2)  # two: leaks need two blocks
+    ids = torch.tensor([[1, 5, 9, 7, 2, 0], [1, 6, 8, 2, 0, 0]])
+    codes = torch.randint(0, 32, (2, 4, 4), generator=torch.Generator().manual_seed(2))
+    log_probs = scorer.caption_log_probs(ids, codes)  # (2, 5): ids 1..5
+    assert log_probs.shape == (2, 5) and (log_probs[:, :3] < 0).all()
+    assert (log_probs[0, 4:] == 0).all() and (log_probs[1, 3:] == 0).all()  # padding unscored
+    torch.testing.assert_close(scorer(ids, codes), log_probs.sum(1))
+    # by hand: row t's distribution over the vocabulary, at id t + 1
+    x = scorer.hidden(ids, codes)
+    by_hand = scorer.out(scorer.norm(x[:, scorer.num_windows : -1])).log_softmax(-1)
+    torch.testing.assert_close(log_probs[0, :4], by_hand[0, torch.arange(4), ids[0, 1:5]])
+    for k in range(1, 5):  # changing id k changes nothing before its own prediction (k - 1)
+        changed = ids.clone()
+        changed[:, k] = 4 + (changed[:, k] - 3) % 16
+        moved = scorer.caption_log_probs(changed, codes)
+        torch.testing.assert_close(moved[0, : k - 1], log_probs[0, : k - 1])
+        assert not torch.allclose(moved[0, k - 1 :], log_probs[0, k - 1 :])
+    for y, x in [(0, 0), (3, 1)]:  # every prediction reads the image
+        changed = codes.clone()
+        changed[0, y, x] = (changed[0, y, x] + 1) % 32
+        moved = scorer.caption_log_probs(ids, changed)
+        assert not torch.isclose(moved[0, :4], log_probs[0, :4]).any()
+    with pytest.raises(ValueError, match="needs the condition tokenizer's pad_id"):
+        MatchScorerConfig(20, 6, 32, grid=(4, 4), objective="caption")
+    with pytest.raises(ValueError, match="objective 'rank'"):
+        MatchScorerConfig(20, 6, 32, grid=(4, 4), objective="rank")
+
+
 def test_wrong_sizes_are_refused():
     scorer = tiny_scorer()
     with pytest.raises(ValueError, match="conditions of 6 ids and codes of"):

@@ -200,6 +200,29 @@ def test_relation_accuracy_counts_the_relation_stated_wrongly(tmp_path):
     assert task.held_out_accuracies(blind)["relation_accuracy"] == 0.0
 
 
+def test_a_caption_scorer_trains_on_the_prompts_cross_entropy_and_reranks(tmp_path):
+    model = {"dim": 24, "depth": 1, "num_heads": 2, "objective": "caption",
+             "fixed_positions": True}  # fmt: skip
+    path = scorer_recipe(tmp_path, model=model, scorer={"held_out": 8})
+    task = build_task(load_run_config(path))
+    task.prepare_data(QuietAccelerator())
+    batch = task.get_batch(torch.tensor([0, 3, 5]), torch.device("cpu"))
+    scorer = task.build_model()
+    loss, _ = task.loss(scorer, batch, torch.Generator().manual_seed(0))
+    ids, codes = batch["condition_ids"], batch["codes"]  # by hand: the mean over prompt ids
+    logits = scorer.out(scorer.norm(scorer.hidden(ids, codes)[:, scorer.num_windows : -1]))
+    expected = F.cross_entropy(logits.transpose(1, 2), ids[:, 1:], ignore_index=0)
+    torch.testing.assert_close(loss, expected)
+    run(path)
+    pipe = TextToImagePipeline.from_pretrained(tmp_path / "scorer" / "final")
+    assert pipe.scorer.config.objective == "caption" and pipe.scorer.config.pad_id == 0
+    records = (tmp_path / "scorer" / "logs" / "validations.jsonl").read_text().splitlines()
+    assert {"swap_accuracy", "relation_accuracy"} <= set(json.loads(records[-1]))
+    images = pipe("a red circle", generator=torch.Generator().manual_seed(0),
+                  show_progress=False).images  # fmt: skip
+    assert images[0].size == (64, 64)
+
+
 def test_resume_continues_exactly(tmp_path, capsys):
     # a constant schedule, so stopping early by lowering max_steps does not change the lr curve
     def recipe(name):
@@ -224,6 +247,15 @@ def test_resume_continues_exactly(tmp_path, capsys):
         ({"model": {"grid": [8, 8]}}, "come from the pipeline"),
         ({"scorer": {"near_misses": 8, "held_out": 8}}, "leaves no training examples"),
         ({"scorer": {"near_misses": -1}}, "scorer.near_misses must be an int >= 0"),
+        (
+            {"model": {"objective": "caption"}, "scorer": {"near_miss_prompts": True}},
+            "scorer.near_miss_prompts: negatives are for model.objective 'match'",
+        ),
+        (
+            {"model": {"objective": "caption"}, "scorer": {"relation_rows": 4}},
+            "scorer.relation_rows: negatives are for model.objective 'match'",
+        ),
+        ({"model": {"objective": "rank"}}, "model: objective 'rank'"),
     ],
 )
 def test_bad_scorer_recipes_name_the_key(tmp_path, fields, message):
