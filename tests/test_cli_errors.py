@@ -32,7 +32,16 @@ MISTAKES = [
     ),
     (["generate", "image", "--prompt", "hi", "--guidance-scale", "-1"], "guidance_scale"),
     (
-        ["generate", "image", "--prompt", "hi", "--num-candidates", "4"],
+        [
+            "generate",
+            "image",
+            "--model",
+            "shapes-t2i-scale",
+            "--prompt",
+            "hi",
+            "--num-candidates",
+            "4",
+        ],
         "num_candidates=4 keeps the best of several images by the pipeline's scorer",
     ),
     (

@@ -39,20 +39,22 @@ def test_a_component_identical_to_a_builtin_tokenizer_names_it_and_loads_through
     assert component_folder(tmp_path / "model", "vq") == TOKENIZERS_DIR / "shapes-kl"
 
 
-def test_a_config_saved_with_its_module_still_matches_the_builtin_saved_without(tmp_path):
+def test_a_config_saved_without_its_module_still_matches_the_builtin_saved_with(tmp_path):
     import json
 
     copy = tmp_path / "vq"
     shutil.copytree(BUILTIN_DIR / "shapes-t2i" / "vq", copy)
     config = json.loads((copy / "config.json").read_text())
-    assert "_module" not in config  # the shipped folder predates _module
-    config["_module"] = "mmgen.tokenizers.vq"  # what save_module writes now
+    assert config["_module"] == "mmgen.tokenizers.vq"  # what save_module writes now
+    del config["_module"]  # as folders saved before _module existed
     (copy / "config.json").write_text(json.dumps(config, indent=2))
     assert install_builtin.identical_builtin_component(copy, "shapes-t2i-shuffle") == (
         "shapes-t2i/vq"
     )
     # two configs that both name a module must name the same one
     other = tmp_path / "other.json"
+    config["_module"] = "mmgen.tokenizers.vq"
+    (copy / "config.json").write_text(json.dumps(config, indent=2))
     other.write_text(json.dumps({**config, "_module": "elsewhere.vq"}))
     assert install_builtin.same_config(copy / "config.json", copy / "config.json")
     assert not install_builtin.same_config(copy / "config.json", other)
