@@ -56,7 +56,7 @@ bench-orders: setup
 
 # the flagship `shapes-t2i` (issue 12), from scratch on 2 CPU cores in one sitting: the generator
 # (configs/shapes_t2i_flagship_generator.yaml, the 100k images encoded into the shared cache on
-# the way), then its match scorer (configs/shapes_t2i_flagship_scorer.yaml) on the same cache
+# the way), then its captioning scorer (configs/shapes_t2i_flagship_scorer.yaml) on the same cache
 # entry, then the eval of the export at its default sampling (logs in
 # runs/shapes_t2i_flagship_<part>). Install it with
 #   python tools/install_builtin.py --source runs/shapes_t2i_flagship_scorer/final \

@@ -201,23 +201,15 @@ class ScorerConfig:
             a near-miss prompt of it (a scene one change away: what a candidate that misses
             looks like), as a further negative; shapes only, drawn afresh at every step from
             the data set's own images: no rendering or encoding.
-        relation_rows: R > 0 adds, at every step, R relation prompts of the batch (cycled, in
-            a random order) each against its relation stated wrongly
-            (``mmgen.data.near_miss.wrong_relations``: the opposite relation or the objects in
-            the other order, in turn), and each with a training image of that wrong statement
-            (weight 0 where there is none): 2R rows of the one thing reranking relations needs,
-            where the other negatives give it a few rows a step; shapes only.
     """
 
     near_misses: int = 0
     held_out: int = 500
     near_miss_prompts: bool = False
     near_misses_from_data: bool = False
-    relation_rows: int = 0
 
     def __post_init__(self):
         check_int("scorer.near_misses", self.near_misses, 0, ConfigError)
-        check_int("scorer.relation_rows", self.relation_rows, 0, ConfigError)
         check_int("scorer.held_out", self.held_out, 1, ConfigError)
 
 

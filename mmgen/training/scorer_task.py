@@ -7,9 +7,7 @@ first N prompts' rendered near misses (``mmgen.data.near_miss``: a wrong colour,
 or relation, an object missing or extra), with ``scorer.near_miss_prompts``, the images
 with a near-miss prompt (one change away from the scene, drawn at each step) and, with
 ``scorer.near_misses_from_data``, the prompts with another training image whose own prompt is
-a near-miss prompt of theirs (drawn at each step) and, with ``scorer.relation_rows`` R, R
-relation prompts against their relation stated wrongly, in words and in a training image. The
-loss is
+a near-miss prompt of theirs (drawn at each step). The loss is
 binary cross-entropy, positives weighed as much as all negatives together. The export is the
 pipeline with the scorer added (``scorer/``) and the recipe's ``sampling``
 (``num_candidates``) over its defaults: a pipeline that keeps the best of its candidates.
@@ -70,14 +68,15 @@ class MatchScorerTask:
         except ValueError as err:
             raise ConfigError(f"model: {err}") from None
         if self.scorer_config.objective == "caption":  # positives only: no negatives to draw
-            negatives = ("near_misses", "near_miss_prompts", "near_misses_from_data",
-                         "relation_rows")  # fmt: skip
-            for key in (k for k in negatives if getattr(config.scorer, k)):
-                raise ConfigError(f"scorer.{key}: negatives are for model.objective 'match'; "
-                                  "a 'caption' scorer trains on positives only")  # fmt: skip
+            for key in ("near_misses", "near_miss_prompts", "near_misses_from_data"):
+                if getattr(config.scorer, key):
+                    raise ConfigError(
+                        f"scorer.{key}: negatives are for model.objective "
+                        "'match'; a 'caption' scorer trains on positives only"
+                    )
         self.special_ids = {getattr(tokenizer, n) for n in SPECIAL_ID_NAMES
                             if hasattr(tokenizer, n)}  # fmt: skip
-        for key in ("near_misses", "near_miss_prompts", "near_misses_from_data", "relation_rows"):
+        for key in ("near_misses", "near_miss_prompts", "near_misses_from_data"):
             if getattr(config.scorer, key) and config.data.name != "shapes":
                 raise ConfigError(f"scorer.{key} is for shapes scenes, not {config.data.name}")
 
@@ -124,7 +123,7 @@ class MatchScorerTask:
         }
         if self.near_miss_codes is not None:
             batch["near_miss_codes"] = self.near_miss_codes[indices].to(device, torch.long)
-        if self.config.data.name == "shapes":  # near-miss prompts, images and relation rows
+        if self.config.scorer.near_miss_prompts or self.config.scorer.near_misses_from_data:
             batch["prompts"] = [self.captions[i] for i in indices.tolist()]
         return batch
 
@@ -176,34 +175,6 @@ class MatchScorerTask:
                 texts.append(wrong.text)
         return rows, texts
 
-    def relation_negatives(self, prompts: list[str], generator):
-        """``scorer.relation_rows`` R rows each of the batch's relation prompts against their
-        relation stated wrongly: in words, and in a training image of the wrong statement.
-
-        Returns:
-            rows (R,) into ``prompts``; wrong_ids (R, T) of the wrong statements; images (R,)
-            indices into the data set's codes of an image of each, and found (R,) bool (False,
-            index 0, where the data holds none); stated: whether the batch held a relation
-            prompt (if not, every row is filler, prompt 0 against itself, to be weighed 0).
-        """
-        count = self.config.scorer.relation_rows
-        rows, texts = self.wrong_relation_rows(prompts)  # each relation prompt twice
-        if not rows:
-            zeros = torch.zeros(count, dtype=torch.long)
-            filler = self.pipe.text_tokenizer(prompts[:1] * count)
-            return zeros, filler, zeros, zeros.bool(), False
-        order = torch.randperm(len(rows), generator=generator).tolist()
-        picks = [order[j % len(rows)] for j in range(count)]
-        images = torch.zeros(count, dtype=torch.long)
-        found = torch.zeros(count, dtype=torch.bool)
-        for j, k in enumerate(picks):
-            candidates = self.images_by_caption.get(texts[k])
-            if candidates is not None:
-                pick = torch.randint(len(candidates), (1,), generator=generator)
-                images[j], found[j] = candidates[pick], True
-        wrong_ids = self.pipe.text_tokenizer([texts[k] for k in picks])
-        return torch.tensor([rows[k] for k in picks]), wrong_ids, images, found, True
-
     def loss(self, model, batch, generator):
         ids, codes = batch["condition_ids"], batch["codes"]  # (B, T), (B, N)
         c = self.scorer_config
@@ -226,18 +197,10 @@ class MatchScorerTask:
             rows_ids.append(ids)
             rows_codes.append(self.codes[others].to(codes.device, torch.long))
             negative_weights.append(found.float())  # a prompt without one: a row of weight 0
-        if self.config.scorer.relation_rows:
-            negatives = self.relation_negatives(batch["prompts"], generator)
-            which, wrong_ids, images, found, stated = negatives
-            which = which.to(ids.device)
-            rows_ids += [wrong_ids.to(ids.device), ids[which]]
-            rows_codes += [codes[which], self.codes[images].to(codes.device, torch.long)]
-            stated = torch.full((len(which),), float(stated))  # 0 without relation prompts
-            negative_weights += [stated, found.float()]
         logits = model(torch.cat(rows_ids), torch.cat(rows_codes)).float()  # (K * B,)
-        negatives = sum(len(w) for w in negative_weights)
-        labels = torch.cat([torch.ones(B), torch.zeros(negatives)]).to(logits.device)
-        weights = torch.cat([torch.full((B,), negatives / B), *negative_weights])
+        kinds = len(rows_ids) - 1
+        labels = torch.cat([torch.ones(B), torch.zeros(kinds * B)]).to(logits.device)
+        weights = torch.cat([torch.full((B,), float(kinds)), *negative_weights])
         loss = F.binary_cross_entropy_with_logits(logits, labels, weight=weights.to(logits.device))
         return loss, {"tokens": logits.numel() * (1 + rows)}  # and the summary row
 

@@ -131,8 +131,7 @@ def write_validation_curve(output_dir: str | Path) -> Path | None:
     plot_line_chart(
         minutes,
         [r[metric] for r in records],
-        f"{metric} against wall time ({output_dir.name}); step {last['step']}: "
-        f"{last[metric]:.2f}",
+        f"{metric} against wall time ({output_dir.name}); step {last['step']}: {last[metric]:.2f}",
         x_label="min",
         x_range=(0.0, minutes[-1]),
         y_range=(0.0, 1.0),

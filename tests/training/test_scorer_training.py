@@ -17,7 +17,7 @@ from training_recipes import (
     write,
 )
 
-from mmgen.data.near_miss import near_miss_prompt, wrong_relations
+from mmgen.data.near_miss import near_miss_prompt
 from mmgen.data.shapes import parse_prompt
 from mmgen.models.match_scorer import MatchScorer, corrupt_condition_ids
 from mmgen.pipelines.text_to_image import TextToImagePipeline
@@ -134,50 +134,6 @@ def test_near_misses_from_data_are_training_images_of_near_miss_prompts(tmp_path
     assert 0 <= accuracies["data_near_miss_accuracy"] <= 1
 
 
-def test_relation_rows_state_the_batch_relations_wrongly_in_words_and_in_images(tmp_path):
-    scorer = {"held_out": 20, "near_miss_prompts": False, "relation_rows": 16}
-    data = {"name": "shapes", "num_samples": 300}
-    task = build_task(load_run_config(scorer_recipe(tmp_path, data=data, scorer=scorer)))
-    task.prepare_data(QuietAccelerator())
-    indices = torch.tensor([77, 135, *range(0, 60, 5)])  # 77 and 135: their wrong statements
-    B = len(indices)  # are among the 280 training images (seed 0)
-    batch = task.get_batch(indices, torch.device("cpu"))
-    relation = [k for k, p in enumerate(batch["prompts"]) if parse_prompt(p).family == "relation"]
-    assert 0 < 2 * len(relation) < 16  # two wrong statements each, cycled
-    which, wrong_ids, images, found, stated = task.relation_negatives(
-        batch["prompts"], torch.Generator().manual_seed(0)
-    )
-    assert stated and len(which) == 16 and set(which.tolist()) == set(relation)
-    for k, wrong, image, hit in zip(which.tolist(), wrong_ids, images.tolist(), found.tolist()):
-        statements = [w.text for w in wrong_relations(parse_prompt(batch["prompts"][k]))]
-        stated_ids = task.pipe.text_tokenizer(statements)
-        assert any(torch.equal(wrong, s) for s in stated_ids)
-        if hit:  # a training image of that wrong statement
-            assert image < 280 and task.captions[image] in statements
-            assert torch.equal(task.condition_ids[image], wrong)
-    assert 0 < int(found.sum()) < 16
-    model = task.build_model()
-    loss, _ = task.loss(model, batch, torch.Generator().manual_seed(0))
-    # by hand: swaps, then the relation rows in words and in images (weight 0 without one)
-    ids, codes = batch["condition_ids"], batch["codes"]
-    generator = torch.Generator().manual_seed(0)
-    swapped = corrupt_condition_ids(ids, task.special_ids, generator)
-    which, wrong_ids, images, found, _ = task.relation_negatives(batch["prompts"], generator)
-    positive = F.softplus(-model(ids, codes)).sum()
-    negatives = (
-        F.softplus(model(swapped, codes)).sum()
-        + F.softplus(model(wrong_ids, codes[which])).sum()
-        + (F.softplus(model(ids[which], task.codes[images].long())) * found).sum()
-    )
-    weight = (B + 32) / B  # positives weigh as much as all negative rows together
-    torch.testing.assert_close(loss, (weight * positive + negatives) / (2 * B + 32))
-    # a batch without relation prompts: its relation rows weigh nothing
-    plain = [k for k in range(280) if parse_prompt(task.captions[k]).family != "relation"]
-    batch = task.get_batch(torch.tensor(plain[:8]), torch.device("cpu"))
-    *_, found, stated = task.relation_negatives(batch["prompts"], torch.Generator())
-    assert not stated and not found.any()
-
-
 def test_relation_accuracy_counts_the_relation_stated_wrongly(tmp_path):
     data = {"name": "shapes", "num_samples": 150}
     task = build_task(load_run_config(scorer_recipe(tmp_path, data=data,
@@ -252,8 +208,8 @@ def test_resume_continues_exactly(tmp_path, capsys):
             "scorer.near_miss_prompts: negatives are for model.objective 'match'",
         ),
         (
-            {"model": {"objective": "caption"}, "scorer": {"relation_rows": 4}},
-            "scorer.relation_rows: negatives are for model.objective 'match'",
+            {"model": {"objective": "caption"}, "scorer": {"near_misses_from_data": True}},
+            "scorer.near_misses_from_data: negatives are for model.objective 'match'",
         ),
         ({"model": {"objective": "rank"}}, "model: objective 'rank'"),
     ],

@@ -21,7 +21,7 @@ def test_the_recipe_parses_and_its_model_config_is_accepted(path):
         from mmgen.models.match_scorer import MatchScorerConfig
 
         sizes = {"condition_vocab_size": 40, "condition_length": 12, "num_codes": 512,
-                 "grid": (16, 16)}  # fmt: skip
+                 "grid": (16, 16), "pad_id": 0}  # fmt: skip
         from_dict(MatchScorerConfig, {**sizes, **config.model}, where="model")
         assert config.pipeline
     else:
