@@ -2,11 +2,13 @@
 Parti's CoCa reranking), here on the image tokenizer's codes.
 
 :class:`MatchScorer` reads a condition (prompt ids) and an image's codes together through a
-small bidirectional transformer of the backbone's own :class:`DecoderBlock` and returns one
-logit: how likely the image shows what the prompt says. ``mmgen.training.scorer_task`` trains
-it against corrupted prompts (:func:`corrupt_condition_ids`) and, on procedural data, against
-rendered near misses (``mmgen.data.near_miss``); a pipeline that holds one draws
-``num_candidates`` images per output and keeps the one it scores highest.
+small transformer of the backbone's own :class:`DecoderBlock` and returns one score: how well
+the image shows what the prompt says. Objective ``"match"``: a logit, which
+``mmgen.training.scorer_task`` trains against corrupted prompts (:func:`corrupt_condition_ids`)
+and, on procedural data, near misses (``mmgen.data.near_miss``); objective ``"caption"``: the
+prompt's log-likelihood given the image (CoCa's captioning loss), trained on the data's own
+pairs. A pipeline that holds one draws ``num_candidates`` images per output and keeps the one
+it scores highest.
 """
 
 from __future__ import annotations
