@@ -127,7 +127,7 @@ def write_validation_curve(output_dir: str | Path) -> Path | None:
     records = [r for r in records if metric in r]
     path = output_dir / "validation_curve.png"
     minutes = [r["wall_s"] / 60 for r in records]
-    last = records[-1]  # the title fits the picture's width (640 px) for any run name
+    last = records[-1]  # only the last validation: a short title fits the 640 px picture
     plot_line_chart(
         minutes,
         [r[metric] for r in records],
