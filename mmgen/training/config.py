@@ -95,7 +95,8 @@ class TrainingConfig:
     """Optimisation and bookkeeping (flag names follow diffusers' training scripts).
 
     ``ema_decay`` > 0 keeps an EMA of the weights for validation and export; ``compile`` runs
-    the model through ``torch.compile`` (accelerate's ``dynamo_backend="inductor"``);
+    the model through ``torch.compile`` (accelerate's ``dynamo_backend="inductor"``), and the
+    tokenizer's encoder when it encodes the data set (a cache miss, ``load_encoded_data``);
     ``deterministic`` turns on ``torch.use_deterministic_algorithms`` for the run (multi-threaded
     CPU backward of the convolutional VQ is otherwise not bitwise repeatable).
     ``group_loss_power`` p weighs each target of a generation group holding n targets by

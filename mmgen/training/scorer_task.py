@@ -88,7 +88,8 @@ class MatchScorerTask:
         training examples (the held-out ones excluded)."""
         c = self.config
         layout, vq = self.pipe.order.token_layout, self.pipe.vq
-        self.codes, captions = load_encoded_data(c.cache_dir, vq, layout, c.data, accelerator)
+        self.codes, captions = load_encoded_data(c.cache_dir, vq, layout, c.data, accelerator,
+                                                 compile=c.training.compile)  # fmt: skip
         self.condition_ids = self.pipe.text_tokenizer(captions)  # (N, T)
         self.captions = captions
         self.near_miss_codes = None
@@ -99,7 +100,7 @@ class MatchScorerTask:
                 raise ConfigError(f"scorer.near_misses {pool} > data.num_samples {len(captions)}")
             near_miss_data = dataclasses.replace(c.data, num_samples=pool, near_miss=True)
             self.near_miss_codes, near_miss_captions = load_encoded_data(
-                c.cache_dir, vq, layout, near_miss_data, accelerator
+                c.cache_dir, vq, layout, near_miss_data, accelerator, compile=c.training.compile
             )
             if near_miss_captions != captions[:pool]:
                 raise RuntimeError("near misses were drawn for other prompts than the data's")

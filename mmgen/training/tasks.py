@@ -92,12 +92,18 @@ def load_training_images(
 
 
 def encode_images(
-    vq, token_layout, images: torch.Tensor, accelerator, batch_size: int = 256
-) -> torch.Tensor:
+    vq, token_layout, images: torch.Tensor, accelerator, batch_size: int = 256,
+    compile: bool = False,
+) -> torch.Tensor:  # fmt: skip
     """(N, C, H, W) uint8 images -> flat tokens (``TokenLayout.flatten``): codes (N, tokens)
     or latents (N, tokens, C), encoded on the accelerator's device and stored compactly on
     the CPU (int16 codes where the codebook allows, float16 latents). (N, F, C, H, W) clips
-    are encoded frame by frame into (N, F * tokens, C), (N, S) waveforms into (N, N', C)."""
+    are encoded frame by frame into (N, F * tokens, C), (N, S) waveforms into (N, N', C).
+
+    ``compile``: run ``vq.encode`` through ``torch.compile`` (one shape: the last chunk is
+    padded to ``batch_size`` and its padding dropped), about 1.9x faster on a CPU for the
+    shapes VQ; a code in ~10^4 can differ from the eager one where two codebook entries are
+    equally near."""
     from tqdm.auto import tqdm
 
     vq.to(accelerator.device)
@@ -111,6 +117,7 @@ def encode_images(
     clips = images.ndim == 5
     if clips:  # about batch_size frames per encoder call
         batch_size = max(1, batch_size // images.shape[1])
+    encode = torch.compile(vq.encode, dynamic=False) if compile else vq.encode
     with torch.no_grad():
         for start in tqdm(
             range(0, len(images), batch_size),
@@ -118,19 +125,24 @@ def encode_images(
             disable=not accelerator.is_local_main_process,
         ):
             chunk = to_unit_range(images[start : start + batch_size].to(accelerator.device))
+            n = len(chunk)
+            if compile and n < batch_size:  # the compiled encoder's one shape: pad, then drop
+                chunk = torch.cat([chunk, chunk[-1:].expand(batch_size - n, *chunk.shape[1:])])
             if clips:  # (b, F, C, H, W) -> per-frame latents (b, F, C', h, w)
-                encoded = vq.encode(chunk.flatten(0, 1)).unflatten(0, chunk.shape[:2])
+                encoded = encode(chunk.flatten(0, 1)).unflatten(0, chunk.shape[:2])[:n]
             else:
-                encoded = vq.encode(chunk)
+                encoded = encode(chunk)[:n]
             codes.append(token_layout.flatten(encoded).to("cpu", dtype))
     vq.to("cpu")
     return torch.cat(codes)
 
 
-def load_encoded_data(cache_dir, vq, token_layout, data, accelerator) -> tuple[torch.Tensor, list]:
+def load_encoded_data(
+    cache_dir, vq, token_layout, data, accelerator, compile: bool = False
+) -> tuple[torch.Tensor, list]:
     """The codes (or latents) and conditions of ``data`` (a ``DataConfig``) under ``vq``, from
     the shared cache (``mmgen.training.encoded_data``), or rendered/read and encoded once
-    (:func:`encode_images`) and stored there."""
+    (:func:`encode_images`, its encoder compiled with ``compile``) and stored there."""
     from mmgen.training.encoded_data import EncodedDataCache
 
     cache = EncodedDataCache(cache_dir, vq, data)
@@ -142,7 +154,7 @@ def load_encoded_data(cache_dir, vq, token_layout, data, accelerator) -> tuple[t
     images, conditions = load_training_images(
         data, show_progress=accelerator.is_local_main_process, sample_rate=sample_rate
     )
-    codes = encode_images(vq, token_layout, images, accelerator)
+    codes = encode_images(vq, token_layout, images, accelerator, compile=compile)
     if accelerator.is_main_process:
         cache.save(codes, conditions)
     return codes, conditions
@@ -420,7 +432,7 @@ class GenerationTask:
     def encoded_data(self, data, accelerator) -> tuple[torch.Tensor, list]:
         """The codes (or latents) and conditions of ``data`` (:func:`load_encoded_data`)."""
         return load_encoded_data(self.config.cache_dir, self.vq, self.token_layout(), data,
-                                 accelerator)  # fmt: skip
+                                 accelerator, compile=self.config.training.compile)  # fmt: skip
 
     def first_frame_data(self, accelerator) -> tuple[torch.Tensor, list]:
         """``training.first_frame_batch``'s pool: the first frames' latents (M, tokens, C) and

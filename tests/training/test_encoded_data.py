@@ -77,3 +77,22 @@ def test_changed_tokenizer_in_same_output_folder_encodes_again(tmp_path, trained
     assert len(entries) == 2
     first, second = (load_state_dict(entry / "codes.safetensors")["codes"] for entry in entries)
     assert not torch.equal(first, second)
+
+
+def test_compiled_encoding_gives_the_eager_codes(trained_vq):
+    """``training.compile``'s encoding pass: one compiled shape, the last chunk padded and its
+    padding dropped; images and clips (frame by frame) alike."""
+    from types import SimpleNamespace
+
+    from mmgen.training.tasks import encode_images, load_training_images
+
+    vq = final_vq(trained_vq).eval()
+    accelerator = SimpleNamespace(device=torch.device("cpu"), is_local_main_process=False)
+    images, _ = load_training_images(DataConfig(num_samples=10), show_progress=False)  # 4+4+2
+    clips = images[:6].view(3, 2, *images.shape[1:])  # (3 clips, 2 frames, C, H, W)
+    layout = vq.token_layout(*images.shape[-2:])
+    for data in (images, clips):
+        eager = encode_images(vq, layout, data, accelerator, batch_size=4)
+        compiled = encode_images(vq, layout, data, accelerator, batch_size=4, compile=True)
+        assert compiled.shape == eager.shape and compiled.dtype == eager.dtype
+        assert torch.equal(compiled, eager)
