@@ -32,7 +32,7 @@ import torch
 
 DATASHEET_PEAK = 989e12  # H100 / H200 SXM, bf16 dense
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # autocast dtype
-FLAGSHIP_RECIPE = "shapes_t2i_shuffle"  # what --cpu times
+FLAGSHIP_RECIPE = "shapes_t2i_flagship_generator"  # what --cpu times (`make train-flagship`)
 RECIPE_VARIANTS = "fp32-eager,bf16-eager,bf16-compile,fp32-compile"
 
 

@@ -82,17 +82,49 @@ def test_changed_tokenizer_in_same_output_folder_encodes_again(tmp_path, trained
 def test_compiled_encoding_gives_the_eager_codes(trained_vq):
     """``training.compile``'s encoding pass: one compiled shape, the last chunk padded and its
     padding dropped; images and clips (frame by frame) alike."""
-    from types import SimpleNamespace
+    from torch._dynamo.utils import counters
 
     from mmgen.training.tasks import encode_images, load_training_images
 
     vq = final_vq(trained_vq).eval()
-    accelerator = SimpleNamespace(device=torch.device("cpu"), is_local_main_process=False)
     images, _ = load_training_images(DataConfig(num_samples=10), show_progress=False)  # 4+4+2
     clips = images[:6].view(3, 2, *images.shape[1:])  # (3 clips, 2 frames, C, H, W)
     layout = vq.token_layout(*images.shape[-2:])
-    for data in (images, clips):
-        eager = encode_images(vq, layout, data, accelerator, batch_size=4)
-        compiled = encode_images(vq, layout, data, accelerator, batch_size=4, compile=True)
+    for data in (images, clips):  # clips' chunks of 2 x 2 frames: the images' shape again
+        torch._dynamo.reset()
+        counters.clear()
+        eager = encode_images(vq, layout, data, cpu_accelerator(), batch_size=4)
+        assert counters["stats"]["unique_graphs"] == 0
+        compiled = encode_images(vq, layout, data, cpu_accelerator(), batch_size=4, compile=True)
+        assert counters["stats"]["unique_graphs"] == 1  # dynamo built one graph: one shape
         assert compiled.shape == eager.shape and compiled.dtype == eager.dtype
         assert torch.equal(compiled, eager)
+
+
+def test_training_compile_reaches_the_encoding(tmp_path, trained_vq, monkeypatch):
+    """A task with ``training.compile`` asks for a compiled encoding on a cache miss."""
+    import mmgen.training.tasks as tasks
+    from mmgen.training.config import load_run_config
+
+    encode, asked = tasks.encode_images, []
+
+    def recording_encode(*args, compile=False, **kwargs):
+        asked.append(compile)
+        return encode(*args, **kwargs)  # eagerly: what is checked is the flag's route
+
+    monkeypatch.setattr(tasks, "encode_images", recording_encode)
+    for flag in (False, True):
+        recipe = t2i_recipe(tmp_path, trained_vq[0] / "final", compile=flag)
+        config = load_run_config(recipe, cache_dir=str(tmp_path / f"cache-{flag}"))  # misses
+        tasks.build_task(config).prepare_data(cpu_accelerator())
+    assert asked == [False, True]
+
+
+def cpu_accelerator():
+    """What the encoding reads of an ``Accelerator``, on the CPU, without progress bars."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        device=torch.device("cpu"), is_local_main_process=False, is_main_process=True,
+        print=lambda *args, **kwargs: None,
+    )  # fmt: skip
