@@ -62,10 +62,12 @@ bench-orders: setup
 #   python tools/install_builtin.py --source runs/shapes_t2i_flagship_scorer/final \
 #     --name shapes-t2i --weights-dtype float16
 # A second run with other seeds (both parts; the same data): move runs/shapes_t2i_flagship_*
-# aside, then `make train-flagship FLAGSHIP_SEED=1`.
+# aside, then `make train-flagship FLAGSHIP_SEED=1`. Both parts train in bf16 + compile; on a CPU
+# where `tools/bench_train.py --cpu` shows bf16 slower than float32, FLAGSHIP_PRECISION=no.
 FLAGSHIP_SEED ?= 0
+FLAGSHIP_PRECISION ?= bf16
 train-flagship: setup
-	$(call train_recipes,configs/shapes_t2i_flagship_,runs/shapes_t2i_flagship_,generator scorer,--seed $(FLAGSHIP_SEED))
+	$(call train_recipes,configs/shapes_t2i_flagship_,runs/shapes_t2i_flagship_,generator scorer,--seed $(FLAGSHIP_SEED) --mixed-precision $(FLAGSHIP_PRECISION))
 	$(BIN)/mmgen eval shapes --model runs/shapes_t2i_flagship_scorer/final --num-prompts 400 \
 	  --seed 0 --out-dir runs/shapes_t2i_flagship_scorer/eval
 

@@ -43,14 +43,15 @@ CASES = {
                           dict(num_images_per_class=2, guidance_scale=2.0)),
 }  # fmt: skip
 DIGESTS = {
-    # the CPU-trained flagship (2026-12-07, AMD EPYC): its generator alone ...
-    "shapes-t2i one candidate": "ed0b0b04e7b3d025c57afddd55d9fc0676792a927501091f985e8023cfb6af82",
-    "shapes-t2i guided top-k": "f3085d7f7537013f6bc5b506ecf2a753b6e3aec886528eda1c2b9aefa6a94897",
-    "shapes-t2i greedy": "7dda77789c486bf4d5bcb88f2abf7124380ebb924428bd6fb704c9dd20d43de3",
-    # ... and the best of 8 by its captioning scorer (4x4 windows, 2026-12-07), on re-encoded
+    # the CPU-trained flagship (2026-12-07, AMD EPYC; the bf16 chain's weights): its generator
+    # alone ...
+    "shapes-t2i one candidate": "ab9bc6a66c9bedd84002f7deee7aca2ffc7365047a388284ab80cfdac63b61f2",
+    "shapes-t2i guided top-k": "ca5cfa293fa52cf1816863c76bdfff1cc8a1af17b66f02157401f18ebc4de750",
+    "shapes-t2i greedy": "810eb254cf0e2e78ddd896c1058603d267f3ae50f7bc28edb95afd6d86027b62",
+    # ... and the best of 16 by its captioning scorer (4x4 windows, 2026-12-07), on re-encoded
     # pictures: per kernel family
     "shapes-t2i default sampling": {
-        "AVX512": "c9ec03e933215ae49c32cff120128916179e566a406470180c11f63829b6ea1d",
+        "AVX512": "13b1cacc8f6d82a83da8cfeef5def489927fcca947f2f1eb36e1b0d81125a95f",
     },
     # the generator alone (its weights and sampling before the scorer came): unchanged
     "shapes-t2i-shuffle one candidate": "d4937392d8468ad081a6e3970e66d1fa59c8fc8c36b7bd84af58b13a5376b7c5",  # noqa: E501
