@@ -62,12 +62,13 @@ bench-orders: setup
 #   python tools/install_builtin.py --source runs/shapes_t2i_flagship_scorer/final \
 #     --name shapes-t2i --weights-dtype float16
 # A second run with other seeds (both parts; the same data): move runs/shapes_t2i_flagship_*
-# aside, then `make train-flagship FLAGSHIP_SEED=1`. Both parts train in bf16 + compile; on a CPU
-# where `tools/bench_train.py --cpu` shows bf16 slower than float32, FLAGSHIP_PRECISION=no.
+# aside, then `make train-flagship FLAGSHIP_SEED=1`. Both recipes train in bf16 + compile; on a
+# CPU where `tools/bench_train.py --cpu` shows bf16 slower than float32, FLAGSHIP_PRECISION=no
+# (passed as --mixed-precision; unset, the recipes' own precision).
 FLAGSHIP_SEED ?= 0
-FLAGSHIP_PRECISION ?= bf16
+FLAGSHIP_PRECISION ?=
 train-flagship: setup
-	$(call train_recipes,configs/shapes_t2i_flagship_,runs/shapes_t2i_flagship_,generator scorer,--seed $(FLAGSHIP_SEED) --mixed-precision $(FLAGSHIP_PRECISION))
+	$(call train_recipes,configs/shapes_t2i_flagship_,runs/shapes_t2i_flagship_,generator scorer,--seed $(FLAGSHIP_SEED) $(if $(FLAGSHIP_PRECISION),--mixed-precision $(FLAGSHIP_PRECISION)))
 	$(BIN)/mmgen eval shapes --model runs/shapes_t2i_flagship_scorer/final --num-prompts 400 \
 	  --seed 0 --out-dir runs/shapes_t2i_flagship_scorer/eval
 
