@@ -126,6 +126,12 @@ class TrainedTextTokenizer:
         return self.tokenizer.get_vocab_size()
 
     @property
+    def vocabulary(self) -> tuple[str, ...]:
+        """The token of each id, in id order (what a model trained on these ids read)."""
+        by_id = {i: token for token, i in self.tokenizer.get_vocab().items()}
+        return tuple(by_id[i] for i in range(len(by_id)))
+
+    @property
     def config(self) -> dict:
         """What ``model_index.json`` records; the vocabulary itself is in ``tokenizer.json``."""
         return {"file": FILE_NAME, "max_length": self.max_length}

@@ -51,13 +51,24 @@ def same_config(a: Path, b: Path) -> bool:
 
 
 def identical_builtin_component(folder: Path, name: str) -> str | None:
-    """``"<built-in>/<component>"`` of another built-in model, or the name of a built-in
-    tokenizer, whose folder holds the same model.safetensors bytes as ``folder`` and the same
-    config.json (:func:`same_config`), else None."""
-    from mmgen.builtin import BUILTIN_MODELS, BUILTIN_TOKENIZERS, resolve_component_path
+    """``"<built-in>/<component>"`` (any of another built-in model's components: a borrowed
+    ``scorer_vq`` is its lender's ``vq``), or the name of a built-in tokenizer, whose folder
+    holds the same model.safetensors bytes as ``folder`` and the same config.json
+    (:func:`same_config`), else None."""
+    from mmgen.builtin import (
+        BUILTIN_DIR,
+        BUILTIN_MODELS,
+        BUILTIN_TOKENIZERS,
+        resolve_component_path,
+    )
 
     weights, config_file = "model.safetensors", "config.json"
-    references = [f"{other}/{folder.name}" for other in sorted(set(BUILTIN_MODELS) - {name})]
+    references = [
+        f"{other}/{component.name}"
+        for other in sorted(set(BUILTIN_MODELS) - {name})
+        for component in sorted((BUILTIN_DIR / other).glob("*/"))
+        if (component / weights).is_file()
+    ]
     for reference in [*references, *BUILTIN_TOKENIZERS]:
         twin = resolve_component_path(reference)  # the folder shared.json would point to
         if (
@@ -115,7 +126,7 @@ def main() -> None:
                 target.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source / relative, target / relative)
         shared = {}
-        optional = [name for name in ("scorer",) if (source / name).is_dir()]
+        optional = [name for name in ("scorer", "scorer_vq") if (source / name).is_dir()]
         for component in ("transformer", "vq", *optional):
             copy_component(source / component, target / component, args.weights_dtype)
             twin = identical_builtin_component(target / component, args.name)

@@ -40,6 +40,10 @@ class MatchScorerConfig:
             where matching ones tend to a bag of words), trained on positives only: condition
             row t sees every window and the rows before it and predicts id t + 1.
         pad_id: the condition tokenizer's padding id (``"caption"``: padding is not scored).
+        condition_vocab: the token of each condition id the scorer was trained on (a learned
+            text tokenizer's vocabulary), so that a pipeline with another vocabulary can
+            translate its ids; None (byte prompts, or scorers saved before it): the ids of the
+            pipeline it was trained for, as they are.
         fixed_positions: also add fixed sinusoidal features of each row's place (a condition
             row's index; a window's row and column), a third of the width per axis, as loud as
             the rows' content: the learned rows start at 0.02 against content of ~0.6 and stay
@@ -58,9 +62,17 @@ class MatchScorerConfig:
     fixed_positions: bool = False
     objective: str = "match"
     pad_id: int | None = None
+    condition_vocab: tuple[str, ...] | None = None
 
     def __post_init__(self):
         self.grid = tuple(int(g) for g in self.grid)
+        if self.condition_vocab is not None:
+            self.condition_vocab = tuple(self.condition_vocab)
+            if len(self.condition_vocab) != self.condition_vocab_size:
+                raise ValueError(
+                    f"condition_vocab holds {len(self.condition_vocab)} tokens, "
+                    f"condition_vocab_size is {self.condition_vocab_size}"
+                )
         if len(self.grid) != 2 or any(g % self.window for g in self.grid):
             raise ValueError(f"grid {self.grid} must be (h, w) divisible by window {self.window}")
         if self.dim % (self.window**2) or self.dim % self.num_heads:
@@ -238,3 +250,42 @@ def corrupt_condition_ids(
         t = places[int(torch.randint(len(places), (1,), generator=generator))]
         ids[b, t] = choices[t][torch.randint(len(choices[t]), (1,), generator=generator)]
     return ids
+
+
+def condition_id_map(tokenizer, config: MatchScorerConfig) -> torch.Tensor | None:
+    """How a scorer reads the ids of a pipeline's condition ``tokenizer``: None when they are
+    its own ids (the same vocabulary, or a scorer that records none and has as many ids), else
+    (V,) int64: the scorer's id of each of the tokenizer's tokens, looked up by the token's
+    text in ``config.condition_vocab`` (prompts are translated token for token, so both must
+    split words alike: word-level vocabularies).
+
+    Raises:
+        ValueError: rows of another length, another vocabulary the scorer records none of, or
+            tokens the scorer never saw (named).
+    """
+    if tokenizer.max_length != config.condition_length:
+        raise ValueError(
+            f"the scorer reads condition rows of {config.condition_length} ids; this "
+            f"pipeline's tokenizer pads to {tokenizer.max_length}"
+        )
+    vocabulary = getattr(tokenizer, "vocabulary", None)
+    if config.condition_vocab is None or tuple(vocabulary or ()) == config.condition_vocab:
+        if tokenizer.vocab_size != config.condition_vocab_size:
+            raise ValueError(
+                f"the scorer reads {config.condition_vocab_size} condition ids; this "
+                f"pipeline's tokenizer has {tokenizer.vocab_size}"
+            )
+        return None
+    if vocabulary is None:
+        raise ValueError(
+            f"the scorer was trained on a learned vocabulary of {config.condition_vocab_size} "
+            f"tokens; this pipeline's {type(tokenizer).__name__} has none to translate"
+        )
+    scorer_ids = {token: i for i, token in enumerate(config.condition_vocab)}
+    unseen = [token for token in vocabulary if token not in scorer_ids]
+    if unseen:
+        raise ValueError(
+            f"the scorer never saw {len(unseen)} of this pipeline's tokens: "
+            f"{', '.join(map(repr, unseen[:10]))}"
+        )
+    return torch.tensor([scorer_ids[token] for token in vocabulary], dtype=torch.long)

@@ -12,6 +12,7 @@ import torch
 from mmgen.generation.guidance import check_guidance_args
 from mmgen.generation.logits_processors import check_sampling_args
 from mmgen.generation.loop import SamplingConfig, generate_codes
+from mmgen.models.match_scorer import condition_id_map
 from mmgen.models.transformer import ARTransformer
 from mmgen.orders.base import Order, build_order
 from mmgen.pipelines.outputs import OUTPUT_TYPES, ImagePipelineOutput, to_output_type
@@ -51,6 +52,11 @@ class ARImagePipeline(PipelineSurface):
             next-token.
         scorer: an optional prompt-image match scorer (``mmgen.models.match_scorer``): with
             ``num_candidates`` N > 1 each output image is the best of N drawn (reranking).
+        scorer_vq: the image tokenizer whose codes the scorer reads (one grid of codes), when
+            it is not the pipeline's own: a scorer trained for one pipeline then reranks any
+            other's pictures (a next-scale or continuous order's included), re-encoded from
+            pixels. The scorer reads the pipeline's prompt ids through its own vocabulary
+            (``condition_vocab``), word for word.
     """
 
     #: key of the condition tokenizer's config in model_index.json
@@ -69,6 +75,7 @@ class ARImagePipeline(PipelineSurface):
         training_config: dict | None = None,
         order: dict | Order | None = None,
         scorer=None,
+        scorer_vq=None,
     ):
         self.transformer = transformer.eval()
         self.vq = vq.eval()
@@ -92,6 +99,9 @@ class ARImagePipeline(PipelineSurface):
                 f"transformer condition_vocab_size {c.condition_vocab_size} does not match the "
                 f"condition tokenizer's vocab_size {condition_tokenizer.vocab_size}"
             )
+        self.scorer_vq = None if scorer_vq is None else scorer_vq.eval()
+        if scorer_vq is not None and scorer is None:
+            raise ValueError("scorer_vq is the tokenizer a scorer reads; got no scorer")
         self.scorer = None if scorer is None else self.check_scorer(scorer).eval()
         for part, wanted in (("input", self.order.input_config()),
                              ("head", self.order.head_config())):  # fmt: skip
@@ -103,22 +113,29 @@ class ARImagePipeline(PipelineSurface):
                 )
 
     def check_scorer(self, scorer):
-        """``scorer`` when it reads this pipeline's conditions and codes, else ValueError."""
-        c, layout = scorer.config, self.order.token_layout
+        """``scorer`` when it reads this pipeline's prompts and the codes of its image
+        tokenizer (:attr:`scorer_layout`), else ValueError. Sets :attr:`scorer_id_map`: this
+        pipeline's condition ids -> the scorer's (None: the same ids)."""
+        c, layout = scorer.config, self.scorer_layout
         tokenizer = self.condition_tokenizer
-        fits = (
+        reads_codes = (
             layout.scales is None and layout.frames is None and not layout.is_continuous
             and tuple(layout.grid) == tuple(c.grid) and layout.codebook_size == c.num_codes
-            and tokenizer.vocab_size == c.condition_vocab_size
-            and tokenizer.max_length == c.condition_length
         )  # fmt: skip
-        if not fits:
+        if not reads_codes:
             raise ValueError(
-                f"the scorer reads {c.condition_length} condition ids of {c.condition_vocab_size} "
-                f"and a {c.grid} map of {c.num_codes} codes; this pipeline has "
-                f"{tokenizer.max_length} of {tokenizer.vocab_size} and tokens {layout}"
+                f"the scorer reads a {c.grid} map of {c.num_codes} codes; its tokenizer here "
+                f"gives {layout} (pass the tokenizer it was trained on as scorer_vq)"
             )
+        self.scorer_id_map = condition_id_map(tokenizer, c)
         return scorer
+
+    @property
+    def scorer_layout(self):
+        """The token layout of the codes the scorer reads: ``scorer_vq``'s, else the order's."""
+        if self.scorer_vq is None:
+            return self.order.token_layout
+        return self.scorer_vq.token_layout(self.image_size, self.image_size)
 
     @property
     def layout(self):
@@ -157,6 +174,7 @@ class ARImagePipeline(PipelineSurface):
             "condition_tokenizer": "condition_tokenizer",
             "order": "order",
             "scorer": "scorer",
+            "scorer_vq": "scorer_vq",
         }
 
     @property
@@ -189,8 +207,9 @@ class ARImagePipeline(PipelineSurface):
         folder.mkdir(parents=True, exist_ok=True)
         save_module(self.transformer, folder / "transformer")
         save_module(self.vq, folder / "vq")
-        if self.scorer is not None:
-            save_module(self.scorer, folder / "scorer")
+        for name in ("scorer", "scorer_vq"):
+            if getattr(self, name) is not None:
+                save_module(getattr(self, name), folder / name)
         if "file" in self.condition_tokenizer.config:  # a learned vocabulary: tokenizer.json
             self.condition_tokenizer.save(folder / self.condition_tokenizer.config["file"])
         index = self.model_index()
@@ -213,8 +232,9 @@ class ARImagePipeline(PipelineSurface):
             "sampling": to_dict(self.sampling),
             "transformer": class_spec(type(self.transformer)),
             "vq": class_spec(type(self.vq)),
-            **({} if self.scorer is None else {"scorer": class_spec(type(self.scorer))}),
-        }
+            **{name: class_spec(type(getattr(self, name))) for name in ("scorer", "scorer_vq")
+               if getattr(self, name) is not None},
+        }  # fmt: skip
 
     @classmethod
     def from_pretrained(
@@ -253,10 +273,11 @@ class ARImagePipeline(PipelineSurface):
                                spec=index[name])
                 for name in ("transformer", "vq")
             )  # fmt: skip
-            scorer = None
-            if "scorer" in index:
-                scorer = load_component(component_folder(folder, "scorer"),
-                                        torch_dtype=torch_dtype, spec=index["scorer"])  # fmt: skip
+            scorer, scorer_vq = (
+                load_component(component_folder(folder, name), torch_dtype=torch_dtype,
+                               spec=index[name]) if name in index else None
+                for name in ("scorer", "scorer_vq")
+            )  # fmt: skip
             pipe = cls(
                 transformer,
                 vq,
@@ -266,6 +287,7 @@ class ARImagePipeline(PipelineSurface):
                 training_config=training_config,
                 order=index.get("order"),
                 scorer=scorer,
+                scorer_vq=scorer_vq,
             )
         except (KeyError, TypeError, ValueError, ConfigError, FileNotFoundError) as err:
             raise CheckpointError(
@@ -444,20 +466,25 @@ class ARImagePipeline(PipelineSurface):
         )  # (B * K, N)
         scorer_device = next(self.scorer.parameters()).device
         with torch.no_grad():
-            seen = self.reencode_codes(codes)  # (B * K, N): what the scorer was trained on
+            seen = self.reencode_codes(codes)  # (B * K, n): what the scorer was trained on
+            if self.scorer_id_map is not None:  # its own vocabulary's ids
+                condition_ids_K = self.scorer_id_map[condition_ids_K.cpu()]
             scores = self.scorer(condition_ids_K.to(scorer_device), seen.to(scorer_device))
         best = scores.view(-1, K).argmax(1).to(codes.device)  # (B,)
         return codes.view(-1, K, codes.shape[1])[torch.arange(len(best)), best]  # (B, N)
 
     def reencode_codes(self, codes_BN: torch.Tensor) -> torch.Tensor:
-        """Codes (B, N) -> the tokenizer's codes (B, N) of the pictures they decode to, pixels
-        rounded to 8 bits as the output images are. Sampled codes are not what the encoder
+        """Codes (B, N) -> the scorer's tokenizer's codes (B, n) of the pictures they decode
+        to (``scorer_vq``, else the pipeline's own), pixels rounded to 8 bits as the output
+        images are. Sampled codes are not what the encoder
         gives for their own picture (about 46% of ``shapes-t2i-shuffle``'s codes change), and
         a scorer trained on encoded pictures picks far better from the re-encoded ones (0.905
         against 0.863 of picks passing, 400 prompts x 8 candidates)."""
         images = self.decode_codes(codes_BN).float().clamp(-1, 1)  # (B, C, H, W)
         images = ((images + 1) * 127.5).round() / 127.5 - 1  # as uint8 pixels
-        return self.order.token_layout.flatten(self.vq.encode(images)).long()
+        reader = self.vq if self.scorer_vq is None else self.scorer_vq
+        images = images.to(next(reader.parameters()).device)
+        return self.scorer_layout.flatten(reader.encode(images)).long()
 
     def decode_codes(self, codes_BN: torch.Tensor) -> torch.Tensor:
         """Flat tokens (codes (B, N) or latents (B, N, C)) -> images (B, C, H, W) in [-1, 1]

@@ -57,6 +57,7 @@ class MatchScorerTask:
             "num_codes": layout.codebook_size,
             "grid": tuple(layout.grid),
             "pad_id": getattr(tokenizer, "pad_id", None),
+            "condition_vocab": getattr(tokenizer, "vocabulary", None),
         }
         fixed = sorted(set(config.model) & set(sizes))
         if fixed:

@@ -7,6 +7,8 @@ from conftest import make_tiny_pipeline
 
 from mmgen import ClassToImagePipeline, TextToImagePipeline
 
+COMPONENT_NAMES = {"transformer", "vq", "condition_tokenizer", "order", "scorer", "scorer_vq"}
+
 
 def seeded(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
@@ -43,8 +45,9 @@ def test_latent_output_is_the_codes_the_decoder_turns_into_the_images(tiny_pipel
 def test_components_config_device_dtype_and_to(tiny_pipeline, tmp_path):
     pipe = tiny_pipeline
     parts = pipe.components
-    assert set(parts) == {"transformer", "vq", "condition_tokenizer", "order", "scorer"}
-    assert parts["scorer"] is None  # optional, as diffusers lists a missing component
+    assert set(parts) == COMPONENT_NAMES
+    # optional ones are listed as None, as diffusers lists a missing component
+    assert parts["scorer"] is None and parts["scorer_vq"] is None
     assert parts["transformer"] is pipe.transformer and parts["vq"] is pipe.vq
     rebuilt = TextToImagePipeline(**parts, image_size=16)
     assert torch.equal(rebuilt("a", generator=seeded(1), output_type="latent").images,
@@ -98,7 +101,7 @@ def test_the_class_pipeline_takes_num_images_per_prompt_and_make_image_grid_work
     by_prompt = pipe([3, 7], num_images_per_prompt=2, generator=seeded(0)).images
     by_class = pipe([3, 7], num_images_per_class=2, generator=seeded(0)).images
     assert [im.tobytes() for im in by_prompt] == [im.tobytes() for im in by_class]
-    assert set(pipe.components) == {"transformer", "vq", "condition_tokenizer", "order", "scorer"}
+    assert set(pipe.components) == COMPONENT_NAMES
     with pytest.raises(ValueError, match="disagree"):
         pipe(3, num_images_per_class=2, num_images_per_prompt=3)
     grid = make_image_grid(by_prompt, rows=2, cols=2)

@@ -1,5 +1,5 @@
-"""tools/install_builtin.py: a component identical to another built-in's is found (and then
-stored once, by reference in shared.json); any other is not."""
+"""tools/install_builtin.py: a component identical to another built-in's (under any of its
+names) is found (and then stored once, by reference in shared.json); any other is not."""
 
 import shutil
 import sys
@@ -23,6 +23,15 @@ def test_an_identical_component_of_another_builtin_is_found(tmp_path):
     weights[-1] ^= 1
     (copy / "model.safetensors").write_bytes(bytes(weights))
     assert install_builtin.identical_builtin_component(copy, "shapes-t2i-shuffle") is None
+
+
+def test_a_component_under_another_name_finds_its_twin(tmp_path):
+    # a borrowed scorer's tokenizer (scorer_vq) is its lender's vq
+    copy = tmp_path / "scorer_vq"
+    shutil.copytree(BUILTIN_DIR / "shapes-t2i" / "vq", copy)
+    assert install_builtin.identical_builtin_component(copy, "shapes-t2i-scale") == (
+        "shapes-t2i/vq"
+    )
 
 
 def test_a_component_identical_to_a_builtin_tokenizer_names_it_and_loads_through_it(tmp_path):
