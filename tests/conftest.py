@@ -128,6 +128,21 @@ def make_tiny_pipeline(
     return TextToImagePipeline(model, vq, text, image_size=16, order=order)
 
 
+def own_candidates(pipe, prompts: list[str], i: int, seed: int, k: int) -> torch.Tensor:
+    """Codes (k, N) of the k candidates a reranking ``pipe`` draws for image i of ``prompts``
+    generated with one generator per image (image i's seeded ``seed``): k child generators
+    seeded by draws from it, the prompt's rows repeated."""
+    from mmgen.pipelines.text_to_image import prompt_ids
+
+    cond, uncond = prompt_ids(pipe.text_tokenizer, prompts, None, 1)
+    child_seeds = torch.randint(2**62, (k,), generator=torch.Generator().manual_seed(seed))
+    children = [torch.Generator().manual_seed(int(s)) for s in child_seeds]
+    return pipe.generate_tokens(
+        cond[i : i + 1].repeat(k, 1), uncond[i : i + 1].repeat(k, 1), pipe.resolve_sampling(),
+        generator=children, use_cache=True, show_progress=False,
+    )  # fmt: skip
+
+
 @pytest.fixture
 def tiny_pipeline() -> TextToImagePipeline:
     return make_tiny_pipeline()

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import make_tiny_pipeline, make_tiny_tokenizer
+from conftest import make_tiny_pipeline, make_tiny_tokenizer, own_candidates
 from mmgen.tokenizers.trained_text import TrainedTextTokenizer
 
 from mmgen.models.match_scorer import MatchScorer, MatchScorerConfig, condition_id_map
@@ -47,14 +47,9 @@ def test_a_next_scale_pipeline_keeps_the_best_by_the_codes_of_the_scorers_own_to
     out = pipe(PROMPTS, generator=generators([5, 6]), output_type="latent",
                show_progress=False).images  # fmt: skip
     assert out.shape[1] == pipe.order.token_layout.num_tokens  # the pyramid's codes (85)
-    cond, uncond = prompt_ids(pipe.text_tokenizer, PROMPTS, None, 1)
+    cond, _ = prompt_ids(pipe.text_tokenizer, PROMPTS, None, 1)
     for i, seed in enumerate([5, 6]):
-        child_seeds = torch.randint(2**62, (3,), generator=torch.Generator().manual_seed(seed))
-        children = [torch.Generator().manual_seed(int(s)) for s in child_seeds]
-        candidates = pipe.generate_tokens(
-            cond[i : i + 1].repeat(3, 1), uncond[i : i + 1].repeat(3, 1), pipe.resolve_sampling(),
-            generator=children, use_cache=True, show_progress=False,
-        )  # fmt: skip
+        candidates = own_candidates(pipe, PROMPTS, i, seed, 3)
         pixels = pipe.decode_codes(candidates).clamp(-1, 1).add(1).mul(127.5).round()
         seen = pipe.scorer_vq.encode(pixels.div(127.5).sub(1)).flatten(1)  # (3, 64)
         scores = pipe.scorer(cond[i : i + 1].repeat(3, 1), seen)

@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 import torch
-from conftest import make_tiny_pipeline
+from conftest import make_tiny_pipeline, own_candidates
 
 from mmgen.models.match_scorer import MatchScorer, MatchScorerConfig
 from mmgen.pipelines.text_to_image import TextToImagePipeline, prompt_ids
@@ -39,14 +39,9 @@ def test_each_image_is_the_best_scored_of_its_own_candidates():
     # the same candidates by hand: image i's three come from generators seeded by draws
     # from generator i; the scorer reads their pictures (8-bit) encoded again, and its argmax
     # is kept
-    cond, uncond = prompt_ids(pipe.text_tokenizer, PROMPTS, None, 1)
+    cond, _ = prompt_ids(pipe.text_tokenizer, PROMPTS, None, 1)
     for i, seed in enumerate([5, 6]):
-        child_seeds = torch.randint(2**62, (3,), generator=torch.Generator().manual_seed(seed))
-        children = [torch.Generator().manual_seed(int(s)) for s in child_seeds]
-        candidates = pipe.generate_tokens(
-            cond[i : i + 1].repeat(3, 1), uncond[i : i + 1].repeat(3, 1), pipe.resolve_sampling(),
-            generator=children, use_cache=True, show_progress=False,
-        )  # fmt: skip
+        candidates = own_candidates(pipe, PROMPTS, i, seed, 3)
         pixels = pipe.decode_codes(candidates).clamp(-1, 1).add(1).mul(127.5).round()
         seen = pipe.order.token_layout.flatten(pipe.vq.encode(pixels.div(127.5).sub(1)))
         assert not torch.equal(seen, candidates)  # the test tells the two apart
