@@ -9,7 +9,7 @@ BUILTIN_DIR = Path(__file__).resolve().parent
 #: name -> (folder under mmgen/builtin, one-line description)
 BUILTIN_MODELS: dict[str, str] = {
     "shapes-t2i": "text-to-image on the built-in shapes task, 64x64 (Token-Shuffle s=2 over VQ "
-    "codes, word prompts, each image the best of 8 by a captioning scorer; trained on 2 CPU "
+    "codes, word prompts, each image the best of 16 by a captioning scorer; trained on 2 CPU "
     "cores)",
     "digits-c2i": "class-to-image on scikit-learn's handwritten digits, 32x32 grey",
     "shapes-t2i-shuffle": "text-to-image on shapes, 64x64 (Token-Shuffle s=2 over the VQ codes, "
