@@ -100,6 +100,7 @@ class ARImagePipeline(PipelineSurface):
                 f"condition tokenizer's vocab_size {condition_tokenizer.vocab_size}"
             )
         self.scorer_vq = None if scorer_vq is None else scorer_vq.eval()
+        self.scorer_id_map = None  # set by check_scorer
         if scorer_vq is not None and scorer is None:
             raise ValueError("scorer_vq is the tokenizer a scorer reads; got no scorer")
         self.scorer = None if scorer is None else self.check_scorer(scorer).eval()
@@ -200,9 +201,9 @@ class ARImagePipeline(PipelineSurface):
         return self
 
     def save_pretrained(self, folder: str | Path) -> Path:
-        """Write ``model_index.json``, ``transformer/``, ``vq/`` (safetensors + JSON config),
-        a learned text tokenizer's ``tokenizer.json`` and the training recipe as
-        ``training_config.yaml``."""
+        """Write ``model_index.json``, ``transformer/``, ``vq/`` (safetensors + JSON config;
+        ``scorer/`` and ``scorer_vq/`` when the pipeline has them), a learned text tokenizer's
+        ``tokenizer.json`` and the training recipe as ``training_config.yaml``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         save_module(self.transformer, folder / "transformer")
