@@ -126,7 +126,7 @@ def main() -> None:
                 target.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(source / relative, target / relative)
         shared = {}
-        optional = [name for name in ("scorer", "scorer_vq") if (source / name).is_dir()]
+        optional = [n for n in pipeline_class.optional_components if (source / n).is_dir()]
         for component in ("transformer", "vq", *optional):
             copy_component(source / component, target / component, args.weights_dtype)
             twin = identical_builtin_component(target / component, args.name)

@@ -63,6 +63,8 @@ class ARImagePipeline(PipelineSurface):
     condition_key: ClassVar[str]
     #: key of ``image_size`` in model_index.json (an audio pipeline's clip length in samples)
     size_key: ClassVar[str] = "image_size"
+    #: components a pipeline may lack (saved, indexed and loaded only when present)
+    optional_components: ClassVar[tuple[str, ...]] = ("scorer", "scorer_vq")
 
     def __init__(
         self,
@@ -208,7 +210,7 @@ class ARImagePipeline(PipelineSurface):
         folder.mkdir(parents=True, exist_ok=True)
         save_module(self.transformer, folder / "transformer")
         save_module(self.vq, folder / "vq")
-        for name in ("scorer", "scorer_vq"):
+        for name in self.optional_components:
             if getattr(self, name) is not None:
                 save_module(getattr(self, name), folder / name)
         if "file" in self.condition_tokenizer.config:  # a learned vocabulary: tokenizer.json
@@ -233,7 +235,7 @@ class ARImagePipeline(PipelineSurface):
             "sampling": to_dict(self.sampling),
             "transformer": class_spec(type(self.transformer)),
             "vq": class_spec(type(self.vq)),
-            **{name: class_spec(type(getattr(self, name))) for name in ("scorer", "scorer_vq")
+            **{name: class_spec(type(getattr(self, name))) for name in self.optional_components
                if getattr(self, name) is not None},
         }  # fmt: skip
 
@@ -277,7 +279,7 @@ class ARImagePipeline(PipelineSurface):
             scorer, scorer_vq = (
                 load_component(component_folder(folder, name), torch_dtype=torch_dtype,
                                spec=index[name]) if name in index else None
-                for name in ("scorer", "scorer_vq")
+                for name in cls.optional_components
             )  # fmt: skip
             pipe = cls(
                 transformer,
